@@ -1,0 +1,240 @@
+// The one configuration schema: the source of the Config type, the runtime check at load,
+// and config/schema.json for editors (`npm run schema` writes it; a test keeps it current).
+import { z } from 'zod';
+import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts';
+import { logLevels } from '../log.ts';
+import { durationPattern, parseDuration } from './duration.ts';
+
+const durationMessage = 'must be a duration like 500ms, 30s, 5m, 1h or 7d';
+
+/** A duration string (`500ms`, `30s`, `5m`, `1h`, `7d`) or 0, read as milliseconds. */
+const duration = z
+  .union([z.literal(0), z.string().regex(durationPattern, { error: durationMessage })], {
+    error: durationMessage,
+  })
+  .transform((value) => parseDuration(value));
+
+/** A positive duration: 0 makes no sense for a timeout. */
+const positiveDuration = z
+  .string({ error: durationMessage })
+  .regex(durationPattern, { error: durationMessage })
+  .transform((value) => parseDuration(value))
+  .refine((ms) => ms > 0, { error: 'must be longer than 0' });
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value.replaceAll('{listing}', 'listing'));
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** An absolute http(s) URL. */
+const httpUrl = z
+  .string({ error: 'must be an http:// or https:// URL' })
+  .regex(/^https?:\/\/\S+$/i, { error: 'must be an http:// or https:// URL' })
+  .refine(isHttpUrl, { error: 'must be an http:// or https:// URL' });
+
+/** `host:port`, `[v6]:port`; port 0 asks the system for a free port. */
+const listenAddress = z
+  .string({ error: 'must be host:port, e.g. 127.0.0.1:8080' })
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+    error: 'must be host:port, e.g. 127.0.0.1:8080',
+  })
+  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, {
+    error: 'port must be 0-65535',
+  });
+
+/** A path pattern with exactly one `{listing}` capture. */
+function pathPattern(what: string) {
+  return z
+    .string({ error: `must be a ${what} path pattern such as /calendar/{listing}.ics` })
+    .superRefine((value, ctx) => {
+      const compiled = compilePathPattern(value);
+      if (isPathPatternError(compiled)) ctx.addIssue({ code: 'custom', message: compiled.error });
+    });
+}
+
+const listingId = z
+  .string()
+  .regex(/^[A-Za-z0-9._~-]+$/, { error: 'listing ids may use letters, digits, . _ ~ and -' });
+
+const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], {
+  error: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+});
+
+const peer = z
+  .strictObject({
+    name: z.string().min(1).optional().describe('Label for logs, metrics and status.'),
+    url: httpUrl.describe(
+      "The peer's .ics feed for this listing: read when pushed, notified on change.",
+    ),
+    notify: z.boolean().default(true).describe('Send iPP HEAD notifications to url.'),
+  })
+  .describe('Another platform connected to this listing.');
+
+const listing = z
+  .strictObject({
+    feed: z
+      .string()
+      .regex(/^\/\S*$/, { error: 'must be a path (and query) starting with /' })
+      .optional()
+      .describe('Explicit own feed path and query; default: the first feeds pattern.'),
+    peers: z.array(peer).default([]).describe('Platforms connected to this listing.'),
+  })
+  .describe('One listing of the connection map.');
+
+const feedPattern = z
+  .strictObject({
+    path: pathPattern('feed').describe(
+      'Upstream path of a calendar feed; {listing} captures one segment.',
+    ),
+  })
+  .describe('A calendar feed path pattern.');
+
+const trigger = z
+  .strictObject({
+    method: httpMethod.default('POST').describe('HTTP method of the proxied request.'),
+    path: pathPattern('trigger').describe(
+      'Path pattern; {listing} captures the listing, * one segment, ** the rest.',
+    ),
+  })
+  .describe('A proxied request that likely changed a listing.');
+
+/** The whole configuration file, as validated at load. */
+export const configSchema = z
+  .strictObject({
+    listen: listenAddress.default('127.0.0.1:8080').describe('host:port the sidecar listens on.'),
+    upstream: httpUrl
+      .refine(
+        (value) => {
+          const url = new URL(value);
+          return (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash;
+        },
+        { error: 'must be an origin (scheme://host:port) without path or query' },
+      )
+      .describe('Base URL of the unmodified platform.'),
+    publicBaseUrl: httpUrl
+      .optional()
+      .describe('Base of absolute URLs in Link headers; default: from the request.'),
+    store: z
+      .string()
+      .min(1)
+      .default('./data/icalpush.db')
+      .describe('`memory`, or a file path for the durable embedded store (relative to this file).'),
+    feeds: z
+      .array(feedPattern)
+      .min(1, { error: 'needs at least one feed pattern' })
+      .describe('Which upstream paths are calendar feeds.'),
+    listings: z
+      .record(listingId, listing)
+      .default({})
+      .describe('The connection map: listing id -> peers.'),
+    push: z
+      .strictObject({
+        debounce: duration
+          .prefault('5m')
+          .describe('Inbound HEAD: at most one peer read + refresh per listing per window.'),
+        watch: duration
+          .prefault('60s')
+          .describe('Re-read own feeds this often to catch primary changes (0 = off).'),
+        triggers: z
+          .array(trigger)
+          .default([])
+          .describe('Proxied requests that likely changed a listing.'),
+        userAgent: z
+          .string()
+          .min(1)
+          .default('iPP/0.1')
+          .describe('Prefix of the User-Agent of outbound notifications.'),
+      })
+      .prefault({})
+      .describe('Push: notifications out and in.'),
+    refresh: z
+      .strictObject({
+        method: httpMethod.default('POST').describe('HTTP method of the refresh call.'),
+        url: httpUrl.describe(
+          'URL that makes the upstream re-import a listing; {listing} is replaced.',
+        ),
+        headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers.'),
+        timeout: positiveDuration.prefault('10s').describe('How long the refresh call may take.'),
+      })
+      .optional()
+      .describe('How to make the upstream re-import a listing now.'),
+    hooks: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Accept X-ICALHOOKS-URL subscriptions.'),
+        allowPrivateNetworks: z
+          .boolean()
+          .default(false)
+          .describe('Allow hook URLs on private addresses (tests only).'),
+        maxPerFeed: z.int().min(1).max(10000).default(100).describe('Subscriptions kept per feed.'),
+      })
+      .prefault({})
+      .describe('iCal Hooks one-shot subscriptions.'),
+    admin: z
+      .strictObject({
+        token: z
+          .string()
+          .min(1, { error: 'must not be empty (remove the key to serve admin to loopback only)' })
+          .optional()
+          .describe('Bearer token for /_icalpush/ admin routes.'),
+      })
+      .prefault({})
+      .describe('Admin endpoints under /_icalpush/.'),
+    timeouts: z
+      .strictObject({
+        connect: positiveDuration.prefault('5s').describe('TCP connect to the upstream.'),
+        upstream: positiveDuration
+          .prefault('30s')
+          .describe(
+            "Wait for the upstream's response headers, and the longest pause inside a body.",
+          ),
+        shutdown: positiveDuration
+          .prefault('10s')
+          .describe('On SIGTERM: how long in-flight requests may take to finish.'),
+      })
+      .prefault({})
+      .describe('Timeouts of the passthrough and of shutdown.'),
+    log: z
+      .strictObject({
+        level: z.enum(logLevels).default('info').describe('Lowest level written.'),
+      })
+      .prefault({})
+      .describe('Logging.'),
+  })
+  .superRefine((config, ctx) => {
+    const patterns = config.feeds.map((feed) => compilePathPattern(feed.path));
+    for (const [id, entry] of Object.entries(config.listings)) {
+      if (entry.feed === undefined) continue;
+      const path = entry.feed.split('?')[0] ?? '';
+      const matched = patterns.some((p) => !isPathPatternError(p) && p.match(path)?.listing === id);
+      if (!matched) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listings', id, 'feed'],
+          message: `must match a feeds pattern with {listing} = ${id}`,
+        });
+      }
+    }
+    for (const [id, entry] of Object.entries(config.listings)) {
+      const seen = new Map<string, number>();
+      entry.peers.forEach((p, i) => {
+        const first = seen.get(p.url);
+        if (first === undefined) seen.set(p.url, i);
+        else {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listings', id, 'peers', i, 'url'],
+            message: `duplicates peers[${first}].url`,
+          });
+        }
+      });
+    }
+  });
+
+/** The configuration after validation: durations in milliseconds, defaults filled in. */
+export type Config = z.output<typeof configSchema>;
+/** The configuration as written in the file. */
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,38 @@
+// The one error type of icalpush and the one table that maps its codes to HTTP answers.
+// Callers branch on `err.code`, never on `instanceof` (house style, after undici).
+
+/** Every error code icalpush raises; codes are never reused for another meaning. */
+export const errorCodes = {
+  CONFIG_INVALID: { status: 500, text: 'invalid configuration' },
+  CONFIG_UNREADABLE: { status: 500, text: 'configuration file unreadable' },
+  UPSTREAM_UNREACHABLE: { status: 502, text: 'upstream unreachable' },
+  UPSTREAM_TIMEOUT: { status: 504, text: 'upstream timed out' },
+  UPSTREAM_PROTOCOL: { status: 502, text: 'upstream answered badly' },
+  CLIENT_ABORTED: { status: 499, text: 'client closed the request' },
+  STORE_UNAVAILABLE: { status: 503, text: 'store unavailable' },
+  ADMIN_NOT_FOUND: { status: 404, text: 'not found' },
+  SHUTTING_DOWN: { status: 503, text: 'shutting down' },
+} as const satisfies Record<string, { status: number; text: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+/** An error with a stable `code`; `cause` keeps the library error it wraps. */
+export class IcalpushError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IcalpushError';
+    this.code = code;
+  }
+
+  /** The HTTP status this error maps to when it ends a request. */
+  get status(): number {
+    return errorCodes[this.code].status;
+  }
+}
+
+/** True when `err` is an IcalpushError carrying `code`. */
+export function hasCode(err: unknown, code: ErrorCode): err is IcalpushError {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}

@@ -1,0 +1,58 @@
+// Structured logs: one JSON line per event, object first, a constant message, secrets redacted.
+import pino from 'pino';
+
+/** The logger type every module receives. */
+export type Logger = pino.Logger;
+
+/** Log levels an operator may choose in the config. */
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+/** Header paths that never reach a log line in clear text. */
+export const redactedPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'req.headers["x-icalhooks-url"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
+];
+
+/**
+ * Removes query-string values from a request target for logging: feed URLs carry their
+ * secret in the query (`/ical/123.ics?s=…`), so only parameter names are kept.
+ */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const parts = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq === -1 ? pair : `${pair.slice(0, eq)}=[REDACTED]`;
+    });
+  return `${url.slice(0, q)}?${parts.join('&')}`;
+}
+
+/** Options for createLogger. */
+export type LoggerOptions = {
+  level?: LogLevel;
+  /** Where lines go; default stdout. Tests pass a stream to read the lines back. */
+  destination?: pino.DestinationStream;
+};
+
+/** Creates the process logger. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: { name: 'icalpush' },
+      redact: { paths: redactedPaths, censor: '[REDACTED]' },
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}

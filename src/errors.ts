@@ -12,6 +12,7 @@ export const errorCodes = {
   STORE_UNAVAILABLE: { status: 503, text: 'store unavailable' },
   ADMIN_NOT_FOUND: { status: 404, text: 'not found' },
   SHUTTING_DOWN: { status: 503, text: 'shutting down' },
+  INTERNAL_ERROR: { status: 500, text: 'internal error' },
 } as const satisfies Record<string, { status: number; text: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

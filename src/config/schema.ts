@@ -7,17 +7,24 @@ import { durationPattern, parseDuration } from './duration.ts';
 
 const durationMessage = 'must be a duration like 500ms, 30s, 5m, 1h or 7d';
 
+/** YAML reads `30` as a number: say that the unit is what is missing. */
+function durationError(issue: { input?: unknown }): string {
+  return typeof issue.input === 'number' && issue.input !== 0
+    ? `${durationMessage} (a bare number has no unit: write 30s, not 30)`
+    : durationMessage;
+}
+
 /** A duration string (`500ms`, `30s`, `5m`, `1h`, `7d`) or 0, read as milliseconds. */
 const duration = z
   .union([z.literal(0), z.string().regex(durationPattern, { error: durationMessage })], {
-    error: durationMessage,
+    error: durationError,
   })
   .transform((value) => parseDuration(value));
 
 /** A positive duration: 0 makes no sense for a timeout. */
 const positiveDuration = z
-  .string({ error: durationMessage })
-  .regex(durationPattern, { error: durationMessage })
+  .string({ error: durationError })
+  .regex(durationPattern, { error: durationMessage, abort: true })
   .transform((value) => parseDuration(value))
   .refine((ms) => ms > 0, { error: 'must be longer than 0' });
 
@@ -30,17 +37,20 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
-/** An absolute http(s) URL. */
+const urlMessage = 'must be an http:// or https:// URL';
+
+/** An absolute http(s) URL; `abort` keeps one bad value from being reported twice. */
 const httpUrl = z
-  .string({ error: 'must be an http:// or https:// URL' })
-  .regex(/^https?:\/\/\S+$/i, { error: 'must be an http:// or https:// URL' })
-  .refine(isHttpUrl, { error: 'must be an http:// or https:// URL' });
+  .string({ error: urlMessage })
+  .regex(/^https?:\/\/\S+$/i, { error: urlMessage, abort: true })
+  .refine(isHttpUrl, { error: urlMessage, abort: true });
 
 /** `host:port`, `[v6]:port`; port 0 asks the system for a free port. */
 const listenAddress = z
   .string({ error: 'must be host:port, e.g. 127.0.0.1:8080' })
   .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
     error: 'must be host:port, e.g. 127.0.0.1:8080',
+    abort: true,
   })
   .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, {
     error: 'port must be 0-65535',
@@ -56,9 +66,14 @@ function pathPattern(what: string) {
     });
 }
 
-const listingId = z
-  .string()
-  .regex(/^[A-Za-z0-9._~-]+$/, { error: 'listing ids may use letters, digits, . _ ~ and -' });
+const listingId = z.string().regex(/^[A-Za-z0-9._~-]+$/, {
+  error: 'is not a usable listing id: use letters, digits, . _ ~ and -',
+});
+
+/** RFC 9110 §5.6.2 token: undici refuses any other header name at request time. */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, {
+  error: 'is not a valid HTTP header name',
+});
 
 const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], {
   error: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
@@ -109,6 +124,8 @@ export const configSchema = z
     upstream: httpUrl
       .refine(
         (value) => {
+          // httpUrl aborts on unparsable values, but a refine must never throw.
+          if (!URL.canParse(value)) return false;
           const url = new URL(value);
           return (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash;
         },
@@ -157,7 +174,7 @@ export const configSchema = z
         url: httpUrl.describe(
           'URL that makes the upstream re-import a listing; {listing} is replaced.',
         ),
-        headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers.'),
+        headers: z.record(headerName, z.string()).default({}).describe('Extra request headers.'),
         timeout: positiveDuration.prefault('10s').describe('How long the refresh call may take.'),
       })
       .optional()
@@ -204,35 +221,53 @@ export const configSchema = z
       .prefault({})
       .describe('Logging.'),
   })
-  .superRefine((config, ctx) => {
-    const patterns = config.feeds.map((feed) => compilePathPattern(feed.path));
-    for (const [id, entry] of Object.entries(config.listings)) {
-      if (entry.feed === undefined) continue;
-      const path = entry.feed.split('?')[0] ?? '';
-      const matched = patterns.some((p) => !isPathPatternError(p) && p.match(path)?.listing === id);
-      if (!matched) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['listings', id, 'feed'],
-          message: `must match a feeds pattern with {listing} = ${id}`,
+  .superRefine(
+    (value, ctx) => {
+      // Runs even when other keys are invalid (`when`), so that every problem is reported in
+      // one pass; the value may then be partly unvalidated, hence the shape checks.
+      const config = value as unknown as Record<string, unknown>;
+      if (typeof config !== 'object' || config === null) return;
+      const feeds = Array.isArray(config.feeds) ? (config.feeds as unknown[]) : [];
+      const patterns = feeds.flatMap((feed) => {
+        const path = (feed as { path?: unknown } | null)?.path;
+        if (typeof path !== 'string') return [];
+        const compiled = compilePathPattern(path);
+        return isPathPatternError(compiled) ? [] : [compiled];
+      });
+      const listings =
+        typeof config.listings === 'object' && config.listings !== null ? config.listings : {};
+      for (const [id, entry] of Object.entries(listings)) {
+        const { feed, peers } = (entry ?? {}) as { feed?: unknown; peers?: unknown };
+        // Without one usable pattern there is nothing to match against; feeds reports why.
+        if (typeof feed === 'string' && patterns.length > 0) {
+          const path = feed.split('?')[0] ?? '';
+          if (!patterns.some((p) => p.match(path)?.listing === id)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['listings', id, 'feed'],
+              message: `must match a feeds pattern with {listing} = ${id}`,
+            });
+          }
+        }
+        if (!Array.isArray(peers)) continue;
+        const seen = new Map<string, number>();
+        peers.forEach((p: unknown, i) => {
+          const url = (p as { url?: unknown } | null)?.url;
+          if (typeof url !== 'string') return;
+          const first = seen.get(url);
+          if (first === undefined) seen.set(url, i);
+          else {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['listings', id, 'peers', i, 'url'],
+              message: `duplicates peers[${first}].url`,
+            });
+          }
         });
       }
-    }
-    for (const [id, entry] of Object.entries(config.listings)) {
-      const seen = new Map<string, number>();
-      entry.peers.forEach((p, i) => {
-        const first = seen.get(p.url);
-        if (first === undefined) seen.set(p.url, i);
-        else {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['listings', id, 'peers', i, 'url'],
-            message: `duplicates peers[${first}].url`,
-          });
-        }
-      });
-    }
-  });
+    },
+    { when: () => true },
+  );
 
 /** The configuration after validation: durations in milliseconds, defaults filled in. */
 export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,159 @@
+// Passthrough benchmark: the same load against the upstream directly, through icalpush, and
+// through two bare proxies for calibration, side by side in one run. Every server and the
+// load generator run in their own process, so no two share an event loop.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const root = new URL('..', import.meta.url).pathname;
+const node = process.execPath;
+
+type Target = { name: string; url: string };
+
+async function startProcess(args: string[], children: ChildProcess[]): Promise<number> {
+  const child = spawn(node, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    const port = (JSON.parse(line) as { port?: number }).port;
+    if (port) return port;
+  }
+  throw new Error(`${args.join(' ')} exited before listening`);
+}
+
+async function startIcalpush(
+  upstream: string,
+  dir: string,
+  children: ChildProcess[],
+): Promise<number> {
+  const config = join(dir, 'bench.yaml');
+  await writeFile(
+    config,
+    `listen: 127.0.0.1:0\nupstream: ${upstream}\nstore: memory\nfeeds:\n  - path: /calendar/{listing}.ics\n`,
+  );
+  // Logs stay at the default level (a line per request) and go to a pipe we read: realistic cost.
+  const child = spawn(node, ['src/main.ts', 'serve', '--config', config], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    if (line.includes('"msg":"listening"')) {
+      const port = /"port":(\d+)/.exec(line)?.[1];
+      // keep draining the log pipe so the sidecar never blocks on it
+      lines.on('line', () => {});
+      return Number(port);
+    }
+  }
+  throw new Error('icalpush exited before listening');
+}
+
+type Throughput = { reqPerSec: number; p50Ms: number; p99Ms: number; errors: number };
+
+async function autocannon(url: string, seconds: number): Promise<Throughput> {
+  const bin = join(root, 'node_modules/autocannon/autocannon.js');
+  const child = spawn(node, [bin, '-c', '50', '-d', String(seconds), '-j', url], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  await once(child, 'exit');
+  const r = JSON.parse(out) as {
+    requests: { average: number };
+    latency: { p50: number; p99: number };
+    errors: number;
+    non2xx: number;
+  };
+  return {
+    reqPerSec: r.requests.average,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    errors: r.errors + r.non2xx,
+  };
+}
+
+type Fixed = { p50Ms: number; p99Ms: number; sent: number; errors: number };
+
+async function fixedRate(url: string, rate: number, seconds: number): Promise<Fixed> {
+  const child = spawn(node, ['bench/fixtures/rate-load.ts', url, String(rate), String(seconds)], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  await once(child, 'exit');
+  return JSON.parse(out) as Fixed;
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+/** Runs the passthrough benchmark and returns its table as text. */
+export async function main(options: { seconds?: number } = {}): Promise<string> {
+  const seconds = options.seconds ?? Number(process.env.BENCH_SECONDS ?? 10);
+  const children: ChildProcess[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'icalpush-bench-'));
+  try {
+    const upstreamPort = await startProcess(['bench/fixtures/upstream.ts'], children);
+    const upstream = `http://127.0.0.1:${upstreamPort}`;
+    const targets: Target[] = [
+      { name: 'direct', url: upstream },
+      {
+        name: 'bare undici pipe',
+        url: `http://127.0.0.1:${await startProcess(['bench/fixtures/bare-undici.ts', upstream], children)}`,
+      },
+      {
+        name: 'bare http-proxy-3',
+        url: `http://127.0.0.1:${await startProcess(['bench/fixtures/bare-http-proxy.ts', upstream], children)}`,
+      },
+      { name: 'icalpush', url: `http://127.0.0.1:${await startIcalpush(upstream, dir, children)}` },
+    ];
+    const rows: string[] = [];
+    rows.push('| path | size | req/s (50 conns) | p50 ms | p99 ms | × direct | × bare undici |');
+    rows.push('|---|---|---:|---:|---:|---:|---:|');
+    for (const size of ['small', 'large'] as const) {
+      const results = new Map<string, Throughput>();
+      for (const target of targets) {
+        // warm-up, then the measured run
+        await autocannon(`${target.url}/${size}`, 2);
+        results.set(target.name, await autocannon(`${target.url}/${size}`, seconds));
+      }
+      const direct = results.get('direct')!.reqPerSec;
+      const bare = results.get('bare undici pipe')!.reqPerSec;
+      for (const target of targets) {
+        const r = results.get(target.name)!;
+        rows.push(
+          `| ${target.name} | ${size === 'small' ? '≈400 B' : '200 KB'} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.reqPerSec / direct, 2)} | ${fmt(r.reqPerSec / bare, 2)} |${r.errors ? ` ${r.errors} errors` : ''}`,
+        );
+      }
+    }
+    const rate = 500;
+    const direct = await fixedRate(`${targets[0]!.url}/small`, rate, seconds);
+    const sidecar = await fixedRate(`${targets[3]!.url}/small`, rate, seconds);
+    rows.push('');
+    rows.push(`| at ${rate} req/s, ≈400 B | p50 ms | p99 ms | errors |`);
+    rows.push('|---|---:|---:|---:|');
+    rows.push(`| direct | ${fmt(direct.p50Ms, 2)} | ${fmt(direct.p99Ms, 2)} | ${direct.errors} |`);
+    rows.push(
+      `| icalpush | ${fmt(sidecar.p50Ms, 2)} | ${fmt(sidecar.p99Ms, 2)} | ${sidecar.errors} |`,
+    );
+    rows.push(
+      `| added by icalpush | ${fmt(sidecar.p50Ms - direct.p50Ms, 2)} | ${fmt(sidecar.p99Ms - direct.p99Ms, 2)} | |`,
+    );
+    return rows.join('\n');
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) {
+  process.stdout.write(`${await main()}\n`);
+}

@@ -1,0 +1,16 @@
+// `npm run bench`: every benchmark, one after another, each printing its table.
+// `npm run bench -- passthrough` (or `store`) runs one. Not part of the test suite.
+import { main as passthrough } from './passthrough.ts';
+import { main as store } from './store.ts';
+
+const benches: Record<string, () => Promise<string>> = { passthrough, store };
+const chosen = process.argv.slice(2);
+for (const name of chosen.length ? chosen : Object.keys(benches)) {
+  const bench = benches[name];
+  if (!bench) {
+    process.stderr.write(`unknown bench ${name}; one of: ${Object.keys(benches).join(', ')}\n`);
+    process.exitCode = 2;
+    break;
+  }
+  process.stdout.write(`\n## ${name}\n\n${await bench()}\n`);
+}

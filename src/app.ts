@@ -1,0 +1,128 @@
+// The composition root: builds every part from the validated config and the injected
+// dependencies, and owns their shutdown. Tests build the app exactly the same way.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { type Clock, systemClock } from './clock.ts';
+import type { Config } from './config/schema.ts';
+import { createAdminHandler } from './http/admin.ts';
+import { createPassthrough } from './http/proxy.ts';
+import { createRouter, type Route } from './http/router.ts';
+import { createHttpServer } from './http/server.ts';
+import { createUpstreamPool } from './http/upstream.ts';
+import { type Logger, redactUrl } from './log.ts';
+import type { Store } from './store/store.ts';
+
+/** What the app is given rather than builds: the store, the logger and the clock. */
+export type AppDeps = {
+  store: Store;
+  logger: Logger;
+  clock?: Clock;
+};
+
+/** A built app. */
+export type App = {
+  readonly server: Server;
+  /** Binds `config.listen`; resolves with the bound address and its base URL. */
+  listen(): Promise<{ host: string; port: number; url: string }>;
+  /** Graceful shutdown: drain in-flight requests (bounded), close the upstream pool and the store. */
+  close(): Promise<void>;
+};
+
+/** Splits `host:port` / `[v6]:port`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(listen.slice(colon + 1)) };
+}
+
+/** Builds the app from a validated config; nothing listens until listen(). */
+export function createApp(config: Config, deps: AppDeps): App {
+  const { logger, store } = deps;
+  const clock = deps.clock ?? systemClock;
+  const upstream = createUpstreamPool({
+    origin: new URL(config.upstream).origin,
+    connectTimeoutMs: config.timeouts.connect,
+    timeoutMs: config.timeouts.upstream,
+  });
+  const passthrough = createPassthrough(upstream);
+  const router = createRouter(config.feeds.map((feed) => feed.path));
+  let closePromise: Promise<void> | undefined;
+
+  const http = createHttpServer({
+    logger,
+    onRequest: handle,
+    onUpgrade(req, socket, head) {
+      const route = router.route(req.url ?? '/');
+      if (route.kind === 'admin') {
+        socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
+      passthrough.upgrade(req, socket, head, (err) => {
+        logger.warn(
+          { err, req: { method: req.method, url: redactUrl(req.url ?? '') } },
+          'upgrade failed',
+        );
+      });
+    },
+  });
+  const admin = createAdminHandler({ store, isClosing: http.isClosing });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const startedAt = clock.now();
+    const route = router.route(req.url ?? '/');
+    // Read now: once the answer is sent, the socket may already serve the next request.
+    const fields = requestFields(req, route);
+    let errorCode: string | undefined;
+    if (route.kind === 'admin') {
+      await admin(req, res, route.path);
+    } else {
+      // Feed paths pass through like everything else until the feed engine serves them.
+      const outcome = await passthrough.web(req, res);
+      if (!outcome.ok) {
+        errorCode = outcome.error.code;
+        if (outcome.error.code !== 'CLIENT_ABORTED') {
+          logger.warn({ err: outcome.error, req: fields }, 'upstream error');
+        }
+      }
+    }
+    logger.info(
+      {
+        req: fields,
+        res: { statusCode: res.statusCode },
+        durationMs: clock.now() - startedAt,
+        ...(errorCode === undefined ? {} : { errCode: errorCode }),
+      },
+      'request',
+    );
+  }
+
+  return {
+    server: http.server,
+    async listen() {
+      const { host, port } = parseListen(config.listen);
+      const bound = await http.listen(host, port);
+      const urlHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
+      logger.info({ listen: bound, upstream: upstream.origin, store: store.kind }, 'listening');
+      return { ...bound, url: `http://${urlHost}:${bound.port}` };
+    },
+    close() {
+      closePromise ??= (async () => {
+        const { unfinished } = await http.drain(config.timeouts.shutdown);
+        if (unfinished > 0) logger.warn({ unfinished }, 'shutdown cut in-flight requests');
+        await upstream.destroy();
+        await store.close();
+        logger.info({}, 'closed');
+      })();
+      return closePromise;
+    },
+  };
+}
+
+function requestFields(req: IncomingMessage, route: Route) {
+  return {
+    method: req.method,
+    url: redactUrl(req.url ?? ''),
+    route: route.kind,
+    ...(route.kind === 'feed' ? { listing: route.listing } : {}),
+    remote: req.socket.remoteAddress,
+  };
+}

@@ -1,0 +1,62 @@
+// The command line (commander): `serve` and `check`, each with --config and --help.
+// Commands return what happened; only main.ts exits the process or handles signals.
+import { Command } from 'commander';
+import pkg from '../../package.json' with { type: 'json' };
+import { runCheck } from './check.ts';
+import { type RunningServer, runServe } from './serve.ts';
+
+/** Where a command writes, and the environment it reads. */
+export type CliIo = {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: Record<string, string | undefined>;
+};
+
+/** What a command left for main.ts: an exit code, or a running server to stop on a signal. */
+export type CliOutcome = { exitCode: number } | { running: RunningServer };
+
+/** The default --config: $ICALPUSH_CONFIG, then ./proxy.yaml. */
+export function defaultConfigPath(env: Record<string, string | undefined>): string {
+  return env.ICALPUSH_CONFIG || './proxy.yaml';
+}
+
+/** Parses `argv` (without node and script) and runs the chosen command. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOutcome> {
+  let outcome: CliOutcome = { exitCode: 0 };
+  const configHelp = 'configuration file (default: $ICALPUSH_CONFIG, then ./proxy.yaml)';
+  const program = new Command()
+    .name('icalpush')
+    .description(pkg.description)
+    .version(pkg.version, '-V, --version', 'print the version')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run the sidecar until SIGINT/SIGTERM')
+    .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
+    .action(async (options: { config: string }) => {
+      outcome = await runServe(options.config, io);
+    });
+
+  program
+    .command('check')
+    .description('validate a configuration and print a summary, or every problem found')
+    .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
+    .action(async (options: { config: string }) => {
+      outcome = { exitCode: await runCheck(options.config, io) };
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    // commander's own exits (--help, --version, usage errors) arrive here via exitOverride.
+    const exitCode = (err as { exitCode?: number }).exitCode;
+    if (typeof exitCode === 'number') return { exitCode };
+    throw err;
+  }
+  return outcome;
+}

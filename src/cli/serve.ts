@@ -1,0 +1,55 @@
+// `icalpush serve`: load and validate the config, open the store, build the app and listen.
+// Nothing listens unless the configuration is valid and the store opened.
+import { createApp } from '../app.ts';
+import { formatProblems, loadConfigFile } from '../config/load.ts';
+import { createLogger } from '../log.ts';
+import { openStore } from '../store/open-store.ts';
+import type { CliIo } from './program.ts';
+
+/** A listening sidecar, for main.ts to stop on a signal. */
+export type RunningServer = {
+  url: string;
+  /** Graceful shutdown; resolves when everything is closed. */
+  close(): Promise<void>;
+};
+
+/** Starts the sidecar; an exit code when it could not start. */
+export async function runServe(
+  configPath: string,
+  io: CliIo,
+): Promise<{ exitCode: number } | { running: RunningServer }> {
+  const result = await loadConfigFile(configPath, io.env);
+  if (!result.ok) {
+    io.stderr.write(`${configPath}: invalid configuration\n`);
+    io.stderr.write(`${formatProblems(result.problems, configPath)}\n`);
+    return { exitCode: 1 };
+  }
+  const { config } = result;
+  const logger = createLogger({ level: config.log.level });
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore(config.store);
+  } catch (err) {
+    logger.fatal({ err }, 'store unavailable');
+    logger.flush();
+    return { exitCode: 1 };
+  }
+  const app = createApp(config, { store, logger });
+  try {
+    const { url } = await app.listen();
+    return {
+      running: {
+        url,
+        close: async () => {
+          await app.close();
+          logger.flush();
+        },
+      },
+    };
+  } catch (err) {
+    logger.fatal({ err, listen: config.listen }, 'cannot listen');
+    await app.close();
+    logger.flush();
+    return { exitCode: 1 };
+  }
+}

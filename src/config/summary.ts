@@ -1,0 +1,126 @@
+// The one-screen summary `icalpush check` prints for a valid configuration. It is read on
+// terminals and pasted into tickets, so it never shows a secret: no tokens, no header
+// values, no query values or passwords in URLs.
+import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts';
+import { redactUrl } from '../log.ts';
+import type { Config } from './schema.ts';
+
+const maxListings = 20;
+const maxPeers = 5;
+
+/** A short human summary of `config`, one line per setting, listing and peer. */
+export function summarizeConfig(config: Config, sourceName: string): string {
+  const lines: string[] = [`${sourceName}: valid configuration`];
+  // Aligned columns; a label longer than the column still gets one space.
+  const row = (label: string, value: string, indent = 2) =>
+    lines.push(`${' '.repeat(indent)}${label.padEnd(17 - indent)} ${value}`);
+
+  row('listen', config.listen);
+  row('upstream', redactSecrets(config.upstream));
+  row(
+    'publicBaseUrl',
+    config.publicBaseUrl === undefined
+      ? "(from each request's Host)"
+      : redactSecrets(config.publicBaseUrl),
+  );
+  row(
+    'store',
+    config.store === 'memory' ? 'memory (not durable: lost on restart)' : `${config.store} (file)`,
+  );
+  row('feeds', config.feeds.map((feed) => feed.path).join(', '));
+
+  const listings = Object.entries(config.listings);
+  const derive = compilePathPattern(config.feeds[0]?.path ?? '');
+  lines.push(`listings: ${listings.length}`);
+  if (listings.length === 0)
+    lines.push('  (none: inbound HEADs are acknowledged, nothing is pushed)');
+  for (const [id, listing] of listings.slice(0, maxListings)) {
+    const feed =
+      listing.feed !== undefined
+        ? `${redactUrl(listing.feed)} (explicit)`
+        : isPathPatternError(derive)
+          ? '(no feed)'
+          : derive.expand(id);
+    row(id, `feed ${feed}`);
+    if (listing.peers.length === 0) lines.push('    no peers');
+    for (const peer of listing.peers.slice(0, maxPeers)) {
+      const label = peer.name ?? hostOf(peer.url);
+      row(label, `${redactSecrets(peer.url)}  notify ${peer.notify ? 'on' : 'off'}`, 4);
+    }
+    if (listing.peers.length > maxPeers) {
+      lines.push(`    … and ${listing.peers.length - maxPeers} more peers`);
+    }
+  }
+  if (listings.length > maxListings) {
+    lines.push(`  … and ${listings.length - maxListings} more listings`);
+  }
+
+  lines.push('push');
+  row('debounce', formatDuration(config.push.debounce));
+  row('watch', config.push.watch === 0 ? 'off' : formatDuration(config.push.watch));
+  row(
+    'triggers',
+    config.push.triggers.length === 0
+      ? 'none'
+      : config.push.triggers.map((t) => `${t.method} ${t.path}`).join(', '),
+  );
+  row('userAgent', config.push.userAgent);
+
+  const { refresh, hooks, timeouts } = config;
+  if (refresh === undefined)
+    row('refresh', 'none (peers are read, the upstream imports on its own)', 0);
+  else {
+    // Header values are credentials (Authorization): only their names are shown.
+    const headers = Object.keys(refresh.headers);
+    const parts = [
+      `${refresh.method} ${redactSecrets(refresh.url)}`,
+      headers.length > 0 ? `headers: ${headers.join(', ')}` : 'no headers',
+      `timeout ${formatDuration(refresh.timeout)}`,
+    ];
+    row('refresh', parts.join(', '), 0);
+  }
+  row(
+    'hooks',
+    hooks.enabled
+      ? `enabled, at most ${hooks.maxPerFeed} per feed, private networks ${hooks.allowPrivateNetworks ? 'ALLOWED' : 'refused'}`
+      : 'disabled',
+    0,
+  );
+  row(
+    'admin',
+    config.admin.token === undefined
+      ? 'no token: admin routes served to loopback clients only'
+      : 'token set',
+    0,
+  );
+  row(
+    'timeouts',
+    `connect ${formatDuration(timeouts.connect)}, upstream ${formatDuration(timeouts.upstream)}, shutdown ${formatDuration(timeouts.shutdown)}`,
+    0,
+  );
+  row('log', config.log.level, 0);
+  return lines.join('\n');
+}
+
+const units: Array<[string, number]> = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+];
+
+/** Milliseconds back in the config's own notation, in the largest exact unit: 300000 → 5m. */
+function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const [unit, size] of units) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+/** Query values and userinfo removed: peer feed URLs carry their secret in one of them. */
+function redactSecrets(url: string): string {
+  return redactUrl(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1[REDACTED]@'));
+}
+
+function hostOf(url: string): string {
+  return URL.canParse(url) ? new URL(url).host : url;
+}

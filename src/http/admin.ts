@@ -1,0 +1,64 @@
+// Admin endpoints under /_icalpush/: liveness and readiness. Both are open: orchestrators
+// probe them without credentials (SPEC "Admin").
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IcalpushError } from '../errors.ts';
+import type { Store } from '../store/store.ts';
+import { sendError, sendJson } from './respond.ts';
+
+/** What the admin endpoints need to know about the running app. */
+export type AdminDeps = {
+  store: Store;
+  /** True once shutdown began: readiness fails so load balancers drain us. */
+  isClosing(): boolean;
+  /** Bound on the store round trip of readyz. */
+  readyTimeoutMs?: number;
+};
+
+/** Handles one request under the admin prefix. */
+export type AdminHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+) => Promise<void>;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Creates the admin handler. */
+export function createAdminHandler(deps: AdminDeps): AdminHandler {
+  const readyTimeoutMs = deps.readyTimeoutMs ?? 2_000;
+  return async (req, res, path) => {
+    if (path !== '/_icalpush/healthz' && path !== '/_icalpush/readyz') {
+      sendError(res, new IcalpushError('ADMIN_NOT_FOUND', 'no such admin endpoint'));
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
+      res.end();
+      return;
+    }
+    if (path === '/_icalpush/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (deps.isClosing()) {
+      sendJson(res, 503, { status: 'not ready', reason: 'shutting down' });
+      return;
+    }
+    try {
+      await withTimeout(deps.store.ping(), readyTimeoutMs);
+      sendJson(res, 200, { status: 'ready', store: deps.store.kind });
+    } catch {
+      sendJson(res, 503, {
+        status: 'not ready',
+        reason: 'store unreachable',
+        store: deps.store.kind,
+      });
+    }
+  };
+}

@@ -1,0 +1,181 @@
+// The transparent passthrough: requests stream to the upstream over the undici pool and answers
+// stream back unchanged. WebSocket and other Upgrade requests go through http-proxy-3, kept here.
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+import type { Dispatcher } from 'undici';
+import { hasCode, IcalpushError } from '../errors.ts';
+import { sendError } from './respond.ts';
+import { toUpstreamError, type UpstreamPool } from './upstream.ts';
+
+/** Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded. */
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  // Node answers `Expect: 100-continue` itself before the body is read; undici refuses it.
+  'expect',
+]);
+
+/** Names listed in a Connection header are hop-by-hop for this message too. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const tokens = (Array.isArray(value) ? value.join(',') : value)
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
+  return tokens.length ? new Set(tokens) : undefined;
+}
+
+function appendForwarded(existing: string | string[] | undefined, value: string): string {
+  if (existing === undefined || existing === '') return value;
+  return `${Array.isArray(existing) ? existing.join(', ') : existing}, ${value}`;
+}
+
+/** The request headers sent upstream: hop-by-hop removed, X-Forwarded-For/-Host/-Proto added. */
+export function forwardedRequestHeaders(req: IncomingMessage): Record<string, string | string[]> {
+  const extra = connectionTokens(req.headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || hopByHop.has(name) || extra?.has(name)) continue;
+    out[name] = value;
+  }
+  const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  out['x-forwarded-for'] = appendForwarded(
+    req.headers['x-forwarded-for'],
+    req.socket.remoteAddress ?? '',
+  );
+  out['x-forwarded-host'] = appendForwarded(
+    req.headers['x-forwarded-host'],
+    req.headers.host ?? '',
+  );
+  out['x-forwarded-proto'] = appendForwarded(req.headers['x-forwarded-proto'], proto);
+  return out;
+}
+
+/** The response headers sent to the client: hop-by-hop removed, repeated headers kept. */
+export function forwardedResponseHeaders(
+  headers: IncomingHttpHeaders,
+): Record<string, string | string[]> {
+  const extra = connectionTokens(headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || hopByHop.has(name) || extra?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** True when the request carries a body to stream (RFC 9112 §6.3). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** What became of one passed-through request. */
+export type PassthroughOutcome =
+  | { ok: true; statusCode: number }
+  | { ok: false; error: IcalpushError; statusCode?: number };
+
+/** The passthrough engine. */
+export type Passthrough = {
+  /** Streams `req` to the upstream and its answer to `res`; never throws, never rejects. */
+  web(req: IncomingMessage, res: ServerResponse): Promise<PassthroughOutcome>;
+  /** Tunnels an Upgrade request (WebSocket) to the upstream; errors close the socket. */
+  upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    onError: (err: IcalpushError) => void,
+  ): void;
+};
+
+/** Creates the passthrough to `upstream`. */
+export function createPassthrough(upstream: UpstreamPool): Passthrough {
+  // http-proxy-3 is only used for Upgrade tunnels; plain requests take the faster undici path.
+  const tunnel = createProxyServer({
+    target: upstream.origin,
+    ws: true,
+    xfwd: true,
+    proxyTimeout: upstream.timeoutMs,
+  });
+  // Errors are handled per call below; this listener only keeps a stray one from crashing us.
+  tunnel.on('error', () => {});
+
+  return {
+    web(req, res) {
+      return new Promise<PassthroughOutcome>((resolve) => {
+        // A dispatch handler of our own rather than pool.stream(): no AbortSignal per request
+        // (its EventTarget listeners cost more CPU than the rest of the proxy, measured).
+        let controller: Dispatcher.DispatchController | undefined;
+        let statusCode: number | undefined;
+        let settled = false;
+        const settle = (outcome: PassthroughOutcome) => {
+          if (settled) return;
+          settled = true;
+          res.off('close', onClose);
+          resolve(outcome);
+        };
+        const fail = (error: IcalpushError) => {
+          if (!res.destroyed) sendError(res, error);
+          settle({ ok: false, error, ...(statusCode === undefined ? {} : { statusCode }) });
+        };
+        // The client went away before its answer was complete: stop the upstream work too.
+        const onClose = () => {
+          if (res.writableFinished) return;
+          const error = new IcalpushError('CLIENT_ABORTED', 'client closed the request');
+          if (controller && !controller.aborted) controller.abort(error);
+          settle({ ok: false, error, ...(statusCode === undefined ? {} : { statusCode }) });
+        };
+        res.on('close', onClose);
+        upstream.pool.dispatch(
+          {
+            path: req.url ?? '/',
+            method: req.method ?? 'GET',
+            headers: forwardedRequestHeaders(req),
+            body: hasBody(req) ? req : null,
+          },
+          {
+            onRequestStart(c) {
+              controller = c;
+              if (res.destroyed)
+                c.abort(new IcalpushError('CLIENT_ABORTED', 'client closed the request'));
+            },
+            onResponseStart(_c, status, headers) {
+              // 1xx answers (103 Early Hints) are not relayed; the final answer follows.
+              if (status < 200) return;
+              statusCode = status;
+              res.writeHead(status, forwardedResponseHeaders(headers));
+            },
+            onResponseData(c, chunk) {
+              if (!res.write(chunk)) {
+                c.pause();
+                res.once('drain', () => c.resume());
+              }
+            },
+            onResponseEnd() {
+              res.end();
+              settle({ ok: true, statusCode: statusCode ?? 0 });
+            },
+            onResponseError(_c, err) {
+              if (settled) return;
+              fail(hasCode(err, 'CLIENT_ABORTED') ? err : toUpstreamError(err));
+            },
+          },
+        );
+      });
+    },
+    upgrade(req, socket, head, onError) {
+      tunnel.ws(req, socket, head, {}, (err) => {
+        onError(toUpstreamError(err));
+        socket.destroy();
+      });
+    },
+  };
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Entry point: argv → cli. The only place that exits the process or handles signals.
+import { runCli } from './cli/program.ts';
+
+const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+
+try {
+  const outcome = await runCli(process.argv.slice(2), io);
+  if ('exitCode' in outcome) {
+    process.exitCode = outcome.exitCode;
+  } else {
+    const { running } = outcome;
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`${signal}: shutting down\n`);
+      running.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`shutdown failed: ${String(err)}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  }
+} catch (err) {
+  process.stderr.write(
+    `icalpush: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+}

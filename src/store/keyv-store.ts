@@ -1,0 +1,176 @@
+// The Store port over keyv, the one file that knows keyv: one Keyv instance per namespace,
+// values JSON-serialized by keyv, expiry decided by the injected clock, and every backend failure
+// surfaced as STORE_UNAVAILABLE (keyv swallows errors unless told otherwise).
+import { randomUUID } from 'node:crypto';
+import Keyv, { type DeserializedData } from 'keyv';
+import { type Clock, systemClock } from '../clock.ts';
+import { hasCode, IcalpushError } from '../errors.ts';
+import type { Store, StoreNamespace } from './store.ts';
+
+/** What a backend hands createKeyvStore: a keyv store object per namespace, and its release. */
+export type KeyvBackend = {
+  /**
+   * A fresh keyv store (a `Map` or a storage adapter) for one namespace. Never share one between
+   * namespaces: keyv writes its namespace onto the store object, and `Map#clear` clears it all.
+   */
+  storeFor(namespace: string): object;
+  /** Releases the backend, after every namespace's Keyv has disconnected. */
+  close(): void | Promise<void>;
+};
+
+/** How createKeyvStore is set up. */
+export type KeyvStoreOptions = {
+  /** `memory`, `sqlite`, …: reported by `Store#kind`. */
+  kind: string;
+  backend: KeyvBackend;
+  /** Decides TTL expiry; the backend must be given the same clock. */
+  clock?: Clock;
+};
+
+// The port's alphabet for namespace names; it holds no ':', which keyv uses as the separator.
+const namespacePattern = /^[A-Za-z0-9_-]+$/;
+// Outside that alphabet, so the readiness probe can never touch a caller's entries.
+const pingNamespace = '~ping';
+
+/** A Store over keyv and `options.backend`. */
+export function createKeyvStore(options: KeyvStoreOptions): Store {
+  const { kind, backend, clock = systemClock } = options;
+  const codec = createCodec(clock);
+  const namespaces = new Map<string, StoreNamespace>();
+  const instances: Keyv[] = [];
+  let closed = false;
+
+  async function guard<T>(action: string, run: () => Promise<T>): Promise<T> {
+    if (closed) throw new IcalpushError('STORE_UNAVAILABLE', `${kind} store is closed`);
+    try {
+      return await run();
+    } catch (err) {
+      throw wrap(err, action);
+    }
+  }
+
+  function wrap(err: unknown, action: string): unknown {
+    if (hasCode(err, 'STORE_UNAVAILABLE') || hasCode(err, 'INTERNAL_ERROR')) return err;
+    const reason = err instanceof Error ? err.message : String(err);
+    return new IcalpushError('STORE_UNAVAILABLE', `${kind} store: ${action} failed: ${reason}`, {
+      cause: err,
+    });
+  }
+
+  function openKeyv(name: string): Keyv {
+    const keyv = new Keyv({
+      store: backend.storeFor(name),
+      namespace: name,
+      serialize: codec.serialize,
+      deserialize: codec.deserialize,
+      // keyv's defaults swallow errors: a failed get reads as a miss, a failed set as `false`.
+      emitErrors: false,
+      throwOnErrors: true,
+    });
+    instances.push(keyv);
+    return keyv;
+  }
+
+  function createNamespace(name: string): StoreNamespace {
+    const keyv = openKeyv(name);
+    const iterate = keyv.iterator;
+    if (iterate === undefined) {
+      throw new IcalpushError('INTERNAL_ERROR', `keyv cannot iterate the ${kind} store`);
+    }
+    // keyv leaves a key that already starts with `${name}:` unprefixed, so a caller's key
+    // `feeds:x` in namespace `feeds` would land on `x`. Prefixing ourselves, always, keeps
+    // every key distinct; keyv's iterator strips exactly one prefix back off.
+    const prefix = `${name}:`;
+    return {
+      get: <T>(key: string) =>
+        guard(`get in ${name}`, async () => (await keyv.get(prefix + key)) as T | undefined),
+      set: (key, value, ttlMs) =>
+        guard(`set in ${name}`, async () => {
+          if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
+            // keyv reads a ttl of 0 as "never expires"; refuse it rather than guess.
+            throw new IcalpushError('INTERNAL_ERROR', `ttlMs must be a positive number: ${ttlMs}`);
+          }
+          if (!(await keyv.set(prefix + key, value, ttlMs))) throw new Error('write refused');
+        }),
+      delete: (key) => guard(`delete in ${name}`, () => keyv.delete(prefix + key)),
+      clear: () => guard(`clear of ${name}`, () => keyv.clear()),
+      async *entries<T>(): AsyncGenerator<[key: string, value: T]> {
+        if (closed) throw new IcalpushError('STORE_UNAVAILABLE', `${kind} store is closed`);
+        try {
+          for await (const [key, value] of iterate(undefined)) yield [key as string, value as T];
+        } catch (err) {
+          throw wrap(err, `entries of ${name}`);
+        }
+      },
+    };
+  }
+
+  let probe: Keyv | undefined;
+
+  return {
+    kind,
+    namespace(name) {
+      if (!namespacePattern.test(name)) {
+        throw new IcalpushError(
+          'INTERNAL_ERROR',
+          `invalid store namespace ${JSON.stringify(name)}`,
+        );
+      }
+      let space = namespaces.get(name);
+      if (space === undefined) {
+        space = createNamespace(name);
+        namespaces.set(name, space);
+      }
+      return space;
+    },
+    ping: () =>
+      guard('ping', async () => {
+        probe ??= openKeyv(pingNamespace);
+        // A unique key per probe, so concurrent readiness checks cannot read each other's value.
+        const key = `${pingNamespace}:${randomUUID()}`;
+        await probe.set(key, key);
+        const read = await probe.get(key);
+        await probe.delete(key);
+        if (read !== key) throw new Error('the probe read back a different value');
+      }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        for (const keyv of instances) await keyv.disconnect();
+        await backend.close();
+      } catch (err) {
+        throw wrap(err, 'close');
+      }
+    },
+  };
+}
+
+// keyv hands serialize `{ value, expires }` with `expires` from Date.now() and later compares
+// what deserialize returns with Date.now(): it cannot take a clock. So expiry is converted to the
+// injected clock on the way in (to within the millisecond Date.now() may tick between keyv's
+// reading and ours, only for a clock other than the system one), and decided with that clock on
+// the way out, handing keyv either no expiry or 0, long past.
+function createCodec(clock: Clock) {
+  const isSystemClock = clock === systemClock;
+  return {
+    serialize(data: DeserializedData<unknown>): string {
+      let { expires } = data;
+      if (typeof expires === 'number' && !isSystemClock) {
+        expires = clock.now() + (expires - Date.now());
+      }
+      try {
+        return JSON.stringify({ value: data.value, expires });
+      } catch (err) {
+        throw new IcalpushError('INTERNAL_ERROR', 'store value is not JSON-serializable', {
+          cause: err,
+        });
+      }
+    },
+    deserialize<Value>(text: string): DeserializedData<Value> {
+      const stored = JSON.parse(text) as { value?: Value; expires?: number | null };
+      const isExpired = typeof stored.expires === 'number' && clock.now() > stored.expires;
+      return { value: stored.value, expires: isExpired ? 0 : undefined };
+    },
+  };
+}

@@ -1,0 +1,72 @@
+// Builds the real app (createApp) for tests, with a memory store and a logger whose lines
+// the test can read back.
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
+import { type App, createApp } from '../../src/app.ts';
+import { type ConfigInput, configSchema } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/log.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+/** A started app and what the test needs to look at. */
+export type TestApp = {
+  app: App;
+  url: string;
+  /** Every log line written so far, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** Raw log text, for "this secret never appears" checks. */
+  logText(): string;
+  /** Resolves with the first log line (past or future) that `match` accepts. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+};
+
+/** Starts the app on 127.0.0.1:0 in front of `upstream`; closed by the test's teardown. */
+export async function startApp(
+  t: TestContext,
+  upstream: string,
+  overrides: Partial<ConfigInput> = {},
+  store?: Store,
+): Promise<TestApp> {
+  const config = configSchema.parse({
+    listen: '127.0.0.1:0',
+    upstream,
+    store: 'memory',
+    feeds: [{ path: '/calendar/{listing}.ics' }],
+    ...overrides,
+  });
+  const lines: string[] = [];
+  const written = new EventEmitter();
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      written.emit('line');
+      callback();
+    },
+  });
+  const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const logger = createLogger({ level: 'debug', destination });
+  const app = createApp(config, { store: store ?? (await openStore('memory')), logger });
+  const { url } = await app.listen();
+  t.after(() => app.close());
+  return {
+    app,
+    url,
+    get logs() {
+      return parsed();
+    },
+    logText: () => lines.join('\n'),
+    waitForLog(match) {
+      return new Promise((resolve) => {
+        const check = () => {
+          const found = parsed().find(match);
+          if (!found) return;
+          written.off('line', check);
+          resolve(found);
+        };
+        written.on('line', check);
+        check();
+      });
+    },
+  };
+}

@@ -65,6 +65,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     },
   });
   const admin = createAdminHandler({ store, isClosing: http.isClosing });
+  // Request lines are built from an allow-list (redacted URL, no headers), so they skip the
+  // redaction pass: it was a third of the per-request logging cost, measured.
+  const requestLog = logger.child({}, { redact: { paths: [] } });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = clock.now();
@@ -84,7 +87,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         }
       }
     }
-    logger.info(
+    requestLog.info(
       {
         req: fields,
         res: { statusCode: res.statusCode },

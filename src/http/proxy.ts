@@ -152,6 +152,10 @@ export function createPassthrough(upstream: UpstreamPool): Passthrough {
               if (status < 200) return;
               statusCode = status;
               res.writeHead(status, forwardedResponseHeaders(headers));
+              // A small answer's headers, body and end usually arrive in this same tick: cork so
+              // they leave in one write, and uncork next tick so a long body still streams.
+              res.cork();
+              process.nextTick(() => res.uncork());
             },
             onResponseData(c, chunk) {
               if (!res.write(chunk)) {

@@ -83,7 +83,7 @@ const peer = z
   .strictObject({
     name: z.string().min(1).optional().describe('Label for logs, metrics and status.'),
     url: httpUrl.describe(
-      "The peer's .ics feed for this listing: read when pushed, notified on change.",
+      'The peer\'s .ics feed for this listing: read when pushed, notified on change.',
     ),
     notify: z.boolean().default(true).describe('Send iPP HEAD notifications to url.'),
   })
@@ -206,7 +206,7 @@ export const configSchema = z
         upstream: positiveDuration
           .prefault('30s')
           .describe(
-            "Wait for the upstream's response headers, and the longest pause inside a body.",
+            'Wait for the upstream\'s response headers, and the longest pause inside a body.',
           ),
         shutdown: positiveDuration
           .prefault('10s')

@@ -20,7 +20,7 @@ export function summarizeConfig(config: Config, sourceName: string): string {
   row(
     'publicBaseUrl',
     config.publicBaseUrl === undefined
-      ? "(from each request's Host)"
+      ? '(from each request\'s Host)'
       : redactSecrets(config.publicBaseUrl),
   );
   row(

@@ -38,7 +38,7 @@ export function compilePathPattern(source: string): PathPattern | PathPatternErr
   if (/\*{3,}/.test(source)) return { error: 'use * or **' };
 
   let regex = '^';
-  for (let i = 0; i < source.length; ) {
+  for (let i = 0; i < source.length;) {
     if (source.startsWith('{listing}', i)) {
       regex += '([^/]+)';
       i += '{listing}'.length;

@@ -94,7 +94,7 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
         }),
       delete: (key) => guard(`delete in ${name}`, () => keyv.delete(prefix + key)),
       clear: () => guard(`clear of ${name}`, () => keyv.clear()),
-      async *entries<T>(): AsyncGenerator<[key: string, value: T]> {
+      async* entries<T>(): AsyncGenerator<[key: string, value: T]> {
         if (closed) throw new IcalpushError('STORE_UNAVAILABLE', `${kind} store is closed`);
         try {
           for await (const [key, value] of iterate(undefined)) yield [key as string, value as T];

@@ -97,7 +97,7 @@ export class SqliteNamespaceAdapter extends EventEmitter {
   }
 
   /** Every `[key, serialized value]` of `namespace`, page by page, in key order. */
-  async *iterator(namespace = this.namespace): AsyncGenerator<[string, string], void> {
+  async* iterator(namespace = this.namespace): AsyncGenerator<[string, string], void> {
     const [low, high] = prefixRange(namespace);
     let rows = this.#statements.firstPage.all(low, high, pageSize);
     while (rows.length > 0) {

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
 
 async function run(args: string[], env: Record<string, string> = {}) {
@@ -25,7 +25,7 @@ async function run(args: string[], env: Record<string, string> = {}) {
   return { code, stdout, stderr };
 }
 
-async function tempConfig(t: import('node:test').TestContext, text: string): Promise<string> {
+async function tempConfig(t: TestContext, text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'icalpush-cli-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'proxy.yaml');

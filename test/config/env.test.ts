@@ -1,5 +1,4 @@
 // `${VAR}` substitution rules, on single strings.
-// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about literal ${VAR} text.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { substituteVariables } from '../../src/config/env.ts';

@@ -1,6 +1,5 @@
 // Loading and validating configuration files: one fixture per class of mistake, each with
 // the key path, line and message an operator would see.
-// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about literal ${VAR} text.
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';

@@ -2,17 +2,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { request as httpRequest } from 'node:http';
+import { type IncomingMessage, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { startApp } from '../helpers/app.ts';
 import { closedPort, readBody, startServer } from '../helpers/servers.ts';
 
 /** An upstream that answers every request with a JSON echo of what it received. */
-async function startEcho(t: import('node:test').TestContext) {
+async function startEcho(t: TestContext) {
   return startServer(t, async (req, res) => {
     const body = await readBody(req);
     const echo = JSON.stringify({
@@ -61,7 +61,7 @@ test('X-Forwarded-For, -Host and -Proto are added, the Host header is kept', asy
 test('hop-by-hop request headers are not forwarded', async (t) => {
   const upstream = await startEcho(t);
   const { url } = await startApp(t, upstream.url);
-  const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
     const req = httpRequest(`${url}/x`, {
       headers: {
         connection: 'keep-alive, x-private',

@@ -191,7 +191,7 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
         '%_%',
         'a%3Ab',
         '*?[]',
-        "quote'd",
+        'quote\'d',
         'ключ',
         '日历/2025',
         '🗓️',

@@ -12,12 +12,9 @@ import { startApp } from '../helpers/app.ts';
 import { startServer } from '../helpers/servers.ts';
 
 test('close() lets an in-flight slow request finish, then refuses new connections', async (t) => {
-  let arrived: (() => void) | undefined;
-  const inFlight = new Promise<void>((resolve) => {
-    arrived = resolve;
-  });
+  const { promise: inFlight, resolve: arrived } = Promise.withResolvers<void>();
   const upstream = await startServer(t, (_req, res) => {
-    arrived?.();
+    arrived();
     setTimeout(() => res.end('slow answer'), 300);
   });
   const started = await startApp(t, upstream.url);
@@ -53,12 +50,9 @@ test('close() cuts requests still running after the shutdown timeout', async (t)
 });
 
 test('SIGTERM on `icalpush serve` finishes the in-flight request and exits 0', async (t) => {
-  let arrived: (() => void) | undefined;
-  const inFlight = new Promise<void>((resolve) => {
-    arrived = resolve;
-  });
+  const { promise: inFlight, resolve: arrived } = Promise.withResolvers<void>();
   const upstream = await startServer(t, (_req, res) => {
-    arrived?.();
+    arrived();
     setTimeout(() => res.end('finished'), 400);
   });
   const dir = await mkdtemp(join(tmpdir(), 'icalpush-sigterm-'));

@@ -128,10 +128,7 @@ test('a 10 MiB chunked response streams through byte for byte, before the upstre
   const chunk = Buffer.alloc(64 * 1024);
   for (let i = 0; i < chunk.length; i++) chunk[i] = i % 251;
   const chunks = 160; // 10 MiB
-  let releaseRest: (() => void) | undefined;
-  const rest = new Promise<void>((resolve) => {
-    releaseRest = resolve;
-  });
+  const { promise: rest, resolve: releaseRest } = Promise.withResolvers<void>();
   const upstream = await startServer(t, async (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     res.write(chunk);
@@ -148,7 +145,7 @@ test('a 10 MiB chunked response streams through byte for byte, before the upstre
   const hash = createHash('sha256');
   let received = 0;
   for await (const part of res.body) {
-    if (received === 0) releaseRest?.();
+    if (received === 0) releaseRest();
     received += (part as Buffer).length;
     hash.update(part as Buffer);
   }
@@ -160,15 +157,12 @@ test('a 10 MiB chunked response streams through byte for byte, before the upstre
 
 test('a 10 MiB request body streams to the upstream before the client finishes', async (t) => {
   const part = Buffer.alloc(64 * 1024, 7);
-  let firstBytesSeen: (() => void) | undefined;
-  const seen = new Promise<void>((resolve) => {
-    firstBytesSeen = resolve;
-  });
+  const { promise: seen, resolve: firstBytesSeen } = Promise.withResolvers<void>();
   const upstream = await startServer(t, async (req, res) => {
     const hash = createHash('sha256');
     let n = 0;
     for await (const c of req) {
-      if (n === 0) firstBytesSeen?.();
+      if (n === 0) firstBytesSeen();
       n += (c as Buffer).length;
       hash.update(c as Buffer);
     }
@@ -213,13 +207,10 @@ test('an upstream that stalls past the timeout gives 504', async (t) => {
 });
 
 test('a client aborting mid-upload does not crash the sidecar and releases the upstream request', async (t) => {
-  let upstreamClosed: (() => void) | undefined;
-  const closed = new Promise<void>((resolve) => {
-    upstreamClosed = resolve;
-  });
+  const { promise: closed, resolve: upstreamClosed } = Promise.withResolvers<void>();
   const upstream = await startServer(t, (req, res) => {
     req.on('data', () => {});
-    req.on('close', () => upstreamClosed?.());
+    req.on('close', () => upstreamClosed());
     req.on('end', () => res.end('done'));
   });
   const { url } = await startApp(t, upstream.url);
@@ -237,16 +228,13 @@ test('a client aborting mid-upload does not crash the sidecar and releases the u
 });
 
 test('a client leaving mid-download stops the upstream response', async (t) => {
-  let upstreamGone: (() => void) | undefined;
-  const gone = new Promise<void>((resolve) => {
-    upstreamGone = resolve;
-  });
+  const { promise: gone, resolve: upstreamGone } = Promise.withResolvers<void>();
   const upstream = await startServer(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     const timer = setInterval(() => res.write(Buffer.alloc(16 * 1024)), 5);
     res.on('close', () => {
       clearInterval(timer);
-      upstreamGone?.();
+      upstreamGone();
     });
   });
   const { url } = await startApp(t, upstream.url);
@@ -256,13 +244,10 @@ test('a client leaving mid-download stops the upstream response', async (t) => {
 });
 
 test('a client leaving before the upstream answered cancels the upstream request', async (t) => {
-  let upstreamGone: (() => void) | undefined;
-  const gone = new Promise<void>((resolve) => {
-    upstreamGone = resolve;
-  });
+  const { promise: gone, resolve: upstreamGone } = Promise.withResolvers<void>();
   const upstream = await startServer(t, (req) => {
     // never answers; only notices when the sidecar hangs up
-    req.socket.on('close', () => upstreamGone?.());
+    req.socket.on('close', () => upstreamGone());
   });
   const started = await startApp(t, upstream.url, { timeouts: { upstream: '30s' } });
   const socket = connect(Number(new URL(started.url).port), '127.0.0.1');

@@ -83,7 +83,12 @@ export function createApp(config: Config, deps: AppDeps): App {
       if (!outcome.ok) {
         errorCode = outcome.error.code;
         if (outcome.error.code !== 'CLIENT_ABORTED') {
-          logger.warn({ err: outcome.error, req: fields }, 'upstream error');
+          // Expected failures (refused, timed out): code and cause, no stack trace.
+          const cause = outcome.error.cause as { code?: string; message?: string } | undefined;
+          logger.warn(
+            { err: { code: outcome.error.code, cause: cause?.code ?? cause?.message }, req: fields },
+            'upstream error',
+          );
         }
       }
     }

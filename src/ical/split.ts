@@ -1,0 +1,154 @@
+// Splits iCalendar text into the VCALENDAR frame (its properties and every VTIMEZONE) and its
+// top-level components, keeping raw parameter and value text so answers keep the upstream's bytes.
+// Tolerant by design: real feeds have blank lines, junk lines and unbalanced BEGIN/END.
+
+/** One unfolded content line (RFC 5545 §3.1): upper-case name, raw `;param=…` text, raw escaped value. */
+export type ContentLine = { name: string; params: string; value: string };
+
+/** A component with its own properties and its nested components (VALARM, STANDARD, DAYLIGHT…). */
+export type Component = { type: string; lines: ContentLine[]; children: Component[] };
+
+/** What splitCalendar found; `complete` is true only when END:VCALENDAR was seen. */
+export type SplitCalendar = {
+  complete: boolean;
+  properties: ContentLine[];
+  timezones: Component[];
+  components: Component[];
+  skippedLines: number;
+};
+
+/** The top-level component types that carry entities (SPEC "entity"). */
+export const entityTypes: ReadonlySet<string> = new Set(['VEVENT', 'VTODO', 'VJOURNAL', 'VFREEBUSY']);
+
+// RFC 5545 §3.1: name = iana-token / x-name, both letters, digits and '-'.
+const namePattern = /^[A-Za-z0-9-]+$/;
+
+/** Splits a decoded feed into frame and components; never throws. */
+export function splitCalendar(text: string): SplitCalendar {
+  const result: SplitCalendar = { complete: false, properties: [], timezones: [], components: [], skippedLines: 0 };
+  let inCalendar = false;
+  const stack: Component[] = [];
+
+  const close = (depth: number) => {
+    while (stack.length > depth) {
+      const done = stack.pop() as Component;
+      const parent = stack.at(-1);
+      // A VTIMEZONE belongs to the frame wherever it appears (iCloud puts it after the events).
+      if (done.type === 'VTIMEZONE') result.timezones.push(done);
+      else if (parent) parent.children.push(done);
+      else if (entityTypes.has(done.type)) result.components.push(done);
+      // A top-level component that is neither frame nor entity has no place in a snapshot.
+      else result.skippedLines += 1;
+    }
+  };
+
+  for (const raw of unfold(text)) {
+    const line = parseContentLine(raw);
+    if (!line) {
+      // Blank lines (Airbnb 0.8.8) and lines without a colon (a stray `X`) are invalid but common.
+      if (inCalendar) result.skippedLines += 1;
+      continue;
+    }
+    const value = line.name === 'BEGIN' || line.name === 'END' ? line.value.trim().toUpperCase() : '';
+    if (!inCalendar) {
+      if (line.name === 'BEGIN' && value === 'VCALENDAR') inCalendar = true;
+      continue;
+    }
+    if (line.name === 'BEGIN' && value === 'VCALENDAR') {
+      // A second header inside the calendar (feeds merged by concatenation) is noise, not a component.
+      result.skippedLines += 1;
+    } else if (line.name === 'BEGIN') {
+      // An entity or VTIMEZONE never nests: a new one closes an unterminated predecessor.
+      if (entityTypes.has(value) || value === 'VTIMEZONE') close(0);
+      stack.push({ type: value, lines: [], children: [] });
+    } else if (line.name === 'END' && value === 'VCALENDAR') {
+      close(0);
+      result.complete = true;
+      break;
+    } else if (line.name === 'END') {
+      const depth = stack.findLastIndex((c) => c.type === value);
+      if (depth === -1) result.skippedLines += 1;
+      else close(depth);
+    } else {
+      (stack.at(-1)?.lines ?? result.properties).push(line);
+    }
+  }
+  close(0);
+  return result;
+}
+
+/** The first property named `name` (upper-case) of a component, if any. */
+export function propertyLine(component: Component, name: string): ContentLine | undefined {
+  return component.lines.find((l) => l.name === name);
+}
+
+/** The raw value of the first property named `name` (upper-case), if any. */
+export function propertyValue(component: Component, name: string): string | undefined {
+  return propertyLine(component, name)?.value;
+}
+
+/** The value of parameter `name` in a raw `;A=b;C="d"` text, unquoted; the first one wins. */
+export function parameterValue(params: string, name: string): string | undefined {
+  for (const part of splitOutsideQuotes(params, ';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim().toUpperCase() === name) {
+      return part.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+    }
+  }
+  return undefined;
+}
+
+/** The content line text of `line`, unfolded: `NAME;params:value`. */
+export function contentLineText(line: ContentLine): string {
+  return `${line.name}${line.params}:${line.value}`;
+}
+
+// RFC 5545 §3.1 unfolding; CRLF, LF and lone CR all end a line because real feeds mix them.
+function* unfold(text: string): Generator<string> {
+  let current: string | undefined;
+  const physicalLines = text.split(/\r\n|\n|\r/);
+  // The final line end leaves an empty string that is not a blank line of the feed.
+  if (physicalLines.at(-1) === '') physicalLines.pop();
+  for (const physical of physicalLines) {
+    if ((physical.startsWith(' ') || physical.startsWith('\t')) && current !== undefined) {
+      current += physical.slice(1);
+      continue;
+    }
+    if (current !== undefined) yield current;
+    current = physical;
+  }
+  if (current !== undefined) yield current;
+}
+
+// The value colon is the first ':' outside a quoted parameter value (`CN="Doe: John"`). A line whose
+// only colon is inside quotes (Exchange 2010 `DTSTART;TZID="W. Europe…:2020…"`) has no value: junk.
+function parseContentLine(raw: string): ContentLine | undefined {
+  const nameEnd = raw.search(/[;:]/);
+  if (nameEnd <= 0) return undefined;
+  const name = raw.slice(0, nameEnd);
+  if (!namePattern.test(name)) return undefined;
+  let quoted = false;
+  for (let i = nameEnd; i < raw.length; i += 1) {
+    const c = raw[i];
+    if (c === '"') quoted = !quoted;
+    else if (c === ':' && !quoted) {
+      return { name: name.toUpperCase(), params: raw.slice(nameEnd, i), value: raw.slice(i + 1) };
+    }
+  }
+  return undefined;
+}
+
+function splitOutsideQuotes(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    if (text[i] === '"') quoted = !quoted;
+    else if (text[i] === separator && !quoted) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { type IncomingMessage, request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -258,6 +258,24 @@ test('a client leaving before the upstream answered cancels the upstream request
   await gone; // long before the 30 s upstream timeout
   const line = await started.waitForLog((l) => l.msg === 'request');
   assert.equal(line.errCode, 'CLIENT_ABORTED');
+});
+
+test('an upstream answer with a control character in a header gives 502 and the sidecar keeps serving', async (t) => {
+  const raw = createNetServer((socket) => {
+    socket.on('data', () => {
+      socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-odd: a\x7fb\r\n\r\nok');
+    });
+  });
+  await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+  const { port } = raw.address() as AddressInfo;
+  const { url } = await startApp(t, `http://127.0.0.1:${port}`);
+  const res = await request(`${url}/odd`);
+  assert.equal(res.statusCode, 502);
+  await res.body.dump();
+  const health = await request(`${url}/_icalpush/healthz`);
+  assert.equal(health.statusCode, 200);
+  await health.body.dump();
 });
 
 test('admin paths are never proxied', async (t) => {

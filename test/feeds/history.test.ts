@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { applySnapshot, changesSince, type FeedHistory, isTokenUsable, pruneTombstones } from '../../src/feeds/history.ts';
+import { type Component, propertyValue, splitCalendar } from '../../src/ical/split.ts';
+
+const t0 = Date.UTC(2025, 2, 1, 12, 0, 0);
+const day = 24 * 60 * 60 * 1000;
+const calendar = (...components: string[]) => splitCalendar(
+  `BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n${components.join('\n')}\nEND:VCALENDAR\n`,
+);
+const vevent = (uid: string, summary = 'Booked', dtstamp = '20250301T000000Z') =>
+  `BEGIN:VEVENT\nUID:${uid}\nDTSTAMP:${dtstamp}\nDTSTART;VALUE=DATE:20250310\nSUMMARY:${summary}\nEND:VEVENT`;
+const first = (...components: string[]) => applySnapshot(undefined, calendar(...components), t0).history;
+const uids = (entities: Component[][]) => entities.map((e) => propertyValue(e[0]!, 'UID'));
+
+test('applySnapshot: the first read is version 1 with every entity added', () => {
+  const result = applySnapshot(undefined, calendar(vevent('a'), vevent('b')), t0);
+  assert.equal(result.changed, true);
+  assert.equal(result.history.version, 1);
+  assert.deepEqual(result.added, ['a', 'b']);
+  assert.deepEqual(Object.values(result.history.entities).map((e) => e.version), [1, 1]);
+});
+
+test('applySnapshot: a first read of an empty calendar is still version 1', () => {
+  const result = applySnapshot(undefined, calendar(), t0);
+  assert.equal(result.changed, true);
+  assert.equal(result.history.version, 1);
+});
+
+test('applySnapshot: DTSTAMP-only churn is not a change', () => {
+  const history = first(vevent('a'));
+  const result = applySnapshot(history, calendar(vevent('a', 'Booked', '20250302T101010Z')), t0 + 1000);
+  assert.equal(result.changed, false);
+  assert.equal(result.history.version, 1);
+  assert.deepEqual([result.added, result.modified, result.removed], [[], [], []]);
+});
+
+test('applySnapshot: a modification bumps the version by one and stamps the entity', () => {
+  const history = first(vevent('a'), vevent('b'));
+  const result = applySnapshot(history, calendar(vevent('a', 'Blocked'), vevent('b')), t0);
+  assert.equal(result.history.version, 2);
+  assert.deepEqual(result.modified, ['a']);
+  assert.equal(result.history.entities.a!.version, 2);
+  assert.equal(result.history.entities.b!.version, 1);
+});
+
+test('applySnapshot: an addition bumps the version by one', () => {
+  const result = applySnapshot(first(vevent('a')), calendar(vevent('a'), vevent('c')), t0);
+  assert.equal(result.history.version, 2);
+  assert.deepEqual(result.added, ['c']);
+});
+
+test('applySnapshot: several changes in one read are still one version', () => {
+  const result = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a', 'x'), vevent('c')), t0);
+  assert.equal(result.history.version, 2);
+  assert.deepEqual([result.added, result.modified, result.removed], [['c'], ['a'], ['b']]);
+});
+
+test('applySnapshot: a removal bumps the version and leaves a tombstone at that version', () => {
+  const result = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), t0 + day);
+  assert.equal(result.history.version, 2);
+  assert.deepEqual(result.removed, ['b']);
+  assert.equal(result.history.entities.b, undefined);
+  assert.equal(result.history.tombstones.b!.version, 2);
+  assert.equal(result.history.tombstones.b!.removedAt, t0 + day);
+});
+
+test('applySnapshot: a tombstone skeleton has UID, DTSTAMP of the read, last DTSTART and STATUS:DELETED', () => {
+  const result = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), Date.UTC(2025, 2, 2, 8, 5, 9));
+  const skeleton = result.history.tombstones.b!.skeleton;
+  assert.equal(skeleton.type, 'VEVENT');
+  assert.deepEqual(skeleton.lines, [
+    { name: 'UID', params: '', value: 'b' },
+    { name: 'DTSTAMP', params: '', value: '20250302T080509Z' },
+    { name: 'DTSTART', params: ';VALUE=DATE', value: '20250310' },
+    { name: 'STATUS', params: '', value: 'DELETED' },
+  ]);
+});
+
+test('applySnapshot: an entity coming back drops its tombstone and is added at a new version', () => {
+  const removed = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), t0).history;
+  const back = applySnapshot(removed, calendar(vevent('a'), vevent('b')), t0);
+  assert.equal(back.history.version, 3);
+  assert.deepEqual(back.added, ['b']);
+  assert.equal(back.history.tombstones.b, undefined);
+  assert.equal(back.history.entities.b!.version, 3);
+});
+
+test('applySnapshot: a frame change bumps the version', () => {
+  const history = first(vevent('a'));
+  const text = `BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nX-WR-CALNAME:Villa\n${vevent('a')}\nEND:VCALENDAR\n`;
+  const result = applySnapshot(history, splitCalendar(text), t0);
+  assert.equal(result.changed, true);
+  assert.equal(result.history.version, 2);
+  assert.deepEqual(result.history.frame.properties.map((l) => l.name), ['VERSION', 'PRODID', 'X-WR-CALNAME']);
+});
+
+test('applySnapshot: does not change the history it is given', () => {
+  const history = first(vevent('a'), vevent('b'));
+  const copy = structuredClone(history);
+  applySnapshot(history, calendar(vevent('a', 'x'), vevent('c')), t0);
+  assert.deepEqual(history, copy);
+});
+
+test('applySnapshot: the history survives a JSON round trip unchanged', () => {
+  const history = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), t0).history;
+  assert.deepEqual(JSON.parse(JSON.stringify(history)) as FeedHistory, history);
+});
+
+test('pruneTombstones: drops tombstones past retention and raises the floor to their version', () => {
+  let history = first(vevent('a'), vevent('b'), vevent('c'));
+  history = applySnapshot(history, calendar(vevent('a'), vevent('c')), t0).history; // v2: b removed
+  history = applySnapshot(history, calendar(vevent('a')), t0 + 20 * day).history; // v3: c removed
+  const pruned = pruneTombstones(history, t0 + 31 * day, 30 * day);
+  assert.deepEqual(Object.keys(pruned.tombstones), ['c']);
+  assert.equal(pruned.floor, 2);
+  assert.equal(isTokenUsable(pruned, 1), false);
+  assert.equal(isTokenUsable(pruned, 2), true);
+});
+
+test('pruneTombstones: returns the same history when nothing is past retention', () => {
+  const history = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), t0).history;
+  assert.equal(pruneTombstones(history, t0 + day, 30 * day), history);
+});
+
+test('isTokenUsable: refuses a version the history has not reached', () => {
+  const history = first(vevent('a'));
+  assert.equal(isTokenUsable(history, 1), true);
+  assert.equal(isTokenUsable(history, 2), false);
+  assert.equal(isTokenUsable(history, -1), false);
+});
+
+test('changesSince: nothing after the current version', () => {
+  const history = first(vevent('a'));
+  const changes = changesSince(history, { version: 1 });
+  assert.deepEqual(changes, { entities: [], tombstones: [], next: { version: 1 }, truncated: false });
+});
+
+test('changesSince: returns changed entities and tombstones, not the unchanged ones', () => {
+  let history = first(vevent('a'), vevent('b'), vevent('c'));
+  history = applySnapshot(history, calendar(vevent('a', 'x'), vevent('c'), vevent('d')), t0).history;
+  const changes = changesSince(history, { version: 1 });
+  assert.deepEqual(uids(changes.entities), ['a', 'd']);
+  assert.deepEqual(changes.tombstones.map((c) => propertyValue(c, 'UID')), ['b']);
+  assert.deepEqual(changes.next, { version: 2 });
+  assert.equal(changes.truncated, false);
+});
+
+test('changesSince: paging resumes exactly after the last id sent and delivers each change once', () => {
+  let history = first(vevent('a'));
+  history = applySnapshot(history, calendar(vevent('a'), vevent('b'), vevent('c')), t0).history; // v2
+  history = applySnapshot(history, calendar(vevent('b'), vevent('c'), vevent('d')), t0).history; // v3: a removed
+  const seen: string[] = [];
+  let since: { version: number; after?: string } = { version: 1 };
+  for (let page = 0; page < 10; page += 1) {
+    const changes = changesSince(history, since, 2);
+    seen.push(...uids(changes.entities) as string[], ...changes.tombstones.map((c) => `-${propertyValue(c, 'UID')}`));
+    since = changes.next;
+    if (!changes.truncated) break;
+  }
+  assert.deepEqual(seen, ['b', 'c', 'd', '-a']); // page 2 holds (3, a) and (3, d)
+  assert.deepEqual(since, { version: 3 });
+});
+
+test('changesSince: a truncated answer points just after its last change', () => {
+  let history = first(vevent('a'));
+  history = applySnapshot(history, calendar(vevent('a'), vevent('b'), vevent('c')), t0).history;
+  const changes = changesSince(history, { version: 1 }, 1);
+  assert.equal(changes.truncated, true);
+  assert.deepEqual(changes.next, { version: 1, after: 'b' });
+});
+
+test('changesSince: a change made between pages is delivered after the position, not skipped', () => {
+  let history = first(vevent('a'));
+  history = applySnapshot(history, calendar(vevent('a'), vevent('b'), vevent('c')), t0).history;
+  const page = changesSince(history, { version: 1 }, 1);
+  history = applySnapshot(history, calendar(vevent('a'), vevent('b', 'x'), vevent('c', 'y')), t0).history;
+  const rest = changesSince(history, page.next);
+  assert.deepEqual(uids(rest.entities), ['b', 'c']);
+  assert.deepEqual(rest.next, { version: 3 });
+});

@@ -1,6 +1,7 @@
 // The versioned history of one feed: entities with the version they last changed at, tombstones for
 // removed ones (draft -13 §4.2), and the (version, id)-ordered deltas that enhanced GET serves.
 // Pure and JSON-serializable so the store can keep it as is; never mutates its inputs.
+import { randomBytes } from 'node:crypto';
 import { type Entity, groupEntities } from '../ical/entities.ts';
 import { componentHash, entityHash } from '../ical/normalize.ts';
 import { tombstone } from '../ical/serialize.ts';
@@ -14,6 +15,8 @@ export type HistoryTombstone = { version: number; removedAt: number; skeleton: C
 
 /** A feed's snapshot and change record (SPEC "snapshot", "version"); plain data only. */
 export type FeedHistory = {
+  /** Random id minted with the history: tokens carry it, so a rebuilt history refuses old ones. */
+  lineage: string;
   version: number;
   frame: { properties: ContentLine[]; timezones: Component[] };
   entities: Record<string, HistoryEntity>;
@@ -38,13 +41,13 @@ export type SyncPosition = { version: number; after?: string };
 export type Changes = { entities: Component[][]; tombstones: Component[]; next: SyncPosition; truncated: boolean };
 
 // Before the first read: version 0, so the first read is version 1; no removal yet, so the floor is 0.
-const emptyHistory: FeedHistory = {
+const emptyHistory: Omit<FeedHistory, 'lineage'> = {
   version: 0, frame: { properties: [], timezones: [] }, entities: {}, tombstones: {}, floor: 0,
 };
 
 /** Folds one complete read into the history; the version moves by exactly one when anything changed. */
 export function applySnapshot(history: FeedHistory | undefined, calendar: SplitCalendar, now: number): SnapshotResult {
-  const previous = history ?? emptyHistory;
+  const previous: FeedHistory = history ?? { ...emptyHistory, lineage: randomBytes(6).toString('base64url') };
   const version = previous.version + 1;
   const entities: Record<string, HistoryEntity> = {};
   const tombstones: Record<string, HistoryTombstone> = { ...previous.tombstones };
@@ -83,7 +86,14 @@ export function applySnapshot(history: FeedHistory | undefined, calendar: SplitC
     return { history: previous, changed: false, added, modified, removed };
   }
   return {
-    history: { version, frame: frameChanged ? frame : previous.frame, entities, tombstones, floor: previous.floor },
+    history: {
+      lineage: previous.lineage,
+      version,
+      frame: frameChanged ? frame : previous.frame,
+      entities,
+      tombstones,
+      floor: previous.floor,
+    },
     changed: true,
     added,
     modified,
@@ -105,10 +115,16 @@ export function pruneTombstones(history: FeedHistory, now: number, retentionMs: 
   return { ...history, tombstones, floor };
 }
 
-/** True when a token at `version` can still get a complete delta: not from before a pruned removal,
- * not from the future (a history rebuilt from scratch); otherwise the answer is 409 (draft §4.3). */
-export function isTokenUsable(history: FeedHistory, version: number): boolean {
-  return Number.isSafeInteger(version) && version >= history.floor && version <= history.version;
+/** True when a token can still get a complete delta: minted by this history (same lineage), not
+ * from before a pruned removal, not from the future; otherwise the answer is 409 (draft §4.3). */
+export function isTokenUsable(history: FeedHistory, token: { lineage: string; version: number }): boolean {
+  const { version } = token;
+  return (
+    token.lineage === history.lineage &&
+    Number.isSafeInteger(version) &&
+    version >= history.floor &&
+    version <= history.version
+  );
 }
 
 /** Every entity and tombstone changed after `since`, at most `limit` of them (draft §4.4 paging). */

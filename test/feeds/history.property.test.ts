@@ -76,7 +76,7 @@ function hashOf(components: Component[]): { id: string; hash: string } {
 function syncOnce(client: Client, history: FeedHistory, limit: number | undefined): boolean {
   const position = decodeToken(client.token, feed);
   assert.ok(position.ok);
-  assert.ok(isTokenUsable(history, position.version));
+  assert.ok(isTokenUsable(history, position));
   const changes = changesSince(history, position.after === undefined
     ? { version: position.version }
     : { version: position.version, after: position.after }, limit);
@@ -96,7 +96,7 @@ function syncOnce(client: Client, history: FeedHistory, limit: number | undefine
     client.copy.delete(id);
   }
   if (limit !== undefined) assert.ok(changes.entities.length + changes.tombstones.length <= limit);
-  client.token = encodeToken({ feed, ...changes.next });
+  client.token = encodeToken({ feed, lineage: history.lineage, ...changes.next });
   return changes.truncated;
 }
 
@@ -112,7 +112,7 @@ test('a client applying every delta ends with the latest entity set, each change
       let history = applySnapshot(undefined, splitCalendar(upstream.text()), now).history;
 
       // The first full answer: every live entity and a token at the current version.
-      const token = encodeToken({ feed, version: history.version });
+      const token = encodeToken({ feed, lineage: history.lineage, version: history.version });
       const client: Client = { copy: new Map(), token, received: new Set() };
       for (const entity of groupEntities(currentComponents(history))) client.copy.set(entity.id, entityHash(entity));
 

@@ -114,8 +114,8 @@ test('pruneTombstones: drops tombstones past retention and raises the floor to t
   const pruned = pruneTombstones(history, t0 + 31 * day, 30 * day);
   assert.deepEqual(Object.keys(pruned.tombstones), ['c']);
   assert.equal(pruned.floor, 2);
-  assert.equal(isTokenUsable(pruned, 1), false);
-  assert.equal(isTokenUsable(pruned, 2), true);
+  assert.equal(isTokenUsable(pruned, { lineage: pruned.lineage, version: 1 }), false);
+  assert.equal(isTokenUsable(pruned, { lineage: pruned.lineage, version: 2 }), true);
 });
 
 test('pruneTombstones: returns the same history when nothing is past retention', () => {
@@ -123,11 +123,18 @@ test('pruneTombstones: returns the same history when nothing is past retention',
   assert.equal(pruneTombstones(history, t0 + day, 30 * day), history);
 });
 
+test('isTokenUsable: refuses a token of a history that was lost and rebuilt', () => {
+  const lost = first(vevent('a'));
+  const rebuilt = first(vevent('a'));
+  assert.notEqual(rebuilt.lineage, lost.lineage);
+  assert.equal(isTokenUsable(rebuilt, { lineage: lost.lineage, version: 1 }), false);
+});
+
 test('isTokenUsable: refuses a version the history has not reached', () => {
   const history = first(vevent('a'));
-  assert.equal(isTokenUsable(history, 1), true);
-  assert.equal(isTokenUsable(history, 2), false);
-  assert.equal(isTokenUsable(history, -1), false);
+  assert.equal(isTokenUsable(history, { lineage: history.lineage, version: 1 }), true);
+  assert.equal(isTokenUsable(history, { lineage: history.lineage, version: 2 }), false);
+  assert.equal(isTokenUsable(history, { lineage: history.lineage, version: -1 }), false);
 });
 
 test('changesSince: nothing after the current version', () => {

@@ -9,6 +9,8 @@ import { createRouter, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createUpstreamPool } from './http/upstream.ts';
 import { type Logger, redactUrl } from './log.ts';
+import { createRegistry } from './metrics/registry.ts';
+import { createRequestMetrics } from './metrics/request-metrics.ts';
 import type { Store } from './store/store.ts';
 
 /** What the app is given rather than builds: the store, the logger and the clock. */
@@ -64,7 +66,14 @@ export function createApp(config: Config, deps: AppDeps): App {
       });
     },
   });
-  const admin = createAdminHandler({ store, isClosing: http.isClosing });
+  const registry = createRegistry();
+  const metrics = createRequestMetrics(registry, http.inflight);
+  const admin = createAdminHandler({
+    store,
+    registry,
+    token: config.admin.token,
+    isClosing: http.isClosing,
+  });
   // Request lines are built from an allow-list (redacted URL, no headers), so they skip the
   // redaction pass: it was a third of the per-request logging cost, measured.
   const requestLog = logger.child({}, { redact: { paths: [] } });
@@ -92,11 +101,13 @@ export function createApp(config: Config, deps: AppDeps): App {
         }
       }
     }
+    const durationMs = clock.now() - startedAt;
+    metrics.record(route.kind, res.statusCode, durationMs, errorCode);
     requestLog.info(
       {
         req: fields,
         res: { statusCode: res.statusCode },
-        durationMs: clock.now() - startedAt,
+        durationMs,
         ...(errorCode === undefined ? {} : { errCode: errorCode }),
       },
       'request',

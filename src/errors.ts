@@ -11,6 +11,8 @@ export const errorCodes = {
   CLIENT_ABORTED: { status: 499, text: 'client closed the request' },
   STORE_UNAVAILABLE: { status: 503, text: 'store unavailable' },
   ADMIN_NOT_FOUND: { status: 404, text: 'not found' },
+  ADMIN_UNAUTHORIZED: { status: 401, text: 'unauthorized' },
+  ADMIN_FORBIDDEN: { status: 403, text: 'forbidden' },
   SHUTTING_DOWN: { status: 503, text: 'shutting down' },
   INTERNAL_ERROR: { status: 500, text: 'internal error' },
 } as const satisfies Record<string, { status: number; text: string }>;

@@ -1,13 +1,20 @@
-// Admin endpoints under /_icalpush/: liveness and readiness. Both are open: orchestrators
-// probe them without credentials (SPEC "Admin").
+// Admin endpoints under /_icalpush/: liveness and readiness, open because orchestrators probe
+// them without credentials, and metrics behind the admin guard (SPEC "Admin").
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { IcalpushError } from '../errors.ts';
+import { expositionContentType, renderExposition } from '../metrics/exposition.ts';
+import type { Registry } from '../metrics/registry.ts';
 import type { Store } from '../store/store.ts';
-import { sendError, sendJson } from './respond.ts';
+import { createAdminGuard } from './admin-guard.ts';
+import { sendError, sendJson, sendText } from './respond.ts';
 
 /** What the admin endpoints need to know about the running app. */
 export type AdminDeps = {
   store: Store;
+  /** What /_icalpush/metrics renders. */
+  registry: Registry;
+  /** `admin.token`; without one the guarded endpoints answer loopback clients only. */
+  token?: string | undefined;
   /** True once shutdown began: readiness fails so load balancers drain us. */
   isClosing(): boolean;
   /** Bound on the store round trip of readyz. */
@@ -32,14 +39,26 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 /** Creates the admin handler. */
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const readyTimeoutMs = deps.readyTimeoutMs ?? 2_000;
+  const guard = createAdminGuard(deps.token);
   return async (req, res, path) => {
-    if (path !== '/_icalpush/healthz' && path !== '/_icalpush/readyz') {
+    const isProbe = path === '/_icalpush/healthz' || path === '/_icalpush/readyz';
+    // Guard before the 404, so an unauthorized client cannot map which endpoints exist.
+    const refusal = isProbe ? undefined : guard(req);
+    if (refusal !== undefined) {
+      sendError(res, refusal);
+      return;
+    }
+    if (!isProbe && path !== '/_icalpush/metrics') {
       sendError(res, new IcalpushError('ADMIN_NOT_FOUND', 'no such admin endpoint'));
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
       res.end();
+      return;
+    }
+    if (path === '/_icalpush/metrics') {
+      sendText(res, 200, expositionContentType, renderExposition(deps.registry));
       return;
     }
     if (path === '/_icalpush/healthz') {

@@ -1,7 +1,12 @@
 // The only place that turns outcomes and errors into HTTP answers. Bodies are short and fixed:
 // nothing from the request is ever echoed back.
 import type { ServerResponse } from 'node:http';
-import { errorCodes, type IcalpushError } from '../errors.ts';
+import { type ErrorCode, errorCodes, type IcalpushError } from '../errors.ts';
+
+// RFC 6750 §3: a 401 for a bearer-protected resource carries the challenge.
+const challenges: Partial<Record<ErrorCode, Record<string, string>>> = {
+  ADMIN_UNAUTHORIZED: { 'www-authenticate': 'Bearer' },
+};
 
 /** Ends `res` with the status and short plain-text body of `err`; destroys it if headers went out. */
 export function sendError(res: ServerResponse, err: IcalpushError): void {
@@ -15,6 +20,7 @@ export function sendError(res: ServerResponse, err: IcalpushError): void {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...challenges[err.code],
   });
   res.end(body);
 }
@@ -24,6 +30,16 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   const body = `${JSON.stringify(value)}\n`;
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
+
+/** Ends `res` with a text body of the given Content-Type (HEAD gets the headers only). */
+export function sendText(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, {
+    'content-type': contentType,
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
   });

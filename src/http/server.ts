@@ -10,6 +10,8 @@ export type HttpServer = {
   readonly server: Server;
   /** True once drain() began. */
   isClosing(): boolean;
+  /** Requests received and not yet answered. */
+  inflight(): number;
   /** Binds `host:port` (port 0: any free port) and resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /**
@@ -70,6 +72,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   return {
     server,
     isClosing: () => closing,
+    inflight: () => inflight,
     listen(host, port) {
       return new Promise((resolve, reject) => {
         const onError = (err: Error) => reject(err);

@@ -1,0 +1,194 @@
+// Reads a feed from the upstream for a plain GET: one shared upstream request per feed URL at a time,
+// a byte cap on the body, and a verdict on whether the answer is a complete calendar (SPEC "Feed paths").
+import type { IncomingHttpHeaders } from 'node:http';
+import { type Clock, systemClock } from '../clock.ts';
+import type { IcalpushError } from '../errors.ts';
+import { forwardedResponseHeaders } from '../http/proxy.ts';
+import { toUpstreamError, type UpstreamPool } from '../http/upstream.ts';
+import { type DecodedFeed, decodeFeed } from '../ical/decode.ts';
+import { type SplitCalendar, splitCalendar } from '../ical/split.ts';
+
+/** Why an upstream answer is not a complete calendar; the caller relays it unchanged (SPEC "GET (plain)"). */
+export type NotCalendarReason = 'status' | 'content-type' | 'incomplete' | 'empty';
+
+/** The upstream's answer as read: status, end-to-end headers (hop-by-hop removed) and the body bytes. */
+export type UpstreamAnswer = {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[]>>;
+  readonly body: Buffer;
+  /** Clock time at which the whole body had been read. */
+  readonly fetchedAt: number;
+};
+
+/**
+ * What one feed fetch came to. Outcomes are shared by every caller that joined the same upstream
+ * request, so they are frozen and the body, decoded text and split calendar must be treated as read-only.
+ */
+export type FeedFetch =
+  | (UpstreamAnswer & { readonly kind: 'calendar'; readonly decoded: DecodedFeed; readonly calendar: SplitCalendar })
+  | (UpstreamAnswer & { readonly kind: 'not-calendar'; readonly reason: NotCalendarReason })
+  | { readonly kind: 'too-large' }
+  | { readonly kind: 'failed'; readonly error: IcalpushError };
+
+/** Options for createFeedFetcher. */
+export type FeedFetcherOptions = {
+  /** The undici pool to the upstream; its connect, header and body timeouts apply. */
+  upstream: UpstreamPool;
+  /** Largest body read; past it the request is aborted and the fetch is `too-large`. */
+  maxBodyBytes: number;
+  clock?: Clock;
+};
+
+/** Reads feeds from the upstream. */
+export type FeedFetcher = {
+  /**
+   * Fetches `target` (path + query) with the request headers to forward (hop-by-hop already removed,
+   * as forwardedRequestHeaders gives them). Never rejects: failures are a `failed` outcome.
+   */
+  fetch(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch>;
+  /** Upstream fetches currently in flight (one per distinct target and credentials). */
+  inflight(): number;
+};
+
+// Media types platforms really serve .ics as: Airbnb and Booking.com send text/calendar, others
+// application/ics, text/x-vcalendar (vCalendar-era exporters), application/octet-stream (downloads)
+// or text/plain. The body must still be a complete VCALENDAR, so a lenient list costs nothing.
+const calendarTypes: ReadonlySet<string> = new Set([
+  'text/calendar',
+  'application/ics',
+  'text/x-vcalendar',
+  'application/octet-stream',
+  'text/plain',
+]);
+
+// Request headers that change what the upstream answers for the same URL: the tenant (virtual
+// hosts), the credentials and the language. Fetches that differ in any of them never share.
+const keyHeaders = ['host', 'authorization', 'cookie', 'accept-language'] as const;
+
+// The sidecar needs the full, unencoded representation to compute its own ETag and 304s
+// (SPEC "GET (plain)"): the client's conditional and range headers are answered by us, not the
+// upstream, and a compressed body could not be parsed.
+const droppedRequestHeaders: ReadonlySet<string> = new Set([
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'range',
+  'accept-encoding',
+]);
+
+/** Creates a fetcher that reads feeds through `options.upstream`. */
+export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
+  const { upstream, maxBodyBytes } = options;
+  const clock = options.clock ?? systemClock;
+  // Bounded by request concurrency: an entry lives only while its upstream request does.
+  const running = new Map<string, Promise<FeedFetch>>();
+
+  async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
+    try {
+      const res = await upstream.pool.request({
+        path: target,
+        method: 'GET',
+        headers: upstreamRequestHeaders(headers),
+      });
+      const body = await readCapped(res.body, declaredLength(res.headers), maxBodyBytes);
+      if (body === undefined) return Object.freeze({ kind: 'too-large' });
+      return judge({
+        status: res.statusCode,
+        headers: Object.freeze(forwardedResponseHeaders(res.headers as IncomingHttpHeaders)),
+        body,
+        fetchedAt: clock.now(),
+      });
+    } catch (err) {
+      return Object.freeze({ kind: 'failed', error: toUpstreamError(err) });
+    }
+  }
+
+  return {
+    fetch(target, headers) {
+      // SPEC "GET (plain)": concurrent GETs of the same URL share one upstream fetch.
+      const key = singleFlightKey(target, headers);
+      const shared = running.get(key);
+      if (shared) return shared;
+      const fetching = fetchOnce(target, headers).finally(() => running.delete(key));
+      running.set(key, fetching);
+      return fetching;
+    },
+    inflight: () => running.size,
+  };
+}
+
+/** Classifies a read answer; anything but a complete calendar keeps its bytes for passthrough. */
+function judge(answer: UpstreamAnswer): FeedFetch {
+  const notCalendar = (reason: NotCalendarReason): FeedFetch =>
+    Object.freeze({ kind: 'not-calendar', reason, ...answer });
+  // 206 is a slice of the feed, never the whole of it.
+  if (answer.status < 200 || answer.status > 299 || answer.status === 206) return notCalendar('status');
+  if (!calendarTypes.has(mediaType(answer.headers['content-type']))) return notCalendar('content-type');
+  if (answer.body.length === 0) return notCalendar('empty');
+  const decoded = decodeFeed(answer.body);
+  const calendar = splitCalendar(decoded.text);
+  // SPEC: no END:VCALENDAR (a truncated or spliced export) never changes the snapshot.
+  if (!calendar.complete) return notCalendar('incomplete');
+  return Object.freeze({ kind: 'calendar', decoded, calendar, ...answer });
+}
+
+/** The forwarded request headers minus the ones the sidecar answers itself, asking for identity coding. */
+function upstreamRequestHeaders(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!droppedRequestHeaders.has(name.toLowerCase())) out[name] = value;
+  }
+  out['accept-encoding'] = 'identity';
+  return out;
+}
+
+/** Reads `body` to a Buffer, or destroys it and gives undefined once it is past `maxBytes`. */
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+  declared: number | undefined,
+  maxBytes: number,
+): Promise<Buffer | undefined> {
+  // Destroying the body aborts the undici request, which closes that connection instead of
+  // leaving it busy draining a body nobody reads.
+  if (declared !== undefined && declared > maxBytes) {
+    body.destroy();
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > maxBytes) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length);
+}
+
+/** The Content-Length the upstream declared, when it is a plain number. */
+function declaredLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const value = headers['content-length'];
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/** The lower-case media type of a Content-Type value, parameters dropped. */
+function mediaType(value: string | string[] | undefined): string {
+  // RFC 9110 §8.3: without Content-Type a recipient may assume application/octet-stream.
+  if (value === undefined) return 'application/octet-stream';
+  const text = Array.isArray(value) ? (value[0] ?? '') : value;
+  return (text.split(';')[0] ?? '').trim().toLowerCase();
+}
+
+/** The target plus every answer-changing header, case-insensitively; JSON keeps the parts apart. */
+function singleFlightKey(target: string, headers: Record<string, string | string[]>): string {
+  const values: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if ((keyHeaders as readonly string[]).includes(lower)) values[lower] = value;
+  }
+  return JSON.stringify([target, ...keyHeaders.map((name) => values[name] ?? null)]);
+}

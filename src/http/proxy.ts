@@ -1,76 +1,13 @@
 // The transparent passthrough: requests stream to the upstream over the undici pool and answers
 // stream back unchanged. WebSocket and other Upgrade requests go through http-proxy-3, kept here.
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import type { Dispatcher } from 'undici';
 import { hasCode, IcalpushError } from '../errors.ts';
+import { forwardedRequestHeaders, forwardedResponseHeaders } from './forwarded-headers.ts';
 import { sendError } from './respond.ts';
 import { toUpstreamError, type UpstreamPool } from './upstream.ts';
-
-/** Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded. */
-const hopByHop = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  // Node answers `Expect: 100-continue` itself before the body is read; undici refuses it.
-  'expect',
-]);
-
-/** Names listed in a Connection header are hop-by-hop for this message too. */
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  const tokens = (Array.isArray(value) ? value.join(',') : value)
-    .split(',')
-    .map((t) => t.trim().toLowerCase())
-    .filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
-  return tokens.length ? new Set(tokens) : undefined;
-}
-
-function appendForwarded(existing: string | string[] | undefined, value: string): string {
-  if (existing === undefined || existing === '') return value;
-  return `${Array.isArray(existing) ? existing.join(', ') : existing}, ${value}`;
-}
-
-/** The request headers sent upstream: hop-by-hop removed, X-Forwarded-For/-Host/-Proto added. */
-export function forwardedRequestHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const extra = connectionTokens(req.headers.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || hopByHop.has(name) || extra?.has(name)) continue;
-    out[name] = value;
-  }
-  const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  out['x-forwarded-for'] = appendForwarded(
-    req.headers['x-forwarded-for'],
-    req.socket.remoteAddress ?? '',
-  );
-  out['x-forwarded-host'] = appendForwarded(
-    req.headers['x-forwarded-host'],
-    req.headers.host ?? '',
-  );
-  out['x-forwarded-proto'] = appendForwarded(req.headers['x-forwarded-proto'], proto);
-  return out;
-}
-
-/** The response headers sent to the client: hop-by-hop removed, repeated headers kept. */
-export function forwardedResponseHeaders(
-  headers: IncomingHttpHeaders,
-): Record<string, string | string[]> {
-  const extra = connectionTokens(headers.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || hopByHop.has(name) || extra?.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-}
 
 /** True when the request carries a body to stream (RFC 9112 §6.3). */
 function hasBody(req: IncomingMessage): boolean {

@@ -1,10 +1,12 @@
 // The app's own metrics: requests by route and status class, upstream errors by code, request
 // durations, in-flight requests and the process start time. Every series the request path
 // touches is looked up once here, so recording a request allocates nothing.
+import type { ErrorCode } from '../errors.ts';
+import type { Route } from '../http/router.ts';
 import type { Registry } from './registry.ts';
 
 /** The routes requests are counted under (the router's kinds). */
-export const routeKinds = ['admin', 'feed', 'passthrough'] as const;
+export const routeKinds = ['admin', 'feed', 'passthrough'] as const satisfies readonly Route['kind'][];
 
 /** One of routeKinds. */
 export type RouteKind = (typeof routeKinds)[number];
@@ -15,7 +17,7 @@ export const upstreamErrorCodes = [
   'UPSTREAM_TIMEOUT',
   'UPSTREAM_PROTOCOL',
   'CLIENT_ABORTED',
-] as const;
+] as const satisfies readonly ErrorCode[];
 
 const statusClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 

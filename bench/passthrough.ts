@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { autocannon as runAutocannon } from './fixtures/autocannon.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const node = process.execPath;
 
 type Target = { name: string; url: string };
 
-async function startProcess(args: string[], children: ChildProcess[]): Promise<number> {
+export async function startProcess(args: string[], children: ChildProcess[]): Promise<number> {
   const child = spawn(node, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const lines = createInterface({ input: child.stdout! });
@@ -69,28 +70,10 @@ async function startIcalpush(
 
 type Throughput = { reqPerSec: number; p50Ms: number; p99Ms: number; errors: number };
 
+// Every answer here should be a 200: anything else counts as an error.
 async function autocannon(url: string, seconds: number): Promise<Throughput> {
-  const bin = join(root, 'node_modules/autocannon/autocannon.js');
-  const child = spawn(node, [bin, '-c', '50', '-d', String(seconds), '-j', url], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  await once(child, 'exit');
-  const r = JSON.parse(out) as {
-    requests: { average: number };
-    latency: { p50: number; p99: number };
-    errors: number;
-    non2xx: number;
-  };
-  return {
-    reqPerSec: r.requests.average,
-    p50Ms: r.latency.p50,
-    p99Ms: r.latency.p99,
-    errors: r.errors + r.non2xx,
-  };
+  const r = await runAutocannon(url, seconds);
+  return { reqPerSec: r.reqPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors + r.non2xx };
 }
 
 type Fixed = { p50Ms: number; p99Ms: number; sent: number; errors: number };
@@ -114,7 +97,7 @@ function median(list: Throughput[]): Throughput {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+export const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 /** Runs the passthrough benchmark and returns its table as text. */
 export async function main(options: { seconds?: number } = {}): Promise<string> {

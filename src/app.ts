@@ -3,11 +3,18 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config/schema.ts';
+import { createFeedEngine, type FeedEngine } from './feeds/engine.ts';
+import { createFeedMetrics } from './feeds/feed-metrics.ts';
+import { createFeedFetcher } from './feeds/fetch.ts';
+import { createFeedHandler } from './feeds/serve.ts';
+import { statusReport } from './feeds/status.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough } from './http/proxy.ts';
 import { createRouter, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createUpstreamPool } from './http/upstream.ts';
+import { IcalpushError } from './errors.ts';
+import { sendError } from './http/respond.ts';
 import { type Logger, redactUrl } from './log.ts';
 import { createRegistry } from './metrics/registry.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
@@ -27,6 +34,8 @@ export type App = {
   listen(): Promise<{ host: string; port: number; url: string }>;
   /** Graceful shutdown: drain in-flight requests (bounded), close the upstream pool and the store. */
   close(): Promise<void>;
+  /** The feed engine: reads and snapshots feeds (also used by push). */
+  readonly feeds: FeedEngine;
 };
 
 /** Splits `host:port` / `[v6]:port`. */
@@ -68,9 +77,28 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const registry = createRegistry();
   const metrics = createRequestMetrics(registry, http.inflight);
+  const feedMetrics = createFeedMetrics(registry);
+  const feeds = createFeedEngine({
+    store,
+    fetcher: createFeedFetcher({ upstream, maxBodyBytes: config.snapshots.maxBodyBytes, clock }),
+    clock,
+    logger,
+    metrics: feedMetrics,
+    retentionMs: config.snapshots.retention,
+    maxFeeds: config.snapshots.maxFeeds,
+    hold: { spanMs: config.snapshots.hold.span, fraction: config.snapshots.hold.fraction },
+  });
+  const feedHandler = createFeedHandler({
+    engine: feeds,
+    metrics: feedMetrics,
+    clock,
+    publicBaseUrl: config.publicBaseUrl,
+    maxAge: new Map(config.feeds.map((feed) => [feed.path, feed.maxAge])),
+  });
   const admin = createAdminHandler({
     store,
     registry,
+    status: () => statusReport(config, feeds, clock),
     token: config.admin.token,
     isClosing: http.isClosing,
   });
@@ -87,19 +115,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     if (route.kind === 'admin') {
       await admin(req, res, route.path);
     } else {
-      // Feed paths pass through like everything else until the feed engine serves them.
-      const outcome = await passthrough.web(req, res);
-      if (!outcome.ok) {
-        errorCode = outcome.error.code;
-        if (outcome.error.code !== 'CLIENT_ABORTED') {
-          // Expected failures (refused, timed out): code and cause, no stack trace.
-          const cause = outcome.error.cause as { code?: string; message?: string } | undefined;
-          logger.warn(
-            { err: { code: outcome.error.code, cause: cause?.code ?? cause?.message }, req: fields },
-            'upstream error',
-          );
-        }
-      }
+      const feedOutcome = route.kind === 'feed' ? await answerFeed(req, res, route) : undefined;
+      if (feedOutcome?.kind === 'answered') errorCode = feedOutcome.errorCode;
+      else errorCode = await passThrough(req, res, fields);
     }
     const durationMs = clock.now() - startedAt;
     metrics.record(route.kind, res.statusCode, durationMs, errorCode);
@@ -114,7 +132,30 @@ export function createApp(config: Config, deps: AppDeps): App {
     );
   }
 
+  async function answerFeed(req: IncomingMessage, res: ServerResponse, route: Route & { kind: 'feed' }) {
+    try {
+      return await feedHandler(req, res, route);
+    } catch (err) {
+      // A bug must not take the process down or leave the client hanging.
+      logger.error({ err, req: requestFields(req, route) }, 'feed request failed');
+      sendError(res, new IcalpushError('INTERNAL_ERROR', 'feed request failed', { cause: err }));
+      return { kind: 'answered' as const, errorCode: 'INTERNAL_ERROR' };
+    }
+  }
+
+  async function passThrough(req: IncomingMessage, res: ServerResponse, fields: ReturnType<typeof requestFields>) {
+    const outcome = await passthrough.web(req, res);
+    if (outcome.ok) return undefined;
+    if (outcome.error.code !== 'CLIENT_ABORTED') {
+      // Expected failures (refused, timed out): code and cause, no stack trace.
+      const cause = outcome.error.cause as { code?: string; message?: string } | undefined;
+      logger.warn({ err: { code: outcome.error.code, cause: cause?.code ?? cause?.message }, req: fields }, 'upstream error');
+    }
+    return outcome.error.code;
+  }
+
   return {
+    feeds,
     server: http.server,
     async listen() {
       const { host, port } = parseListen(config.listen);

@@ -8,6 +8,8 @@ export const errorCodes = {
   UPSTREAM_UNREACHABLE: { status: 502, text: 'upstream unreachable' },
   UPSTREAM_TIMEOUT: { status: 504, text: 'upstream timed out' },
   UPSTREAM_PROTOCOL: { status: 502, text: 'upstream answered badly' },
+  UPSTREAM_TOO_LARGE: { status: 502, text: 'upstream feed too large' },
+  SYNC_TOKEN_INVALID: { status: 409, text: 'sync token not usable: discard your copy and sync again without a token' },
   CLIENT_ABORTED: { status: 499, text: 'client closed the request' },
   STORE_UNAVAILABLE: { status: 503, text: 'store unavailable' },
   ADMIN_NOT_FOUND: { status: 404, text: 'not found' },

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts';
 import { logLevels } from '../log.ts';
+import { byteSizePattern, parseByteSize } from './byte-size.ts';
 import { durationPattern, parseDuration } from './duration.ts';
 
 const durationMessage = 'must be a duration like 500ms, 30s, 5m, 1h or 7d';
@@ -20,6 +21,14 @@ const duration = z
     error: durationError,
   })
   .transform((value) => parseDuration(value));
+
+const byteSizeMessage = 'must be a size like 512KiB, 20MiB or 1GiB, or a number of bytes';
+
+/** A byte size (`512KiB`, `20MiB`, `1GiB`) or a plain number of bytes, more than 0. */
+const byteSize = z
+  .union([z.int().min(1), z.string().regex(byteSizePattern, { error: byteSizeMessage })], { error: byteSizeMessage })
+  .transform((value) => parseByteSize(value))
+  .refine((bytes) => bytes > 0 && Number.isSafeInteger(bytes), { error: byteSizeMessage });
 
 /** A positive duration: 0 makes no sense for a timeout. */
 const positiveDuration = z
@@ -105,6 +114,9 @@ const feedPattern = z
     path: pathPattern('feed').describe(
       'Upstream path of a calendar feed; {listing} captures one segment.',
     ),
+    maxAge: duration
+      .prefault(0)
+      .describe('Answer anonymous GETs from a snapshot this fresh without re-reading (0 = always re-read).'),
   })
   .describe('A calendar feed path pattern.');
 
@@ -148,6 +160,37 @@ export const configSchema = z
       .record(listingId, listing)
       .default({})
       .describe('The connection map: listing id -> peers.'),
+    snapshots: z
+      .strictObject({
+        retention: positiveDuration
+          .prefault('30d')
+          .describe('How long tombstones (and the sync tokens that need them) are kept.'),
+        maxBodyBytes: byteSize
+          .prefault('20MiB')
+          .describe('Largest upstream feed body read; a bigger one is refused with 502.'),
+        maxFeeds: z
+          .int()
+          .min(1)
+          .max(1_000_000)
+          .default(10_000)
+          .describe('Feed URLs with a snapshot; reads of further URLs pass through unversioned.'),
+        hold: z
+          .strictObject({
+            span: duration
+              .prefault('2h')
+              .describe('How long a sudden drop must persist before it is applied (0 = at once).'),
+            fraction: z
+              .number()
+              .gt(0)
+              .max(1)
+              .default(0.5)
+              .describe('A read that removes more than this share of the entities is a drop.'),
+          })
+          .prefault({})
+          .describe('Holding answers that suddenly drop most entities.'),
+      })
+      .prefault({})
+      .describe('Feed snapshots, tombstones and sync tokens.'),
     push: z
       .strictObject({
         debounce: duration

@@ -1,8 +1,8 @@
 // The one-screen summary `icalpush check` prints for a valid configuration. It is read on
 // terminals and pasted into tickets, so it never shows a secret: no tokens, no header
 // values, no query values or passwords in URLs.
-import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts';
 import { redactUrl } from '../log.ts';
+import { ownFeedTarget } from './listings.ts';
 import type { Config } from './schema.ts';
 
 const maxListings = 20;
@@ -30,17 +30,12 @@ export function summarizeConfig(config: Config, sourceName: string): string {
   row('feeds', config.feeds.map((feed) => feed.path).join(', '));
 
   const listings = Object.entries(config.listings);
-  const derive = compilePathPattern(config.feeds[0]?.path ?? '');
   lines.push(`listings: ${listings.length}`);
   if (listings.length === 0)
     lines.push('  (none: inbound HEADs are acknowledged, nothing is pushed)');
   for (const [id, listing] of listings.slice(0, maxListings)) {
-    const feed =
-      listing.feed !== undefined
-        ? `${redactUrl(listing.feed)} (explicit)`
-        : isPathPatternError(derive)
-          ? '(no feed)'
-          : derive.expand(id);
+    const own = ownFeedTarget(config, id);
+    const feed = listing.feed !== undefined ? `${redactUrl(listing.feed)} (explicit)` : (own ?? '(no feed)');
     row(id, `feed ${feed}`);
     if (listing.peers.length === 0) lines.push('    no peers');
     for (const peer of listing.peers.slice(0, maxPeers)) {

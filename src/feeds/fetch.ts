@@ -7,6 +7,7 @@ import { forwardedResponseHeaders } from '../http/forwarded-headers.ts';
 import { toUpstreamError, type UpstreamPool } from '../http/upstream.ts';
 import { type DecodedFeed, decodeFeed } from '../ical/decode.ts';
 import { type SplitCalendar, splitCalendar } from '../ical/split.ts';
+import { fingerprint } from './fingerprint.ts';
 
 /** Why an upstream answer is not a complete calendar; the caller relays it unchanged (SPEC "GET (plain)"). */
 export type NotCalendarReason = 'status' | 'content-type' | 'incomplete' | 'empty';
@@ -21,11 +22,23 @@ export type UpstreamAnswer = {
 };
 
 /**
+ * A complete calendar answer. `decoded` and `calendar` are computed on first use: a re-read whose
+ * `fingerprint` shows no change never pays for them.
+ */
+export type CalendarFetch = UpstreamAnswer & {
+  readonly kind: 'calendar';
+  /** The body's DTSTAMP-blind hash (fingerprint.ts). */
+  readonly fingerprint: string;
+  readonly decoded: DecodedFeed;
+  readonly calendar: SplitCalendar;
+};
+
+/**
  * What one feed fetch came to. Outcomes are shared by every caller that joined the same upstream
  * request, so they are frozen and the body, decoded text and split calendar must be treated as read-only.
  */
 export type FeedFetch =
-  | (UpstreamAnswer & { readonly kind: 'calendar'; readonly decoded: DecodedFeed; readonly calendar: SplitCalendar })
+  | CalendarFetch
   | (UpstreamAnswer & { readonly kind: 'not-calendar'; readonly reason: NotCalendarReason })
   | { readonly kind: 'too-large' }
   | { readonly kind: 'failed'; readonly error: IcalpushError };
@@ -127,11 +140,37 @@ function judge(answer: UpstreamAnswer): FeedFetch {
   if (answer.status < 200 || answer.status > 299 || answer.status === 206) return notCalendar('status');
   if (!calendarTypes.has(mediaType(answer.headers['content-type']))) return notCalendar('content-type');
   if (answer.body.length === 0) return notCalendar('empty');
-  const decoded = decodeFeed(answer.body);
-  const calendar = splitCalendar(decoded.text);
-  // SPEC: no END:VCALENDAR (a truncated or spliced export) never changes the snapshot.
-  if (!calendar.complete) return notCalendar('incomplete');
-  return Object.freeze({ kind: 'calendar', decoded, calendar, ...answer });
+  let decoded: DecodedFeed | undefined;
+  let calendar: SplitCalendar | undefined;
+  const decode = () => (decoded ??= decodeFeed(answer.body));
+  const split = () => (calendar ??= splitCalendar(decode().text));
+  // SPEC: no END:VCALENDAR (a truncated or spliced export) never changes the snapshot. The byte
+  // search settles the common case; anything it cannot vouch for gets the full split.
+  if (!endsCalendar(answer.body) && !split().complete) return notCalendar('incomplete');
+  return Object.freeze({
+    kind: 'calendar',
+    ...answer,
+    fingerprint: fingerprint(answer.body),
+    get decoded() {
+      return decode();
+    },
+    get calendar() {
+      return split();
+    },
+  });
+}
+
+const beginCalendar = Buffer.from('BEGIN:VCALENDAR', 'latin1');
+const endCalendar = Buffer.from('END:VCALENDAR', 'latin1');
+
+/** True when the body has a BEGIN:VCALENDAR line and, after it, an END:VCALENDAR line. */
+function endsCalendar(body: Buffer): boolean {
+  const begin = body.indexOf(beginCalendar);
+  const end = body.lastIndexOf(endCalendar);
+  if (begin === -1 || end <= begin) return false;
+  const before = body[end - 1];
+  const after = body[end + endCalendar.length];
+  return (before === 0x0a || before === 0x0d) && (after === undefined || after === 0x0a || after === 0x0d);
 }
 
 /** The forwarded request headers minus the ones the sidecar answers itself, asking for identity coding. */
@@ -146,12 +185,14 @@ function upstreamRequestHeaders(headers: Record<string, string | string[]>): Rec
 
 /** Reads `body` to a Buffer, or destroys it and gives undefined once it is past `maxBytes`. */
 async function readCapped(
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; once(event: 'error', listener: () => void): unknown },
   declared: number | undefined,
   maxBytes: number,
 ): Promise<Buffer | undefined> {
   // Destroying the body aborts the undici request, which closes that connection instead of
   // leaving it busy draining a body nobody reads.
+  // undici reports the abort as an 'error' on the body; with no reader left it would be unhandled.
+  body.once('error', () => {});
   if (declared !== undefined && declared > maxBytes) {
     body.destroy();
     return undefined;

@@ -13,6 +13,8 @@ export type AdminDeps = {
   store: Store;
   /** What /_icalpush/metrics renders. */
   registry: Registry;
+  /** What /_icalpush/status renders (JSON). */
+  status(): Promise<unknown>;
   /** `admin.token`; without one the guarded endpoints answer loopback clients only. */
   token?: string | undefined;
   /** True once shutdown began: readiness fails so load balancers drain us. */
@@ -48,7 +50,7 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       sendError(res, refusal);
       return;
     }
-    if (!isProbe && path !== '/_icalpush/metrics') {
+    if (!isProbe && path !== '/_icalpush/metrics' && path !== '/_icalpush/status') {
       sendError(res, new IcalpushError('ADMIN_NOT_FOUND', 'no such admin endpoint'));
       return;
     }
@@ -59,6 +61,14 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     }
     if (path === '/_icalpush/metrics') {
       sendText(res, 200, expositionContentType, renderExposition(deps.registry));
+      return;
+    }
+    if (path === '/_icalpush/status') {
+      try {
+        sendJson(res, 200, await withTimeout(deps.status(), readyTimeoutMs));
+      } catch (err) {
+        sendError(res, new IcalpushError('STORE_UNAVAILABLE', 'status not readable', { cause: err }));
+      }
       return;
     }
     if (path === '/_icalpush/healthz') {

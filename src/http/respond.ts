@@ -8,8 +8,11 @@ const challenges: Partial<Record<ErrorCode, Record<string, string>>> = {
   ADMIN_UNAUTHORIZED: { 'www-authenticate': 'Bearer' },
 };
 
-/** Ends `res` with the status and short plain-text body of `err`; destroys it if headers went out. */
-export function sendError(res: ServerResponse, err: IcalpushError): void {
+/**
+ * Ends `res` with the status and short plain-text body of `err`; destroys it if headers went out.
+ * `headers` adds answer headers that hold whatever the error (Vary, Link on feed paths).
+ */
+export function sendError(res: ServerResponse, err: IcalpushError, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy(err);
     return;
@@ -20,6 +23,7 @@ export function sendError(res: ServerResponse, err: IcalpushError): void {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...headers,
     ...challenges[err.code],
   });
   res.end(body);

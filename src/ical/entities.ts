@@ -29,6 +29,8 @@ export function groupEntities(components: Component[]): Entity[] {
 // Same type and same normalized RECURRENCE-ID is one instance: the highest SEQUENCE wins, ties go
 // to the later one in the file (RFC 5545 §3.8.7.4). The result is sorted so hashes ignore file order.
 function resolveDuplicates(entries: Component[]): Component[] {
+  // Most entities are one component: nothing to resolve or order.
+  if (entries.length === 1) return entries;
   const masterIsDate = entries.some((component) => !propertyLine(component, 'RECURRENCE-ID')
     && isDateLine(propertyLine(component, 'DTSTART')));
   const winners = new Map<string, Member>();

@@ -104,29 +104,37 @@ export function contentLineText(line: ContentLine): string {
 }
 
 // RFC 5545 §3.1 unfolding; CRLF, LF and lone CR all end a line because real feeds mix them.
-function* unfold(text: string): Generator<string> {
-  let current: string | undefined;
+function unfold(text: string): string[] {
+  const lines: string[] = [];
   const physicalLines = text.split(/\r\n|\n|\r/);
   // The final line end leaves an empty string that is not a blank line of the feed.
   if (physicalLines.at(-1) === '') physicalLines.pop();
   for (const physical of physicalLines) {
-    if ((physical.startsWith(' ') || physical.startsWith('\t')) && current !== undefined) {
-      current += physical.slice(1);
-      continue;
+    const first = physical.charCodeAt(0);
+    if ((first === 0x20 || first === 0x09) && lines.length > 0) {
+      lines[lines.length - 1] += physical.slice(1);
+    } else {
+      lines.push(physical);
     }
-    if (current !== undefined) yield current;
-    current = physical;
   }
-  if (current !== undefined) yield current;
+  return lines;
 }
 
 // The value colon is the first ':' outside a quoted parameter value (`CN="Doe: John"`). A line whose
 // only colon is inside quotes (Exchange 2010 `DTSTART;TZID="W. Europe…:2020…"`) has no value: junk.
 function parseContentLine(raw: string): ContentLine | undefined {
-  const nameEnd = raw.search(/[;:]/);
-  if (nameEnd <= 0) return undefined;
+  const colon = raw.indexOf(':');
+  if (colon <= 0) return undefined;
+  const semicolon = raw.indexOf(';');
+  const nameEnd = semicolon !== -1 && semicolon < colon ? semicolon : colon;
+  if (nameEnd === 0) return undefined;
   const name = raw.slice(0, nameEnd);
   if (!namePattern.test(name)) return undefined;
+  // The common case: no quote before the first colon, which is then the value colon.
+  const quote = raw.indexOf('"', nameEnd);
+  if (quote === -1 || quote > colon) {
+    return { name: name.toUpperCase(), params: raw.slice(nameEnd, colon), value: raw.slice(colon + 1) };
+  }
   let quoted = false;
   for (let i = nameEnd; i < raw.length; i += 1) {
     const c = raw[i];

@@ -22,7 +22,13 @@ test('proxy.example.yaml yields the documented values', async () => {
     listen: '127.0.0.1:8080',
     upstream: 'http://127.0.0.1:9000',
     store: resolve(root, 'data/icalpush.db'),
-    feeds: [{ path: '/calendar/{listing}.ics' }],
+    feeds: [{ path: '/calendar/{listing}.ics', maxAge: 0 }],
+    snapshots: {
+      retention: 30 * 86_400_000,
+      maxBodyBytes: 20 * 1024 * 1024,
+      maxFeeds: 10_000,
+      hold: { span: 2 * 3_600_000, fraction: 0.5 },
+    },
     listings: {
       'beach-house': {
         feed: '/calendar/beach-house.ics?t=demo-token',

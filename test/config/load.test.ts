@@ -65,6 +65,24 @@ const cases: Array<{
     message: /^must be a duration like 500ms, 30s, 5m, 1h or 7d$/,
   },
   {
+    fixture: 'bad-byte-size-unit.yaml',
+    path: 'snapshots.maxBodyBytes',
+    line: 5,
+    message: /^must be a size like 512KiB, 20MiB or 1GiB, or a number of bytes$/,
+  },
+  {
+    fixture: 'hold-fraction-above-one.yaml',
+    path: 'snapshots.hold.fraction',
+    line: 6,
+    message: /1/,
+  },
+  {
+    fixture: 'feed-max-age-bare-number.yaml',
+    path: 'feeds[0].maxAge',
+    line: 4,
+    message: /a bare number has no unit/,
+  },
+  {
     fixture: 'bad-duration-negative.yaml',
     path: 'push.watch',
     line: 5,

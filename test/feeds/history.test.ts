@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applySnapshot, changesSince, type FeedHistory, isTokenUsable, pruneTombstones } from '../../src/feeds/history.ts';
+import {
+  applySnapshot, changesSince, type FeedHistory, isTokenUsable, pruneTombstones, versionOfTag,
+} from '../../src/feeds/history.ts';
 import { type Component, propertyValue, splitCalendar } from '../../src/ical/split.ts';
 
 const t0 = Date.UTC(2025, 2, 1, 12, 0, 0);
@@ -8,7 +10,8 @@ const day = 24 * 60 * 60 * 1000;
 const calendar = (...components: string[]) => splitCalendar(
   `BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n${components.join('\n')}\nEND:VCALENDAR\n`,
 );
-const vevent = (uid: string, summary = 'Booked', dtstamp = '20250301T000000Z') =>
+// Each UID gets its own default summary: same-content events under new UIDs are a re-keying (below).
+const vevent = (uid: string, summary = `Booked ${uid}`, dtstamp = '20250301T000000Z') =>
   `BEGIN:VEVENT\nUID:${uid}\nDTSTAMP:${dtstamp}\nDTSTART;VALUE=DATE:20250310\nSUMMARY:${summary}\nEND:VEVENT`;
 const first = (...components: string[]) => applySnapshot(undefined, calendar(...components), t0).history;
 const uids = (entities: Component[][]) => entities.map((e) => propertyValue(e[0]!, 'UID'));
@@ -29,7 +32,7 @@ test('applySnapshot: a first read of an empty calendar is still version 1', () =
 
 test('applySnapshot: DTSTAMP-only churn is not a change', () => {
   const history = first(vevent('a'));
-  const result = applySnapshot(history, calendar(vevent('a', 'Booked', '20250302T101010Z')), t0 + 1000);
+  const result = applySnapshot(history, calendar(vevent('a', 'Booked a', '20250302T101010Z')), t0 + 1000);
   assert.equal(result.changed, false);
   assert.equal(result.history.version, 1);
   assert.deepEqual([result.added, result.modified, result.removed], [[], [], []]);
@@ -185,4 +188,41 @@ test('changesSince: a change made between pages is delivered after the position,
   const rest = changesSince(history, page.next);
   assert.deepEqual(uids(rest.entities), ['b', 'c']);
   assert.deepEqual(rest.next, { version: 3 });
+});
+
+test('applySnapshot: an exporter minting new UIDs for the same events is matched by content', () => {
+  const history = first(vevent('run1-a', 'A'), vevent('run1-b', 'B'));
+  const result = applySnapshot(history, calendar(vevent('run2-a', 'A'), vevent('run2-b', 'B')), t0 + 1000);
+  assert.equal(result.changed, false);
+  assert.equal(result.rekeyed, 2);
+  assert.deepEqual(Object.keys(result.history.entities).sort(), ['run1-a', 'run1-b']);
+  assert.equal(result.history.tag, history.tag);
+  // The next run's UIDs match the kept entities by content again, and a real change still counts.
+  const next = applySnapshot(result.history, calendar(vevent('run3-a', 'A'), vevent('run3-b', 'B2')), t0 + 2000);
+  assert.equal(next.changed, true);
+  assert.equal(next.rekeyed, 1);
+  assert.deepEqual([next.added, next.removed], [['run3-b'], ['run1-b']]);
+  assert.deepEqual(Object.keys(next.history.entities).sort(), ['run1-a', 'run3-b']);
+});
+
+test('applySnapshot: twins are matched one to one, so a duplicated event is still an addition', () => {
+  const history = first(vevent('x1', 'Same'));
+  const result = applySnapshot(history, calendar(vevent('x2', 'Same'), vevent('x3', 'Same')), t0 + 1000);
+  assert.equal(result.changed, true);
+  assert.equal(result.rekeyed, 1);
+  assert.equal(result.added.length, 1);
+  assert.equal(Object.keys(result.history.entities).length, 2);
+});
+
+test('applySnapshot: the content tag follows content, not versions', () => {
+  const a = first(vevent('a'));
+  const b = applySnapshot(a, calendar(vevent('a', 'changed')), t0 + 1000).history;
+  const back = applySnapshot(b, calendar(vevent('a')), t0 + 2000).history;
+  assert.notEqual(b.tag, a.tag);
+  assert.equal(back.tag, a.tag);
+  assert.equal(back.version, 3);
+  assert.deepEqual(back.tags.map(([, v]) => v), [2, 3]);
+  assert.equal(versionOfTag(back, a.tag), 3);
+  assert.equal(versionOfTag(back, b.tag), 2);
+  assert.equal(versionOfTag(back, 'unknown'), undefined);
 });

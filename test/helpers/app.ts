@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { type App, createApp } from '../../src/app.ts';
+import type { Clock } from '../../src/clock.ts';
 import { type ConfigInput, configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/log.ts';
 import { openStore } from '../../src/store/open-store.ts';
@@ -27,6 +28,7 @@ export async function startApp(
   upstream: string,
   overrides: Partial<ConfigInput> = {},
   store?: Store,
+  clock?: Clock,
 ): Promise<TestApp> {
   const config = configSchema.parse({
     listen: '127.0.0.1:0',
@@ -46,7 +48,7 @@ export async function startApp(
   });
   const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
   const logger = createLogger({ level: 'debug', destination });
-  const app = createApp(config, { store: store ?? (await openStore('memory')), logger });
+  const app = createApp(config, { store: store ?? (await openStore('memory')), logger, ...(clock ? { clock } : {}) });
   const { url } = await app.listen();
   t.after(() => app.close());
   return {

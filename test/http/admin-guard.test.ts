@@ -45,7 +45,8 @@ test('without a token, a loopback client gets metrics', async (t) => {
 test('without a token, a non-loopback client is refused with 403 and a fixed body', async (t) => {
   const store = await openStore('memory');
   t.after(() => store.close());
-  const admin = createAdminHandler({ store, registry: createRegistry(), isClosing: () => false });
+  const status = async () => ({});
+  const admin = createAdminHandler({ store, registry: createRegistry(), status, isClosing: () => false });
   // The handler sees the client through req.socket only; a real server carries the answer.
   const server = await startServer(t, (req, res) => {
     const remote = {

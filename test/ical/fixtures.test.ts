@@ -1,11 +1,15 @@
-// Every fixture feed against its golden summary, a serialize round trip, and ical.js reading our output.
-// Goldens change only by an explicit `UPDATE_GOLDEN=1` run (house style).
+// Every fixture feed against its golden summary, a serialize round trip, ical.js reading our output, and
+// the feed history's full and delta answers. Goldens change only by an explicit `UPDATE_GOLDEN=1` run (house style).
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
+import ICAL from 'ical.js';
+import { applySnapshot, changesSince, currentComponents } from '../../src/feeds/history.ts';
+import { groupEntities } from '../../src/ical/entities.ts';
 import { entityHash } from '../../src/ical/normalize.ts';
 import { serializeCalendar, tombstone } from '../../src/ical/serialize.ts';
+import { propertyLine } from '../../src/ical/split.ts';
 import { feedsDir, icalJsCounts, type ParsedFeed, parseFeed, readFixture } from './feeds.ts';
 
 const names = readdirSync(feedsDir).filter((f) => f.endsWith('.ics')).map((f) => f.slice(0, -'.ics'.length)).sort();
@@ -26,6 +30,13 @@ function summary(feed: ParsedFeed) {
     skippedLines: feed.split.skippedLines,
   };
 }
+
+async function goldenEntityIds(name: string): Promise<string[]> {
+  const golden = JSON.parse(await readFile(new URL(`${name}.golden.json`, feedsDir), 'utf8')) as { entityIds: string[] };
+  return golden.entityIds;
+}
+
+const now = Date.parse('2026-01-01T00:00:00Z');
 
 function serializeFeed(feed: ParsedFeed): string {
   return serializeCalendar({ ...feed.split, components: feed.entities.flatMap((e) => e.components) });
@@ -73,5 +84,44 @@ for (const name of names) {
     const components = [...kept.flatMap((e) => e.components), tombstone(removed, '20260101T000000Z')];
     const counts = icalJsCounts(serializeCalendar({ ...feed.split, components }));
     assert.equal(counts.components, components.length);
+  });
+}
+
+for (const name of names) {
+  test(`${name}: a snapshot's full body keeps the golden entity ids and ical.js sees every component`, async () => {
+    const feed = await readFixture(name);
+    const { history } = applySnapshot(undefined, feed.split, now);
+    assert.deepEqual(Object.keys(history.entities).sort(), await goldenEntityIds(name));
+    const components = currentComponents(history);
+    const { properties, timezones } = history.frame;
+    const body = serializeCalendar({ properties, timezones, components });
+    assert.deepEqual(icalJsCounts(body), { timezones: feed.split.timezones.length, components: components.length });
+  });
+
+  test(`${name}: a delta after removing the first entity carries a tombstone ical.js reads`, async (t) => {
+    const feed = await readFixture(name);
+    const [removed] = feed.entities;
+    if (!removed) return t.skip('no entity');
+    const first = applySnapshot(undefined, feed.split, now).history;
+    // By entity id, not by component: a superseded duplicate would otherwise bring the entity back.
+    const kept = feed.split.components.filter((c) => groupEntities([c])[0]?.id !== removed.id);
+    const { history, removed: removedIds } = applySnapshot(first, { ...feed.split, components: kept }, now + 60_000);
+    assert.deepEqual(removedIds, [removed.id]);
+
+    const changes = changesSince(history, { version: 1 });
+    assert.equal(changes.tombstones.length, 1);
+    const components = [...changes.entities.flat(), ...changes.tombstones];
+    const { properties, timezones } = history.frame;
+    const body = serializeCalendar({ properties, timezones, components });
+    assert.equal(icalJsCounts(body).components, components.length);
+
+    const root = new ICAL.Component(ICAL.parse(body));
+    const deleted = root.getAllSubcomponents().filter((c) => c.getFirstPropertyValue('status') === 'DELETED');
+    assert.equal(deleted.length, 1);
+    const stone = deleted[0]!;
+    assert.equal(stone.getFirstPropertyValue('uid'), removed.uid ?? removed.id);
+    assert.equal(stone.getFirstPropertyValue('dtstamp')?.toString(), '2026-01-01T00:01:00Z');
+    const master = removed.components[0];
+    assert.equal(stone.hasProperty('dtstart'), master !== undefined && propertyLine(master, 'DTSTART') !== undefined);
   });
 }

@@ -1,0 +1,290 @@
+// Answers requests on feed paths (SPEC "Feed paths: what each method gets"): plain GET with the
+// semantic ETag, enhanced GET with sync tokens and deltas, the return=minimal variant, HEAD from the
+// snapshot, OPTIONS, and the Link header on all of them. Other methods are the passthrough's.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../clock.ts';
+import { IcalpushError } from '../errors.ts';
+import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
+import { sendError } from '../http/respond.ts';
+import { serializeCalendar } from '../ical/serialize.ts';
+import type { Component } from '../ical/split.ts';
+import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
+import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
+import { changesSince, currentComponents, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
+import { parsePrefer } from './prefer.ts';
+import { decodeToken, encodeToken } from './sync-token.ts';
+
+/** The feed route the router matched. */
+export type FeedRoute = { path: string; listing: string; pattern: string };
+
+/** What the handler did: `passthrough` hands the request to the passthrough untouched. */
+export type FeedOutcome = { kind: 'answered'; errorCode?: string } | { kind: 'passthrough' };
+
+/** Answers one request on a feed path. */
+export type FeedHandler = (req: IncomingMessage, res: ServerResponse, route: FeedRoute) => Promise<FeedOutcome>;
+
+/** Options for createFeedHandler. */
+export type FeedHandlerOptions = {
+  engine: FeedEngine;
+  metrics: FeedMetrics;
+  clock: Clock;
+  /** Base of the absolute URLs in Link; default: the request's Host. */
+  publicBaseUrl?: string | undefined;
+  /** `maxAge` (ms) of each feed pattern, by pattern source. */
+  maxAge: ReadonlyMap<string, number>;
+};
+
+// SPEC: always on enhanced answers; sent on every feed answer, because any of them varies by these.
+const varyOn = ['Prefer', 'Sync-Token', 'If-None-Match'];
+const relations = 'subscribe-enhanced-get subscribe-enhanced_get';
+const calendarType = 'text/calendar; charset=utf-8';
+const allow = 'GET, HEAD, OPTIONS';
+// Upstream headers that describe the upstream's own representation: the sidecar sets its own.
+const replacedHeaders = new Set(['etag', 'last-modified', 'content-length', 'vary', 'link']);
+// Full enhanced answers are rebuilt only when the version moves.
+const fullBodyCacheBytes = 32 * 1024 * 1024;
+
+/** Creates the feed handler. */
+export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
+  const { engine, metrics, clock } = options;
+  const base = options.publicBaseUrl?.replace(/\/+$/, '');
+  const fullBodies = new LRUCache<string, Buffer>({
+    maxSize: fullBodyCacheBytes,
+    sizeCalculation: (b) => Math.max(1, b.length),
+  });
+
+  function linkHeader(req: IncomingMessage, target: string): Record<string, string> {
+    let origin = base;
+    if (origin === undefined) {
+      const host = req.headers.host;
+      // A Host that is not a plain authority never ends up in a header we send.
+      if (host === undefined || !/^[A-Za-z0-9.:[\]_-]+$/.test(host)) return {};
+      const forwarded = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]?.trim().toLowerCase();
+      const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+      const proto = forwarded === 'https' || forwarded === 'http' ? forwarded : encrypted ? 'https' : 'http';
+      origin = `${proto}://${host}`;
+    }
+    return { link: `<${origin}${escapeForLink(target)}>; rel="${relations}"` };
+  }
+
+  function fullBody(key: string, history: FeedHistory): Buffer {
+    const cacheKey = `${key}\u0000${history.lineage}\u0000${history.version}`;
+    const cached = fullBodies.get(cacheKey);
+    if (cached) return cached;
+    const body = Buffer.from(serializeCalendar({ ...history.frame, components: currentComponents(history) }), 'utf8');
+    fullBodies.set(cacheKey, body);
+    return body;
+  }
+
+  /** An answer from a fresh snapshot without reading the upstream (maxAge), when there is one. */
+  async function freshRead(feed: FeedKey, maxAgeMs: number): Promise<FeedRead | undefined> {
+    const state = await engine.state(feed.key);
+    if (!state || state.hold || clock.now() - state.lastReadAt >= maxAgeMs) return undefined;
+    const [history, answer] = [await engine.history(feed.key), engine.lastAnswer(feed.key)];
+    if (!history || !answer || history.tag !== state.tag) return undefined;
+    return { kind: 'calendar', answer, tag: history.tag, changedAt: history.changedAt, history, held: false };
+  }
+
+  return async (req, res, route) => {
+    const method = req.method ?? 'GET';
+    // A CORS preflight is the upstream's to answer: it knows which origins it serves.
+    if (method === 'OPTIONS' && req.headers['access-control-request-method'] === undefined) {
+      res.writeHead(204, { allow, ...linkHeader(req, targetOf(req)), vary: varyOn.join(', ') });
+      res.end();
+      metrics.answer('options', 'full');
+      return { kind: 'answered' };
+    }
+    if (method !== 'GET' && method !== 'HEAD') return { kind: 'passthrough' };
+
+    const target = targetOf(req);
+    const feed = feedKey(target, route.listing, req.headers);
+    const common = { ...linkHeader(req, target), vary: varyOn.join(', ') };
+
+    if (method === 'HEAD') {
+      // SPEC: answered at once from the snapshot, never waiting on the upstream.
+      const state = await engine.state(feed.key).catch(() => undefined);
+      // A HEAD answer without a length closes the connection; the last read's size is what a GET
+      // would most likely send (RFC 9110 §9.3.2 lets it be omitted, not made up otherwise).
+      const headers: Record<string, string> = { 'content-type': calendarType, ...common,
+        'content-length': String(state?.bytes ?? 0) };
+      if (state) Object.assign(headers, validators(state.tag, state.changedAt));
+      const notModified = state !== undefined && matchesAny(req.headers['if-none-match'], state.tag);
+      res.writeHead(notModified ? 304 : 200, headers);
+      res.end();
+      metrics.answer('head', notModified ? 'not_modified' : 'full');
+      return { kind: 'answered' };
+    }
+
+    const prefs = parsePrefer(req.headers.prefer);
+    const variant: FeedVariant = prefs.enhanced ? 'enhanced' : prefs.minimal && req.headers['if-none-match'] ? 'minimal' : 'plain';
+    const maxAgeMs = options.maxAge.get(route.pattern) ?? 0;
+    const anonymous = req.headers.authorization === undefined && req.headers.cookie === undefined;
+    const read = (maxAgeMs > 0 && anonymous ? await freshRead(feed, maxAgeMs).catch(() => undefined) : undefined)
+      ?? await engine.read(feed, forwardedRequestHeaders(req));
+
+    if (read.kind === 'failed' || read.kind === 'too-large') {
+      const error = read.kind === 'failed' ? read.error : new IcalpushError('UPSTREAM_TOO_LARGE', 'feed body over the byte cap');
+      sendError(res, error, common);
+      metrics.answer(variant, 'error');
+      return { kind: 'answered', errorCode: error.code };
+    }
+    if (read.kind === 'not-calendar') {
+      // SPEC: not a complete calendar: the upstream's answer as it is, and the snapshot untouched.
+      res.writeHead(read.answer.status, { ...read.answer.headers, 'content-length': String(read.answer.body.length) });
+      res.end(read.answer.body);
+      metrics.answer(variant, 'passthrough');
+      return { kind: 'answered' };
+    }
+
+    const send: Send = (status, headers, body, answer) => {
+      res.writeHead(status, { ...common, ...headers, ...(body ? { 'content-length': String(body.length) } : {}) });
+      res.end(body);
+      metrics.answer(variant, answer, read.answer.body.length - (body?.length ?? 0));
+      return { kind: 'answered' } as const;
+    };
+    const history = read.history;
+
+    if (variant === 'enhanced' && history) {
+      const applied = 'subscribe-enhanced-get';
+      const tokenHeader = req.headers['sync-token'];
+      const token = (position: SyncPosition) => encodeToken({ feed: feed.key, lineage: history.lineage, ...position });
+      if (tokenHeader === undefined) {
+        if (matchesAny(req.headers['if-none-match'], history.tag)) {
+          return send(304, { 'sync-token': token({ version: history.version }), 'preference-applied': applied,
+            ...validators(history.tag, history.changedAt) }, undefined, 'not_modified');
+        }
+        if (prefs.limit !== undefined) {
+          // A paged first sync: the live entities in id order; its token resumes them, then the changes.
+          const page = changesSince(history, { version: history.version, initial: true }, prefs.limit);
+          if (page.truncated) {
+            const body = calendarBody(history, page.entities.flat());
+            return send(200, { 'content-type': calendarType, 'sync-token': token(page.next),
+              'preference-applied': `${applied}, limit=${prefs.limit}` }, body, 'full');
+          }
+        }
+        return send(200, { 'content-type': calendarType, 'sync-token': token({ version: history.version }),
+          'preference-applied': applied, ...validators(history.tag, history.changedAt) }, fullBody(feed.key, history), 'full');
+      }
+      const decoded = decodeToken(Array.isArray(tokenHeader) ? tokenHeader.join(',') : tokenHeader, feed.key);
+      if (!decoded.ok || !isTokenUsable(history, decoded)) {
+        // Draft §4.3: the client discards its copy and starts over without a token.
+        sendError(res, new IcalpushError('SYNC_TOKEN_INVALID', 'sync token not usable'), common);
+        metrics.answer(variant, 'conflict');
+        return { kind: 'answered', errorCode: 'SYNC_TOKEN_INVALID' };
+      }
+      const position: SyncPosition = {
+        version: decoded.version,
+        ...(decoded.after === undefined ? {} : { after: decoded.after }),
+        ...(decoded.initial ? { initial: true } : {}),
+      };
+      const changes = changesSince(history, position, prefs.limit);
+      const frameChanged = history.frameVersion > position.version;
+      if (changes.entities.length === 0 && changes.tombstones.length === 0 && !frameChanged) {
+        return send(304, { 'sync-token': token(changes.next), 'preference-applied': applied }, undefined, 'not_modified');
+      }
+      const body = calendarBody(history, [...changes.entities.flat(), ...changes.tombstones]);
+      const preferenceApplied = changes.truncated ? `${applied}, limit=${prefs.limit}` : applied;
+      return send(200, { 'content-type': calendarType, 'sync-token': token(changes.next),
+        'preference-applied': preferenceApplied }, body, 'delta');
+    }
+    if (variant === 'enhanced') {
+      // No history to answer from (store trouble, feed cap): a token cannot be checked, so it is
+      // refused; without one the client gets the plain answer, which is not upgraded.
+      if (req.headers['sync-token'] !== undefined) {
+        sendError(res, new IcalpushError('SYNC_TOKEN_INVALID', 'no history for this feed'), common);
+        metrics.answer(variant, 'conflict');
+        return { kind: 'answered', errorCode: 'SYNC_TOKEN_INVALID' };
+      }
+    }
+
+    if (variant === 'minimal' && history) {
+      const held = parseEntityTags(req.headers['if-none-match']);
+      if (held.includes(history.tag) || held.includes('*')) {
+        return send(304, validators(history.tag, history.changedAt), undefined, 'not_modified');
+      }
+      const version = held.map((tag) => versionOfTag(history, tag)).find((v) => v !== undefined);
+      if (version !== undefined) {
+        const changes = changesSince(history, { version });
+        const body = calendarBody(history, [...changes.entities.flat(), ...changes.tombstones]);
+        return send(200, { 'content-type': calendarType, 'preference-applied': 'return=minimal',
+          ...validators(history.tag, history.changedAt) }, body, 'delta');
+      }
+      // An ETag the history does not know: the full feed, without Preference-Applied.
+    }
+
+    return plain(req, read, send);
+  };
+}
+
+type Send = (
+  status: number,
+  headers: Record<string, string | string[]>,
+  body: Buffer | undefined,
+  answer: FeedAnswer,
+) => FeedOutcome;
+
+/** The plain GET: the upstream's status and bytes with the semantic ETag, or a 304. */
+function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' }>, send: Send): FeedOutcome {
+  const answer = read.answer;
+  const headers = validators(read.tag, read.changedAt);
+  const kept: Record<string, string> = {};
+  for (const name of ['cache-control', 'expires', 'content-location']) {
+    const value = answer.headers[name];
+    if (typeof value === 'string') kept[name] = value;
+  }
+  const inm = req.headers['if-none-match'];
+  const ims = req.headers['if-modified-since'];
+  // RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
+  const notModified = inm !== undefined
+    ? matchesAny(inm, read.tag)
+    : ims !== undefined && Math.floor(read.changedAt / 1000) * 1000 <= Date.parse(ims);
+  if (notModified) return send(304, { ...kept, ...headers }, undefined, 'not_modified');
+  const upstream: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (!replacedHeaders.has(name)) upstream[name] = value;
+  }
+  return send(answer.status, { ...upstream, ...headers }, answer.body, 'full');
+}
+
+/** A calendar with the history's frame and these components (a delta or a page). */
+function calendarBody(history: FeedHistory, components: Component[]): Buffer {
+  return Buffer.from(serializeCalendar({ ...history.frame, components }), 'utf8');
+}
+
+/** The semantic validators: a weak ETag (bytes differ, content does not) and Last-Modified. */
+function validators(tag: string, changedAt: number): Record<string, string> {
+  return { etag: `W/"${tag}"`, 'last-modified': new Date(changedAt).toUTCString() };
+}
+
+/** The opaque tags of an If-None-Match value (`*` kept as is); weak and strong compare equal. */
+function parseEntityTags(header: string | string[] | undefined): string[] {
+  if (header === undefined) return [];
+  const text = Array.isArray(header) ? header.join(',') : header;
+  if (text.trim() === '*') return ['*'];
+  return [...text.matchAll(/(?:W\/)?"([^"]*)"/g)].map((m) => m[1] ?? '');
+}
+
+/** RFC 9110 §13.1.2 weak comparison of If-None-Match against the current tag. */
+function matchesAny(header: string | string[] | undefined, tag: string): boolean {
+  const tags = parseEntityTags(header);
+  return tags.includes('*') || tags.includes(tag);
+}
+
+/** The origin-form target (path and query) of a request, also for absolute-form requests. */
+function targetOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  if (url.startsWith('/')) return url;
+  try {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return url;
+  }
+}
+
+// The target is the client's own (already encoded) request target; only what would end the
+// <URI-Reference> of a Link value, or is not a URI character at all, is percent-encoded.
+function escapeForLink(target: string): string {
+  return target.replace(/[<>"\s\\^`{|}\u0080-\uffff]/g, (c) => encodeURIComponent(c));
+}

@@ -1,0 +1,134 @@
+// Re-reading a feed that changed a little: split it reusing the components parsed from the last
+// read wherever a component's text is the same apart from DTSTAMP lines, so one booking on a
+// 10,000-event feed parses one event, not ten thousand. Only the plain layout takes this path
+// (BEGIN/END in upper case at line starts, LF or CRLF line ends); anything else is handed to
+// splitCalendar whole, so the result is always exactly what splitCalendar gives.
+import { type Component, entityTypes, type SplitCalendar, splitCalendar } from './split.ts';
+
+/** Components of one read by their text without DTSTAMP lines, with the lines each skipped. */
+export type ComponentMemo = Map<string, { component: Component; skipped: number }>;
+
+/** What splitReusing gives: the split calendar, the memo for the next read, and how much it reused. */
+export type ReusedSplit = { calendar: SplitCalendar; memo: ComponentMemo; reused: number; parsed: number };
+
+const blockTypes: ReadonlySet<string> = new Set([...entityTypes, 'VTIMEZONE']);
+
+/** Splits `text` like splitCalendar, reusing `memo`'s components for unchanged blocks. */
+export function splitReusing(text: string, memo: ComponentMemo | undefined): ReusedSplit {
+  return scan(text, memo) ?? { calendar: splitCalendar(text), memo: new Map(), reused: 0, parsed: 0 };
+}
+
+/** The plain-layout scan; undefined when the text needs splitCalendar's tolerance. */
+function scan(text: string, memo: ComponentMemo | undefined): ReusedSplit | undefined {
+  const start = text.indexOf('BEGIN:VCALENDAR');
+  if (start === -1 || (start > 0 && text[start - 1] !== '\n')) return undefined;
+  const firstEnd = text.indexOf('\n', start);
+  if (firstEnd === -1 || !/^BEGIN:VCALENDAR\r?$/.test(text.slice(start, firstEnd))) return undefined;
+
+  const next: ComponentMemo = new Map();
+  const components: Component[] = [];
+  const timezones: Component[] = [];
+  const frameLines: string[] = [];
+  let skippedLines = 0;
+  let reused = 0;
+  let parsed = 0;
+  let complete = false;
+  let afterBlock = false;
+  let pos = firstEnd + 1;
+  while (pos < text.length) {
+    const eol = text.indexOf('\n', pos);
+    const lineEnd = eol === -1 ? text.length : eol;
+    const line = text.slice(pos, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
+    // A lone CR ends lines only for splitCalendar.
+    if (line.includes('\r')) return undefined;
+    const head = line.slice(0, 6).toUpperCase();
+    if (line.startsWith('BEGIN:')) {
+      const type = line.slice(6);
+      if (!blockTypes.has(type)) return undefined;
+      const block = blockAt(text, pos, lineEnd, type);
+      if (!block) return undefined;
+      const key = withoutStamps(block.text);
+      let entry = memo?.get(key) ?? next.get(key);
+      if (entry) {
+        reused += 1;
+      } else {
+        const split = splitCalendar(`BEGIN:VCALENDAR\n${block.text}\nEND:VCALENDAR\n`);
+        const component = type === 'VTIMEZONE' ? split.timezones[0] : split.components[0];
+        if (!component || split.components.length + split.timezones.length !== 1) return undefined;
+        entry = { component, skipped: split.skippedLines };
+        parsed += 1;
+      }
+      next.set(key, entry);
+      (type === 'VTIMEZONE' ? timezones : components).push(entry.component);
+      skippedLines += entry.skipped;
+      pos = block.next;
+      afterBlock = true;
+      continue;
+    }
+    if (line === 'END:VCALENDAR') {
+      complete = true;
+      break;
+    }
+    // Any other BEGIN or END (a stray one, lower case, VCALENDAR again) needs splitCalendar.
+    if (head.startsWith('BEGIN:') || head.startsWith('END:')) return undefined;
+    // A continuation right after a block would continue its END line.
+    if (afterBlock && (line.startsWith(' ') || line.startsWith('\t'))) return undefined;
+    afterBlock = false;
+    frameLines.push(line);
+    pos = lineEnd + 1;
+  }
+  if (!complete) return undefined;
+  const frame = splitCalendar(`BEGIN:VCALENDAR\n${frameLines.map((l) => `${l}\n`).join('')}END:VCALENDAR\n`);
+  if (frame.components.length + frame.timezones.length > 0) return undefined;
+  return {
+    calendar: {
+      complete,
+      properties: frame.properties,
+      timezones,
+      components,
+      skippedLines: skippedLines + frame.skippedLines,
+    },
+    memo: next,
+    reused,
+    parsed,
+  };
+}
+
+/** The block from a BEGIN line to its END line; undefined when another top-level BEGIN comes first. */
+function blockAt(text: string, pos: number, lineEnd: number, type: string): { text: string; next: number } | undefined {
+  const marker = `\nEND:${type}`;
+  const end = text.indexOf(marker, lineEnd);
+  if (end === -1) return undefined;
+  const after = end + marker.length;
+  const c = text[after];
+  if (c !== undefined && c !== '\r' && c !== '\n') return undefined;
+  // splitCalendar closes an unterminated entity at the next entity or VTIMEZONE: leave that to it.
+  for (let at = text.indexOf('\nBEGIN:', lineEnd); at !== -1 && at < end; at = text.indexOf('\nBEGIN:', at + 1)) {
+    const nestedEnd = text.indexOf('\n', at + 1);
+    const nested = text.slice(at + 7, nestedEnd === -1 ? text.length : nestedEnd).replace(/\r$/, '');
+    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return undefined;
+  }
+  const eol = text.indexOf('\n', after);
+  return { text: text.slice(pos, after), next: eol === -1 ? text.length : eol + 1 };
+}
+
+/** The block without its DTSTAMP content lines (and their folded continuations). */
+function withoutStamps(block: string): string {
+  let at = block.indexOf('\nDTSTAMP');
+  if (at === -1) return block;
+  let out = '';
+  let from = 0;
+  while (at !== -1) {
+    const c = block[at + 8];
+    if (c === ':' || c === ';') {
+      out += block.slice(from, at + 1);
+      let end = block.indexOf('\n', at + 1);
+      while (end !== -1 && (block[end + 1] === ' ' || block[end + 1] === '\t')) end = block.indexOf('\n', end + 1);
+      from = end === -1 ? block.length : end + 1;
+      at = end === -1 ? -1 : block.indexOf('\nDTSTAMP', end);
+    } else {
+      at = block.indexOf('\nDTSTAMP', at + 1);
+    }
+  }
+  return out + block.slice(from);
+}

@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fingerprint } from '../../src/feeds/fingerprint.ts';
+
+const feed = (stamp: string, summary = 'Booked', eol = '\r\n') => Buffer.from([
+  'BEGIN:VCALENDAR', 'VERSION:2.0', 'BEGIN:VEVENT', 'UID:a', `DTSTAMP:${stamp}`, 'DTSTART;VALUE=DATE:20260101',
+  `SUMMARY:${summary}`, 'END:VEVENT', 'BEGIN:VEVENT', 'UID:b', `DTSTAMP;VALUE=DATE-TIME:${stamp}`,
+  'DTSTART;VALUE=DATE:20260105', 'END:VEVENT', 'END:VCALENDAR', '',
+].join(eol));
+
+test('fingerprint: DTSTAMP churn gives the same fingerprint', () => {
+  assert.equal(fingerprint(feed('20260101T000000Z')), fingerprint(feed('20260102T101010Z')));
+});
+
+test('fingerprint: any other change gives another fingerprint', () => {
+  assert.notEqual(fingerprint(feed('20260101T000000Z')), fingerprint(feed('20260101T000000Z', 'Blocked')));
+});
+
+test('fingerprint: a folded DTSTAMP continuation is left out with its line', () => {
+  const folded = (stamp: string) => Buffer.from(`BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTAMP:2026\n ${stamp}\nUID:a\nEND:VEVENT\nEND:VCALENDAR\n`);
+  assert.equal(fingerprint(folded('0101T000000Z')), fingerprint(folded('0202T000000Z')));
+});
+
+test('fingerprint: a property merely starting with DTSTAMP is content', () => {
+  const x = (value: string) => Buffer.from(`BEGIN:VEVENT\nDTSTAMPX:${value}\nEND:VEVENT\n`);
+  assert.notEqual(fingerprint(x('1')), fingerprint(x('2')));
+});
+
+test('fingerprint: line ends count (a different body may be the same content, never the reverse)', () => {
+  assert.notEqual(fingerprint(feed('20260101T000000Z', 'Booked', '\n')), fingerprint(feed('20260101T000000Z')));
+});

@@ -8,9 +8,12 @@ import { createFeedMetrics } from './feeds/feed-metrics.ts';
 import { createFeedFetcher } from './feeds/fetch.ts';
 import { createFeedHandler } from './feeds/serve.ts';
 import { statusReport } from './feeds/status.ts';
+import { createHooks } from './hooks/hooks.ts';
+import { createNotifier } from './push/notifier.ts';
+import { createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough } from './http/proxy.ts';
-import { createRouter, type Route } from './http/router.ts';
+import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createUpstreamPool } from './http/upstream.ts';
 import { IcalpushError } from './errors.ts';
@@ -36,6 +39,8 @@ export type App = {
   close(): Promise<void>;
   /** The feed engine: reads and snapshots feeds (also used by push). */
   readonly feeds: FeedEngine;
+  /** Push: notifications out and in. */
+  readonly push: Push;
 };
 
 /** Splits `host:port` / `[v6]:port`. */
@@ -78,6 +83,19 @@ export function createApp(config: Config, deps: AppDeps): App {
   const registry = createRegistry();
   const metrics = createRequestMetrics(registry, http.inflight);
   const feedMetrics = createFeedMetrics(registry);
+  const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent });
+  const hooks = createHooks({
+    store,
+    clock,
+    logger,
+    registry,
+    enabled: config.hooks.enabled,
+    allowPrivateNetworks: config.hooks.allowPrivateNetworks,
+    maxPerFeed: config.hooks.maxPerFeed,
+    userAgent: `${config.push.userAgent} icalpush`,
+  });
+  // Bound after both exist: the engine tells push of changes, push reads through the engine.
+  const late: { push?: Push } = {};
   const feeds = createFeedEngine({
     store,
     fetcher: createFeedFetcher({ upstream, maxBodyBytes: config.snapshots.maxBodyBytes, clock }),
@@ -87,18 +105,37 @@ export function createApp(config: Config, deps: AppDeps): App {
     retentionMs: config.snapshots.retention,
     maxFeeds: config.snapshots.maxFeeds,
     hold: { spanMs: config.snapshots.hold.span, fraction: config.snapshots.hold.fraction },
+    onChange: (feed, change) => late.push?.onFeedChange(feed, change),
   });
+  const pushed = createPush({
+    config,
+    engine: feeds,
+    notifier,
+    clock,
+    logger,
+    registry,
+    fireHooks: (feed) => hooks.fire(feed.key),
+  });
+  late.push = pushed;
   const feedHandler = createFeedHandler({
     engine: feeds,
     metrics: feedMetrics,
     clock,
     publicBaseUrl: config.publicBaseUrl,
     maxAge: new Map(config.feeds.map((feed) => [feed.path, feed.maxAge])),
+    onHead: (route) => pushed.inbound(route.listing),
+    onHookHeader(feed, value) {
+      void hooks.register(feed.key, value);
+    },
   });
   const admin = createAdminHandler({
     store,
     registry,
-    status: () => statusReport(config, feeds, clock),
+    status: async () => ({ ...(await statusReport(config, feeds, clock)), push: await pushed.status() }),
+    async changed(listing) {
+      if (!pushed.knows(listing)) return undefined;
+      return { notified: (await pushed.changed(listing)).notified };
+    },
     token: config.admin.token,
     isClosing: http.isClosing,
   });
@@ -145,7 +182,10 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   async function passThrough(req: IncomingMessage, res: ServerResponse, fields: ReturnType<typeof requestFields>) {
     const outcome = await passthrough.web(req, res);
-    if (outcome.ok) return undefined;
+    if (outcome.ok) {
+      pushed.afterProxied(req.method ?? 'GET', requestPath(req.url ?? '/'), outcome.statusCode);
+      return undefined;
+    }
     if (outcome.error.code !== 'CLIENT_ABORTED') {
       // Expected failures (refused, timed out): code and cause, no stack trace.
       const cause = outcome.error.cause as { code?: string; message?: string } | undefined;
@@ -156,10 +196,13 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   return {
     feeds,
+    push: pushed,
     server: http.server,
     async listen() {
       const { host, port } = parseListen(config.listen);
       const bound = await http.listen(host, port);
+      await notifier.start();
+      pushed.start();
       const urlHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
       logger.info({ listen: bound, upstream: upstream.origin, store: store.kind }, 'listening');
       return { ...bound, url: `http://${urlHost}:${bound.port}` };
@@ -168,6 +211,8 @@ export function createApp(config: Config, deps: AppDeps): App {
       closePromise ??= (async () => {
         const { unfinished } = await http.drain(config.timeouts.shutdown);
         if (unfinished > 0) logger.warn({ unfinished }, 'shutdown cut in-flight requests');
+        await pushed.close();
+        await notifier.close();
         await upstream.destroy();
         await store.close();
         logger.info({}, 'closed');

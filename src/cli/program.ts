@@ -1,8 +1,9 @@
-// The command line (commander): `serve` and `check`, each with --config and --help.
+// The command line (commander): `serve`, `check` and `notify`, each with --config and --help.
 // Commands return what happened; only main.ts exits the process or handles signals.
 import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCheck } from './check.ts';
+import { runNotify } from './notify.ts';
 import { type RunningServer, runServe } from './serve.ts';
 
 /** Where a command writes, and the environment it reads. */
@@ -48,6 +49,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
     .action(async (options: { config: string }) => {
       outcome = { exitCode: await runCheck(options.config, io) };
+    });
+
+  program
+    .command('notify')
+    .description('tell the running sidecar that LISTING changed now, so its peers are notified')
+    .argument('<listing>', 'listing id from the connection map')
+    .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
+    .action(async (listing: string, options: { config: string }) => {
+      outcome = { exitCode: await runNotify(listing, options.config, io) };
     });
 
   try {

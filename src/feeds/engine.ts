@@ -73,7 +73,12 @@ export type FeedEngineOptions = {
   maxFeeds: number;
   /** How long a sudden drop must persist before it is applied, and what share of entities is one. */
   hold: { spanMs: number; fraction: number };
+  /** Told after each applied change of a feed (push decides from it); errors are logged, never thrown. */
+  onChange?: (feed: FeedKey, change: FeedChange) => void | Promise<void>;
 };
+
+/** One applied change of a feed: the history before (absent on the first read) and after. */
+export type FeedChange = { before: FeedHistory | undefined; after: FeedHistory };
 
 /** The engine the HTTP layer and the status endpoint use. */
 export type FeedEngine = {
@@ -303,6 +308,13 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     await saveState(feed.key, state, write || previous?.hold !== undefined || !previous);
     if (result.changed) {
       metrics.read('changed');
+      if (options.onChange) {
+        // Push work must never hold up the answer, nor fail it.
+        const change: FeedChange = { before: history, after: next };
+        void Promise.resolve()
+          .then(() => options.onChange?.(feed, change))
+          .catch((err: unknown) => logger.error({ err, feed: redactUrl(feed.target) }, 'feed change handler failed'));
+      }
       logger.info(
         { feed: redactUrl(feed.target), listing: feed.listing, version: next.version, added: result.added.length,
           modified: result.modified.length, removed: result.removed.length, rekeyed: result.rekeyed },

@@ -33,6 +33,10 @@ export type FeedHandlerOptions = {
   publicBaseUrl?: string | undefined;
   /** `maxAge` (ms) of each feed pattern, by pattern source. */
   maxAge: ReadonlyMap<string, number>;
+  /** After a HEAD is answered: it is an inbound iPP notification for the listing (SPEC "HEAD"). */
+  onHead?: (route: FeedRoute) => void;
+  /** A GET carried X-ICALHOOKS-URL: register it for the feed; never changes the answer. */
+  onHookHeader?: (feed: FeedKey, value: string | string[]) => void;
 };
 
 // SPEC: always on enhanced answers; sent on every feed answer, because any of them varies by these.
@@ -113,9 +117,12 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       res.writeHead(notModified ? 304 : 200, headers);
       res.end();
       metrics.answer('head', notModified ? 'not_modified' : 'full');
+      options.onHead?.(route);
       return { kind: 'answered' };
     }
 
+    const hookHeader = req.headers['x-icalhooks-url'];
+    if (hookHeader !== undefined) options.onHookHeader?.(feed, hookHeader);
     const prefs = parsePrefer(req.headers.prefer);
     const variant: FeedVariant = prefs.enhanced ? 'enhanced' : prefs.minimal && req.headers['if-none-match'] ? 'minimal' : 'plain';
     const maxAgeMs = options.maxAge.get(route.pattern) ?? 0;

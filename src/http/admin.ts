@@ -15,6 +15,8 @@ export type AdminDeps = {
   registry: Registry;
   /** What /_icalpush/status renders (JSON). */
   status(): Promise<unknown>;
+  /** POST /_icalpush/listings/{id}/changed: an operator says the listing changed; undefined: unknown id. */
+  changed?: (listing: string) => Promise<{ notified: string[] } | undefined>;
   /** `admin.token`; without one the guarded endpoints answer loopback clients only. */
   token?: string | undefined;
   /** True once shutdown began: readiness fails so load balancers drain us. */
@@ -30,6 +32,14 @@ export type AdminHandler = (
   path: string,
 ) => Promise<void>;
 
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -42,12 +52,33 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const readyTimeoutMs = deps.readyTimeoutMs ?? 2_000;
   const guard = createAdminGuard(deps.token);
+  async function listingChanged(req: IncomingMessage, res: ServerResponse, listing: string): Promise<void> {
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST', 'content-length': 0 });
+      res.end();
+      return;
+    }
+    // The body, if any, means nothing here; it is drained so the connection can be reused.
+    req.resume();
+    const done = await deps.changed?.(listing);
+    if (!done) {
+      sendError(res, new IcalpushError('ADMIN_NOT_FOUND', 'no such listing'));
+      return;
+    }
+    sendJson(res, 202, { listing, notified: done.notified });
+  }
+
   return async (req, res, path) => {
     const isProbe = path === '/_icalpush/healthz' || path === '/_icalpush/readyz';
     // Guard before the 404, so an unauthorized client cannot map which endpoints exist.
     const refusal = isProbe ? undefined : guard(req);
     if (refusal !== undefined) {
       sendError(res, refusal);
+      return;
+    }
+    const changedMatch = /^\/_icalpush\/listings\/([^/]+)\/changed$/.exec(path);
+    if (changedMatch) {
+      await listingChanged(req, res, decodeSegment(changedMatch[1] ?? ''));
       return;
     }
     if (!isProbe && path !== '/_icalpush/metrics' && path !== '/_icalpush/status') {

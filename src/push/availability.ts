@@ -1,0 +1,139 @@
+// A listing's availability as push decisions see it (SPEC "Push": what counts as a change worth
+// pushing): the set of busy nights from today on, each named by the UTC date it starts on.
+//
+// Night rules (night D = the night that starts on date D, in UTC):
+// - All-day span (VALUE=DATE) [start, end): nights start … end − 1. DTEND is exclusive, as Airbnb,
+//   Booking.com and Vrbo export stays: the check-in date through the day before check-out.
+// - Timed span: every date it touches, from the UTC date of its start through the UTC date of its end,
+//   except that an end at exactly 00:00 UTC does not touch its date. This is conservative: a two-hour
+//   maintenance block at noon blocks that night, a zero-length event blocks the night of its date,
+//   and a timed stay ending at 11:00 also blocks the night of its check-out date.
+//   Dates are UTC dates, so an event at 00:30 in Paris falls on the UTC date before.
+// - STATUS:CANCELLED and TRANSP:TRANSPARENT spans block nothing; TENTATIVE ones do (a hold is busy).
+// - Only nights in [today, today + horizonDays) count, so a stay in progress blocks from today on and
+//   past events contribute nothing: an event expiring out of the feed changes nothing.
+// Entity identity (UID, DTSTAMP, SEQUENCE, SUMMARY) plays no part: re-keyed stays give the same set.
+import { type EventSpan, parseEventSpans } from '../ical/parse.ts';
+
+/** What busyNights read: the busy nights, and how many VEVENTs could not be read (they block nothing). */
+export type BusyNights = { nights: Set<string>; unreadable: number };
+
+/** `today` is a UTC date (YYYY-MM-DD); nights are counted in [today, today + horizonDays). */
+export type BusyNightsOptions = { today: string; horizonDays?: number };
+
+/** Nights that became busy and nights that became free, each sorted ascending. */
+export type NightsDiff = { added: string[]; removed: string[] };
+
+/** How far ahead nights are counted unless told otherwise: two years, past every platform's export window. */
+export const defaultHorizonDays = 730;
+
+/** Beyond this many days from today a change is taken for a rolling far-future block (isHorizonOnly). */
+export const defaultFarDays = 180;
+
+const dayMs = 24 * 60 * 60 * 1000;
+
+/** A listing's busy nights (YYYY-MM-DD, each the night that starts on that date) from `today` on.
+ * Never throws on the calendar text: an unreadable feed gives the nights it could read (maybe none). */
+export async function busyNights(calendarText: string, options: BusyNightsOptions): Promise<BusyNights> {
+  const todayMs = dayOf(options.today);
+  const horizonDays = options.horizonDays ?? defaultHorizonDays;
+  if (!Number.isSafeInteger(horizonDays) || horizonDays < 0) {
+    throw new RangeError(`horizonDays must be a non-negative integer, got ${horizonDays}`);
+  }
+  const untilMs = todayMs + horizonDays * dayMs;
+  const nights = new Set<string>();
+  if (horizonDays === 0) return { nights, unreadable: 0 };
+
+  const { spans, unreadable } = await withoutNodeIcalWarnings(() =>
+    parseEventSpans(calendarText, { from: new Date(todayMs), expandUntil: new Date(untilMs) }));
+  for (const span of spans) {
+    if (span.status === 'CANCELLED' || span.transparent) continue;
+    const [firstMs, endMs] = nightRange(span);
+    // Clamped to the window first, so a span of a thousand years costs at most horizonDays steps.
+    for (let ms = Math.max(firstMs, todayMs); ms < Math.min(endMs, untilMs); ms += dayMs) {
+      nights.add(isoDay(ms));
+    }
+  }
+  return { nights, unreadable };
+}
+
+/** The nights added and removed between two sets, sorted. With `today`, nights before it are left out:
+ * a set stored yesterday still holds yesterday's night, and the night passing is no change. */
+export function diffNights(before: ReadonlySet<string>, after: ReadonlySet<string>, today?: string): NightsDiff {
+  const counts = (night: string) => today === undefined || night >= today;
+  const added = [...after].filter((night) => !before.has(night) && counts(night)).sort();
+  const removed = [...before].filter((night) => !after.has(night) && counts(night)).sort();
+  return { added, removed };
+}
+
+/** True when every changed night lies at or beyond today + farDays (default 180): the rolling far-future
+ * block some platforms move every day. An empty diff is not horizon-only: there is no change to excuse,
+ * so callers test for an empty diff first and never read `false` here as "push". */
+export function isHorizonOnly(diff: NightsDiff, today: string, farDays = defaultFarDays): boolean {
+  if (diff.added.length === 0 && diff.removed.length === 0) return false;
+  const far = isoDay(dayOf(today) + farDays * dayMs);
+  return diff.added.every((night) => night >= far) && diff.removed.every((night) => night >= far);
+}
+
+/** Today's date (UTC) as YYYY-MM-DD for a clock time. */
+export function dateOf(ms: number): string {
+  return isoDay(ms);
+}
+
+// The first night a span blocks and the night after its last one, as UTC midnights.
+function nightRange(span: EventSpan): [number, number] {
+  const startMs = span.start.getTime();
+  const endMs = span.end.getTime();
+  // parse.ts already gives all-day spans as UTC midnights with an exclusive end after the start.
+  if (span.allDay) return [startMs, Math.max(endMs, startMs + dayMs)];
+  const firstMs = floorDay(startMs);
+  const lastMs = endMs > startMs && endMs === floorDay(endMs) ? endMs - dayMs : floorDay(endMs);
+  return [firstMs, Math.max(lastMs, firstMs) + dayMs];
+}
+
+let activeParses = 0;
+// The console.warn found in place, kept after the last run too: a mock that saved our filter and puts
+// it back later must still reach the real one.
+let outerWarn: typeof console.warn | undefined;
+
+// node-ical prefixes every warning it prints; anything else is passed on to the console.warn in place.
+function filteredWarn(...args: unknown[]): void {
+  const [first] = args;
+  if (typeof first === 'string' && first.startsWith('[node-ical]')) return;
+  (outerWarn ?? noop).apply(console, args);
+}
+
+function noop(): void {}
+
+/** Runs `run` with node-ical's console.warn lines dropped (a feed must not write to our logs), others
+ * passed on. Overlapping runs share one filter, put in place by the first and removed by the last, so
+ * concurrent parses never leave it behind; a console.warn replaced meanwhile by someone else stays. */
+export async function withoutNodeIcalWarnings<T>(run: () => Promise<T>): Promise<T> {
+  if (activeParses === 0 && console.warn !== filteredWarn) {
+    outerWarn = console.warn;
+    console.warn = filteredWarn;
+  }
+  activeParses += 1;
+  try {
+    return await run();
+  } finally {
+    activeParses -= 1;
+    if (activeParses === 0 && console.warn === filteredWarn && outerWarn) console.warn = outerWarn;
+  }
+}
+
+// A YYYY-MM-DD that is a real date, as its UTC midnight; anything else is a caller's bug.
+function dayOf(date: string): number {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  const ms = match ? Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])) : Number.NaN;
+  if (Number.isNaN(ms) || isoDay(ms) !== date) throw new RangeError(`not a YYYY-MM-DD date: ${date}`);
+  return ms;
+}
+
+function floorDay(ms: number): number {
+  return Math.floor(ms / dayMs) * dayMs;
+}
+
+function isoDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

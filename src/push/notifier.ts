@@ -1,0 +1,524 @@
+// Outbound iPP notifications (SPEC "Push" → "Outbound", iPP §3.1): one body-less HEAD per peer,
+// coalesced, bounded in concurrency, retried with backoff, and kept in a durable outbox in the
+// store so that a crash or restart loses no pending notification.
+import { createHash } from 'node:crypto';
+import { Agent, type Dispatcher, request } from 'undici';
+import pkg from '../../package.json' with { type: 'json' };
+import type { Clock } from '../clock.ts';
+import { IcalpushError } from '../errors.ts';
+import { type Logger, redactUrl } from '../log.ts';
+import type { CounterSeries, Registry } from '../metrics/registry.ts';
+import type { Store, StoreNamespace } from '../store/store.ts';
+
+/** One peer of a listing to notify: its configured calendar URL, secrets in the query included. */
+export type PeerTarget = { listing: string; name: string; url: string };
+
+/** A pending notification as `pending()` reports it (URL redacted). */
+export type PendingNotification = {
+  listing: string;
+  name: string;
+  url: string;
+  attempts: number;
+  dueAt: number;
+  lastError?: string;
+};
+
+/** What the notifier remembers of one peer, for the status page. */
+export type PeerNotifyState = { lastNotifiedAt?: number; lastError?: { at: number; reason: string } };
+
+/** Sends iPP notifications to peers. */
+export type Notifier = {
+  /**
+   * Queues one notification per target; a target that already has one waiting keeps that one
+   * (coalescing). Resolves once every new entry is in the store; sends after the coalescing window.
+   */
+  notify(targets: PeerTarget[], reason: string): Promise<void>;
+  /** Pending notifications, soonest first, URLs redacted. */
+  pending(listing?: string): Promise<PendingNotification[]>;
+  /** Per peer name of `listing`: last successful notification and last error (in memory). */
+  peerState(listing: string): Record<string, PeerNotifyState>;
+  /** Loads the outbox from the store (after a restart) and sends the entries already due at once. */
+  start(): Promise<void>;
+  /** Stops the scheduler and waits for in-flight HEADs (each bounded by the timeout); the outbox stays. */
+  close(): Promise<void>;
+};
+
+/** Options of createNotifier; everything but the dependencies and userAgent has a default. */
+export type NotifierOptions = {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  /** `push.userAgent` (e.g. `iPP/0.1`); the User-Agent sent starts with it. */
+  userAgent: string;
+  /** Longest wait per HEAD for connect + response headers; 5000 by default. */
+  timeoutMs?: number;
+  /** HEADs in flight at once; 8 by default. */
+  concurrency?: number;
+  /** Window in which notifications for the same peer are coalesced; 50 ms by default. */
+  coalesceMs?: number;
+  /** HEADs sent for one notification before it is dropped; 8 by default. */
+  maxAttempts?: number;
+  /** Retry delay: `baseMs` doubling per attempt up to `maxMs`, with jitter; 1 s and 5 min by default. */
+  backoff?: { baseMs: number; maxMs: number };
+  /** Bound on the outbox; past it new notifications are refused (logged, counted); 100,000 by default. */
+  maxPending?: number;
+  /** The undici dispatcher; by default an Agent owned (and closed) by the notifier. */
+  dispatcher?: Dispatcher;
+  /** Called on each delivery with the time since the notification was queued, in ms. */
+  onSent?: (target: PeerTarget, ms: number) => void;
+};
+
+/** The store namespace of the outbox: one entry per (listing, peer URL). */
+export const outboxNamespace = 'push_outbox';
+
+/** The counter of notifications by outcome. */
+export const notificationsMetricName = 'icalpush_push_notifications_total';
+
+/** The gauge of notifications waiting in the outbox (including those in flight). */
+export const pendingMetricName = 'icalpush_push_pending_notifications';
+
+/** What one notification came to (the `outcome` label). */
+export type NotifyOutcome = 'sent' | 'failed' | 'retried' | 'dropped' | 'refused';
+
+const outcomes = ['sent', 'failed', 'retried', 'dropped', 'refused'] as const satisfies readonly NotifyOutcome[];
+
+/** One outbox entry as stored. */
+type OutboxEntry = {
+  listing: string;
+  name: string;
+  url: string;
+  reason: string;
+  attempts: number;
+  dueAt: number;
+  firstQueuedAt: number;
+  lastError?: string;
+};
+
+/** The in-memory twin of a stored entry, with what only this process needs. */
+type Slot = {
+  key: string;
+  entry: OutboxEntry;
+  sending: boolean;
+  /** A notify() arrived while the HEAD was in flight: the peer may have read the old feed. */
+  again: boolean;
+};
+
+/** What a HEAD came to. */
+type Attempt =
+  | { kind: 'delivered'; status: number }
+  | { kind: 'refused'; status: number }
+  | { kind: 'retry'; error: string; retryAfterMs?: number };
+
+const maxTimerMs = 2 ** 31 - 1;
+
+// Keys are a hash so the store never holds the peer URL (and its secret) in a key, and so two
+// listings sharing a peer URL stay distinct.
+function outboxKey(listing: string, url: string): string {
+  return createHash('sha256').update(listing).update('\u0000').update(url).digest('base64url');
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'invalid-url';
+  }
+}
+
+function isHttpUrl(url: string): boolean {
+  try {
+    const { protocol } = new URL(url);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function isOutboxEntry(value: unknown): value is OutboxEntry {
+  const v = value as Partial<OutboxEntry> | null;
+  return (
+    typeof v === 'object' && v !== null &&
+    typeof v.listing === 'string' && typeof v.name === 'string' && typeof v.url === 'string' &&
+    typeof v.attempts === 'number' && typeof v.dueAt === 'number' && typeof v.firstQueuedAt === 'number'
+  );
+}
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). */
+function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (raw === undefined) return undefined;
+  const text = raw.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code !== '') return code;
+  const name = (err as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name : 'error';
+}
+
+/** A min-heap of (dueAt, key); stale items are skipped by the reader, at most one live item per key. */
+type DueItem = { dueAt: number; key: string };
+type DueHeap = { push(dueAt: number, key: string): void; peek(): DueItem | undefined; pop(): void };
+
+function createDueHeap(): DueHeap {
+  const items: DueItem[] = [];
+  const less = (a: number, b: number) => (items[a] as DueItem).dueAt < (items[b] as DueItem).dueAt;
+  const swap = (a: number, b: number) => {
+    const t = items[a] as DueItem;
+    items[a] = items[b] as DueItem;
+    items[b] = t;
+  };
+  return {
+    push(dueAt, key) {
+      items.push({ dueAt, key });
+      let i = items.length - 1;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (!less(i, parent)) break;
+        swap(i, parent);
+        i = parent;
+      }
+    },
+    peek: () => items[0],
+    pop() {
+      const last = items.pop();
+      if (last === undefined || items.length === 0) return;
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && less(l, m)) m = l;
+        if (r < items.length && less(r, m)) m = r;
+        if (m === i) break;
+        swap(i, m);
+        i = m;
+      }
+    },
+  };
+}
+
+/** Creates the notifier; call start() once to resume the outbox left by a previous run. */
+export function createNotifier(options: NotifierOptions): Notifier {
+  const { store, clock, logger, registry, onSent } = options;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const concurrency = options.concurrency ?? 8;
+  const coalesceMs = options.coalesceMs ?? 50;
+  const maxAttempts = options.maxAttempts ?? 8;
+  const backoff = options.backoff ?? { baseMs: 1_000, maxMs: 300_000 };
+  const maxPending = options.maxPending ?? 100_000;
+  const userAgent = `${options.userAgent} icalpush/${pkg.version}`;
+  const ownedAgent = options.dispatcher === undefined
+    ? new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+    : undefined;
+  const dispatcher: Dispatcher = options.dispatcher ?? (ownedAgent as Agent);
+  const log = logger.child({ component: 'push' });
+
+  const outbox: StoreNamespace = store.namespace(outboxNamespace);
+  const slots = new Map<string, Slot>();
+  const heap = createDueHeap();
+  const peers = new Map<string, Map<string, PeerNotifyState>>();
+  // Store writes per key run one after another, so a delete and a re-queue cannot land out of order.
+  const writes = new Map<string, Promise<void>>();
+  const inflight = new Set<Promise<void>>();
+  let timer: NodeJS.Timeout | undefined;
+  let timerDueAt = Infinity;
+  let closed = false;
+
+  const counter = registry.counter(
+    notificationsMetricName,
+    'Outbound iPP notifications (HEAD to a peer) by outcome: sent, failed (4xx, not retried), ' +
+    'retried, dropped (out of attempts), refused (outbox full).',
+    ['outcome'],
+  );
+  const counted = new Map(outcomes.map((o) => [o, counter.labels(o)])) as Map<NotifyOutcome, CounterSeries>;
+  const count = (outcome: NotifyOutcome) => counted.get(outcome)?.inc();
+  registry.gauge(
+    pendingMetricName,
+    'Notifications waiting in the outbox, in flight included.',
+    [],
+    (gauge) => gauge.labels().set(slots.size),
+  );
+
+  function write(key: string, op: () => Promise<unknown>): Promise<void> {
+    const previous = writes.get(key) ?? Promise.resolve();
+    const next = previous.then(op, op).then(() => undefined);
+    writes.set(key, next);
+    const forget = () => {
+      if (writes.get(key) === next) writes.delete(key);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  function persist(slot: Slot): Promise<void> {
+    const entry = { ...slot.entry };
+    return write(slot.key, () => outbox.set(slot.key, entry));
+  }
+
+  function forget(key: string): Promise<void> {
+    return write(key, () => outbox.delete(key));
+  }
+
+  function peerStateFor(listing: string, name: string): PeerNotifyState {
+    let byName = peers.get(listing);
+    if (byName === undefined) {
+      byName = new Map();
+      peers.set(listing, byName);
+    }
+    let state = byName.get(name);
+    if (state === undefined) {
+      state = {};
+      byName.set(name, state);
+    }
+    return state;
+  }
+
+  function enqueue(slot: Slot): void {
+    slots.set(slot.key, slot);
+    heap.push(slot.entry.dueAt, slot.key);
+    schedule();
+  }
+
+  /** The soonest waiting slot, dropping heap items left behind by rescheduled or finished entries. */
+  function soonest(): Slot | undefined {
+    for (;;) {
+      const top = heap.peek();
+      if (top === undefined) return undefined;
+      const slot = slots.get(top.key);
+      if (slot !== undefined && !slot.sending && slot.entry.dueAt === top.dueAt) return slot;
+      heap.pop();
+    }
+  }
+
+  // One timer for the earliest due entry, never one per entry (STYLE: no unbounded timers).
+  function schedule(): void {
+    if (closed) return;
+    const next = soonest();
+    if (next === undefined) return;
+    if (inflight.size >= concurrency) return; // a finishing HEAD calls pump()
+    if (timer !== undefined && timerDueAt <= next.entry.dueAt) return;
+    if (timer !== undefined) clearTimeout(timer);
+    timerDueAt = next.entry.dueAt;
+    const delay = Math.min(Math.max(0, next.entry.dueAt - clock.now()), maxTimerMs);
+    timer = setTimeout(() => {
+      timer = undefined;
+      timerDueAt = Infinity;
+      pump();
+    }, delay);
+    timer.unref();
+  }
+
+  function pump(): void {
+    if (closed) return;
+    while (inflight.size < concurrency) {
+      const slot = soonest();
+      if (slot === undefined || slot.entry.dueAt > clock.now()) break;
+      heap.pop();
+      slot.sending = true;
+      const run = send(slot).catch((err: unknown) => {
+        log.error({ err, listing: slot.entry.listing, peer: slot.entry.name }, 'push notification bookkeeping failed');
+      }).finally(() => {
+        inflight.delete(run);
+        pump();
+      });
+      inflight.add(run);
+    }
+    schedule();
+  }
+
+  async function head(url: string): Promise<Attempt> {
+    const controller = new AbortController();
+    const timeout = setTimeout(() => controller.abort(), timeoutMs);
+    timeout.unref();
+    try {
+      const res = await request(url, {
+        method: 'HEAD',
+        dispatcher,
+        headers: { 'user-agent': userAgent },
+        headersTimeout: timeoutMs,
+        signal: controller.signal,
+      });
+      res.body.resume();
+      const status = res.statusCode;
+      if (status >= 500 || status === 408 || status === 429) {
+        const retryAfterMs = status === 429 || status === 503
+          ? parseRetryAfter(res.headers['retry-after'], clock.now())
+          : undefined;
+        return { kind: 'retry', error: `status ${status}`, retryAfterMs };
+      }
+      if (status >= 400) return { kind: 'refused', status };
+      return { kind: 'delivered', status };
+    } catch (err) {
+      return { kind: 'retry', error: controller.signal.aborted ? 'timeout' : errorCode(err) };
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  function retryDelay(attempts: number, retryAfterMs: number | undefined): number {
+    if (retryAfterMs !== undefined) return Math.min(retryAfterMs, backoff.maxMs);
+    const full = Math.min(backoff.baseMs * 2 ** Math.min(attempts - 1, 30), backoff.maxMs);
+    // Equal jitter: peers that failed together do not all come back in the same instant.
+    return Math.round(full / 2 + Math.random() * (full / 2));
+  }
+
+  async function send(slot: Slot): Promise<void> {
+    const { entry } = slot;
+    const startedAt = clock.now();
+    const outcome = await head(entry.url);
+    const now = clock.now();
+    const attempts = entry.attempts + 1;
+    const target: PeerTarget = { listing: entry.listing, name: entry.name, url: entry.url };
+    const { listing, name, reason } = entry;
+    const fields = { listing, peer: name, host: hostOf(entry.url), attempts, reason };
+    const state = peerStateFor(entry.listing, entry.name);
+
+    if (outcome.kind === 'retry' && attempts < maxAttempts) {
+      const delayMs = retryDelay(attempts, outcome.retryAfterMs);
+      slot.entry = { ...entry, attempts, dueAt: now + delayMs, lastError: outcome.error };
+      slot.sending = false;
+      slot.again = false; // the retry will reach the peer after the newer change anyway
+      state.lastError = { at: now, reason: outcome.error };
+      count('retried');
+      log.debug({ ...fields, error: outcome.error, delayMs }, 'push notification will be retried');
+      heap.push(slot.entry.dueAt, slot.key);
+      await persist(slot);
+      return;
+    }
+
+    if (outcome.kind === 'delivered') {
+      state.lastNotifiedAt = now;
+      count('sent');
+      const ms = now - entry.firstQueuedAt;
+      log.info({ ...fields, status: outcome.status, ms, headMs: now - startedAt }, 'push notification sent');
+      onSent?.(target, ms);
+    } else if (outcome.kind === 'refused') {
+      state.lastError = { at: now, reason: `status ${outcome.status}` };
+      count('failed');
+      log.warn({ ...fields, status: outcome.status }, 'push notification refused by peer');
+    } else {
+      state.lastError = { at: now, reason: outcome.error };
+      count('dropped');
+      log.error({ ...fields, error: outcome.error }, 'push notification dropped after last attempt');
+    }
+
+    if (slot.again && !closed) {
+      // A change arrived while this HEAD was in flight: tell the peer once more.
+      const { lastError: _previous, ...rest } = entry;
+      slot.entry = { ...rest, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now };
+      slot.sending = false;
+      slot.again = false;
+      heap.push(slot.entry.dueAt, slot.key);
+      await persist(slot);
+      return;
+    }
+    slots.delete(slot.key);
+    await forget(slot.key);
+  }
+
+  return {
+    async notify(targets, reason) {
+      if (closed) throw new IcalpushError('SHUTTING_DOWN', 'the notifier is closed');
+      const stored: Promise<void>[] = [];
+      const added: Slot[] = [];
+      const now = clock.now();
+      for (const target of targets) {
+        const key = outboxKey(target.listing, target.url);
+        const existing = slots.get(key);
+        if (existing !== undefined) {
+          if (existing.sending) existing.again = true;
+          continue;
+        }
+        const fields = { listing: target.listing, peer: target.name, host: hostOf(target.url) };
+        if (!isHttpUrl(target.url)) {
+          count('failed');
+          log.error(fields, 'push notification for a peer URL that is not http(s)');
+          continue;
+        }
+        if (slots.size >= maxPending) {
+          count('refused');
+          log.error({ ...fields, maxPending }, 'push notification refused: outbox full');
+          continue;
+        }
+        const slot: Slot = {
+          key,
+          sending: false,
+          again: false,
+          entry: { ...target, reason, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now },
+        };
+        stored.push(persist(slot));
+        // In memory at once, so a second notify() in the same window coalesces with this one.
+        slots.set(key, slot);
+        added.push(slot);
+      }
+      const results = await Promise.allSettled(stored);
+      // Scheduled only once written, so nothing is sent that a crash could not resume.
+      if (!closed) for (const slot of added) if (!slot.sending) heap.push(slot.entry.dueAt, slot.key);
+      schedule();
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    },
+
+    async pending(listing) {
+      const list: PendingNotification[] = [];
+      for (const { entry } of slots.values()) {
+        if (listing !== undefined && entry.listing !== listing) continue;
+        const item: PendingNotification = {
+          listing: entry.listing,
+          name: entry.name,
+          url: redactUrl(entry.url),
+          attempts: entry.attempts,
+          dueAt: entry.dueAt,
+        };
+        if (entry.lastError !== undefined) item.lastError = entry.lastError;
+        list.push(item);
+      }
+      return list.sort((a, b) => a.dueAt - b.dueAt);
+    },
+
+    peerState(listing) {
+      const byName = peers.get(listing);
+      if (byName === undefined) return {};
+      return Object.fromEntries(Array.from(byName, ([name, state]) => [name, { ...state }]));
+    },
+
+    async start() {
+      let loaded = 0;
+      for await (const [key, value] of outbox.entries<unknown>()) {
+        if (closed) return;
+        if (slots.has(key)) continue;
+        if (!isOutboxEntry(value)) {
+          log.warn({ key }, 'push outbox entry unreadable, removed');
+          await forget(key);
+          continue;
+        }
+        if (slots.size >= maxPending) {
+          count('refused');
+          log.error({ listing: value.listing, peer: value.name, maxPending }, 'push notification refused: outbox full');
+          continue;
+        }
+        enqueue({ key, entry: { ...value, reason: value.reason ?? 'resumed' }, sending: false, again: false });
+        loaded += 1;
+      }
+      if (loaded > 0) log.info({ pending: loaded }, 'push outbox resumed');
+      pump();
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await Promise.allSettled([...inflight]);
+      await Promise.allSettled([...writes.values()]);
+      if (ownedAgent !== undefined) await ownedAgent.close();
+    },
+  };
+}

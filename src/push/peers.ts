@@ -97,7 +97,8 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
       }
       const text = Buffer.concat(chunks).toString('utf8');
       if (!/^END:VCALENDAR\s*$/m.test(text)) return fail('not a complete calendar');
-      const { nights } = await busyNights(text, { today: dateOf(now) });
+      const { nights, unreadable } = await busyNights(text, { today: dateOf(now) });
+      logger.debug({ listing: peer.listing, peer: peer.name, bytes: text.length, nights: nights.size, unreadable }, 'peer read');
       const sorted = [...nights].sort();
       const changed = !previous || sorted.join() !== previous.nights.join();
       const freed: Record<string, number> = {};

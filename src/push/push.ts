@@ -256,6 +256,8 @@ export function createPush(options: PushOptions): Push {
       return snap && now - snap.readAt < peerFreshMs ? undefined : peers.read(peer);
     }));
     const snaps = plan.peers.map((peer) => peers.snapshot(peer));
+    logger.debug({ listing: plan.id, diff, peers: plan.peers.map((peer, i) => ({ peer: peer.name,
+      readAt: snaps[i]?.readAt, nights: snaps[i]?.nights.length, error: snaps[i]?.lastError })) }, 'classifying');
     const busyAtPeer = (night: string) => snaps.some((s) => s?.nights.includes(night));
     const freedAtPeer = (night: string) => snaps.some((s) => s?.freed[night] !== undefined);
     const primary: NightsDiff = {

@@ -215,6 +215,8 @@ async function inboundFlood(rate: number, seconds: number, rounds: number): Prom
     const isOwn = (p: string) => p.startsWith('/calendar/');
 
     const before = count(world);
+    // Warm-up (JIT, the sender's 64 connections) on the unknown path, which costs nothing by design.
+    await flood(`${sidecar}/calendar/not-in-the-map.ics`, rate, 1);
     const unknown = await flood(`${sidecar}/calendar/not-in-the-map.ics`, rate, 2);
     await sleep(300);
     const unknownOut = count(world) - before;
@@ -255,7 +257,8 @@ async function inboundFlood(rate: number, seconds: number, rounds: number): Prom
       + `${peerReads} peer feed reads (2 peers), ${refreshes} refresh calls, ${ownReads} own-feed re-reads `
       + '(scheduled 0, 2, 5, 15 s … after the refresh).');
     rows.push(`What the ${unknown.sent} HEADs on an unknown listing caused: ${unknownOut} outbound requests.`);
-    rows.push(`Goals: median p99 ≤ 5 ms (${fmt(median(p99s), 2)} ms) — ${verdict(median(p99s) <= 5)}; `
+    rows.push(`Goals: median p99 ≤ 5 ms (${fmt(median(p99s), 2)} ms; ${fmt(median(p99s) / bare.p99Ms, 2)} × the bare `
+      + `server's p99 on this machine) — ${verdict(median(p99s) <= 5)}; `
       + `refreshes ≤ 2 per window (${refreshes}) — ${verdict(refreshes <= 2)}; `
       + `unknown listing costs 0 requests (${unknownOut}) — ${verdict(unknownOut === 0)}`);
     return rows.join('\n');

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
+import { startApp } from '../helpers/app.ts';
+import { closedPort, startServer } from '../helpers/servers.ts';
 
 async function run(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ['src/main.ts', ...args], {
@@ -93,4 +95,33 @@ test('serve with a missing config file names the file and exits 1', async () => 
   const { code, stderr } = await run(['serve', '--config', '/nonexistent/proxy.yaml']);
   assert.equal(code, 1);
   assert.match(stderr, /\/nonexistent\/proxy\.yaml/);
+});
+
+test('notify tells the running sidecar, which sends the iPP HEAD; refusals exit non-zero', async (t) => {
+  const heads: string[] = [];
+  const peer = await startServer(t, (req, res) => {
+    heads.push(req.method ?? '');
+    res.writeHead(200).end();
+  });
+  const upstream = await startServer(t, (_req, res) => res.writeHead(404).end());
+  const listings = { 'beach-house': { peers: [{ name: 'airbnb', url: `${peer.url}/ical/1.ics` }] } };
+  const { url } = await startApp(t, upstream.url, { listings, push: { watch: 0 }, admin: { token: 'secret-token' } });
+  const yaml = (listen: string) => [
+    `listen: ${listen}`, `upstream: ${upstream.url}`, 'store: memory', 'feeds:', '  - path: /calendar/{listing}.ics',
+    'listings:', '  beach-house:', '    peers:', `      - { name: airbnb, url: "${peer.url}/ical/1.ics" }`,
+    'admin:', '  token: secret-token',
+  ].join('\n');
+  const config = await tempConfig(t, yaml(new URL(url).host));
+  const ok = await run(['notify', 'beach-house', '--config', config]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /beach-house: change accepted; notifying airbnb/);
+  for (let i = 0; i < 200 && heads.length === 0; i += 1) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(heads, ['HEAD']);
+
+  const unknown = await run(['notify', 'nope', '--config', config]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /nope: not a listing/);
+  const down = await run(['notify', 'beach-house', '--config', await tempConfig(t, yaml(`127.0.0.1:${await closedPort()}`))]);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /not reachable/);
 });

@@ -4,13 +4,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { freePort } from '../src/demo/mesh.ts';
 import { autocannon as runAutocannon } from './fixtures/autocannon.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -27,14 +26,6 @@ export async function startProcess(args: string[], children: ChildProcess[]): Pr
     if (port) return port;
   }
   throw new Error(`${args.join(' ')} exited before listening`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function startIcalpush(
@@ -79,16 +70,18 @@ async function autocannon(url: string, seconds: number): Promise<Throughput> {
 type Fixed = { p50Ms: number; p99Ms: number; sent: number; errors: number };
 
 async function fixedRate(url: string, rate: number, seconds: number): Promise<Fixed> {
-  const child = spawn(node, ['bench/fixtures/rate-load.ts', url, String(rate), String(seconds)], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  return runJsonChild<Fixed>('bench/fixtures/rate-load.ts', [url, String(rate), String(seconds)]);
+}
+
+/** Runs a bench fixture script in its own process and parses the JSON it prints. */
+export async function runJsonChild<T>(script: string, args: string[]): Promise<T> {
+  const child = spawn(node, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
     out += d;
   });
   await once(child, 'exit');
-  return JSON.parse(out) as Fixed;
+  return JSON.parse(out) as T;
 }
 
 /** The run with the median throughput. */

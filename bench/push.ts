@@ -1,7 +1,7 @@
 // Push benchmark (SPEC "Push"): how fast a booking on one platform reaches its peers through their
 // sidecars (iPP HEAD, refresh, import) against hourly polling; what a flood of inbound HEADs costs
 // and causes upstream; and the upstream load of `push.watch`, measured at small scale and extrapolated.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,10 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import type { Platform } from '../src/demo/platform.ts';
 import { startMesh } from './fixtures/push-mesh.ts';
-import { fmt, startProcess } from './passthrough.ts';
+import { fmt, runJsonChild, startProcess } from './passthrough.ts';
 
-const node = process.execPath;
-const root = new URL('..', import.meta.url).pathname;
 const verdict = (met: boolean) => (met ? '**met**' : '**not met**');
 
 /** Nearest-rank percentile of an ascending list. */
@@ -180,16 +178,7 @@ type Flood = {
 };
 
 async function flood(url: string, rate: number, seconds: number): Promise<Flood> {
-  const child = spawn(node, ['bench/fixtures/push-flood.ts', url, String(rate), String(seconds)], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  await once(child, 'exit');
-  return JSON.parse(out) as Flood;
+  return runJsonChild<Flood>('bench/fixtures/push-flood.ts', [url, String(rate), String(seconds)]);
 }
 
 /** 2: 2,000 HEAD/s on a known listing's feed (and on an unknown one): answer times and what they cause. */

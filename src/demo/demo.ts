@@ -2,13 +2,12 @@
 // once an hour and each behind its own icalpush (the real createApp). A guest books a stay on one;
 // the timeline shows the booking, the iPP HEADs, the re-imports on the two others and how long each
 // took, against what hourly polling would give, and that nothing echoed back.
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { type App, createApp } from '../app.ts';
-import { configSchema } from '../config/schema.ts';
 import { createLogger } from '../log.ts';
 import { openStore } from '../store/open-store.ts';
+import { freePort, meshSidecarConfig } from './mesh.ts';
 import { type Platform, startPlatform } from './platform.ts';
 
 /** One line of the timeline: ms since the booking, who, what. */
@@ -26,15 +25,6 @@ export type DemoResult = {
 
 const pollingIntervalMs = 60 * 60 * 1000;
 const listing = 'beach-house';
-
-/** A free port on loopback: bound, read and released (the sidecars' URLs are each other's config). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function addDays(date: Date, days: number): string {
   return new Date(date.getTime() + days * 86_400_000).toISOString().slice(0, 10);
@@ -57,15 +47,7 @@ export async function runDemo(out?: (line: string) => void): Promise<DemoResult>
     const sidecarUrl = (i: number) => `http://127.0.0.1:${ports[i]}/calendar/${listing}.ics`;
     for (const [i, platform] of platforms.entries()) {
       platform.importFrom = names.flatMap((name, j) => (j === i ? [] : [{ name, url: sidecarUrl(j) }]));
-      const config = configSchema.parse({
-        listen: `127.0.0.1:${ports[i]}`,
-        upstream: platform.url,
-        store: 'memory',
-        feeds: [{ path: '/calendar/{listing}.ics' }],
-        listings: { [listing]: { peers: platform.importFrom.map((p) => ({ name: p.name, url: p.url })) } },
-        push: { triggers: [{ method: 'POST', path: '/bookings/{listing}' }, { method: 'DELETE', path: '/bookings/{listing}/*' }] },
-        refresh: { method: 'POST', url: `${platform.url}/admin/sync/{listing}` },
-      });
+      const config = meshSidecarConfig({ port: ports[i] as number, platform, listing });
       const who = `${platform.name}'s icalpush`;
       // The sidecar's own log lines, read as events for the timeline.
       const destination = new Writable({

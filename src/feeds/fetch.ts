@@ -164,7 +164,7 @@ const beginCalendar = Buffer.from('BEGIN:VCALENDAR', 'latin1');
 const endCalendar = Buffer.from('END:VCALENDAR', 'latin1');
 
 /** True when the body has a BEGIN:VCALENDAR line and, after it, an END:VCALENDAR line. */
-function endsCalendar(body: Buffer): boolean {
+export function endsCalendar(body: Buffer): boolean {
   const begin = body.indexOf(beginCalendar);
   const end = body.lastIndexOf(endCalendar);
   if (begin === -1 || end <= begin) return false;
@@ -184,7 +184,7 @@ function upstreamRequestHeaders(headers: Record<string, string | string[]>): Rec
 }
 
 /** Reads `body` to a Buffer, or destroys it and gives undefined once it is past `maxBytes`. */
-async function readCapped(
+export async function readCapped(
   body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; once(event: 'error', listener: () => void): unknown },
   declared: number | undefined,
   maxBytes: number,
@@ -211,7 +211,7 @@ async function readCapped(
 }
 
 /** The Content-Length the upstream declared, when it is a plain number. */
-function declaredLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+export function declaredLength(headers: Record<string, string | string[] | undefined>): number | undefined {
   const value = headers['content-length'];
   return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
 }

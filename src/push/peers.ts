@@ -3,6 +3,8 @@
 // classification uses it to tell an imported change from a primary one (iPP §3.3).
 import { type Dispatcher, request } from 'undici';
 import type { Clock } from '../clock.ts';
+import { declaredLength, endsCalendar, readCapped } from '../feeds/fetch.ts';
+import { decodeFeed } from '../ical/decode.ts';
 import type { Logger } from '../log.ts';
 import { busyNights, dateOf } from './availability.ts';
 
@@ -85,18 +87,10 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
         await res.body.dump();
         return fail(`status ${res.statusCode}`);
       }
-      const chunks: Buffer[] = [];
-      let length = 0;
-      for await (const chunk of res.body) {
-        length += (chunk as Buffer).length;
-        if (length > options.maxBodyBytes) {
-          res.body.destroy();
-          return fail('too-large');
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (!/^END:VCALENDAR\s*$/m.test(text)) return fail('not a complete calendar');
+      const body = await readCapped(res.body, declaredLength(res.headers), options.maxBodyBytes);
+      if (body === undefined) return fail('too-large');
+      if (!endsCalendar(body)) return fail('not a complete calendar');
+      const text = decodeFeed(body).text;
       const { nights, unreadable } = await busyNights(text, { today: dateOf(now) });
       logger.debug({ listing: peer.listing, peer: peer.name, bytes: text.length, nights: nights.size, unreadable }, 'peer read');
       const sorted = [...nights].sort();

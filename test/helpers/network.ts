@@ -1,10 +1,10 @@
 // Simulated platforms (src/demo/platform.ts), each behind its own icalpush built with createApp,
 // peers pointing at each other's sidecars: the push tests' network, on 127.0.0.1 only.
-import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
-import { type ConfigInput, configSchema } from '../../src/config/schema.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
 import { type App, createApp } from '../../src/app.ts';
 import { createLogger } from '../../src/log.ts';
+import { freePort, meshSidecarConfig } from '../../src/demo/mesh.ts';
 import { type Platform, startPlatform } from '../../src/demo/platform.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { Writable } from 'node:stream';
@@ -22,14 +22,6 @@ export type Node = {
   headsReceived(): number;
 };
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Starts `names.length` platforms, each behind an icalpush; torn down with the test. */
 export async function startNetwork(
   t: TestContext,
@@ -46,19 +38,7 @@ export async function startNetwork(
   const nodes: Node[] = [];
   for (const [i, platform] of platforms.entries()) {
     platform.importFrom = names.flatMap((name, j) => (j === i ? [] : [{ name, url: feedUrl(j) }]));
-    const config = configSchema.parse({
-      listen: `127.0.0.1:${ports[i]}`,
-      upstream: platform.url,
-      store: 'memory',
-      feeds: [{ path: '/calendar/{listing}.ics' }],
-      listings: { [listing]: { peers: platform.importFrom.map((p) => ({ name: p.name, url: p.url })) } },
-      push: {
-        watch: 0,
-        triggers: [{ method: 'POST', path: '/bookings/{listing}' }, { method: 'DELETE', path: '/bookings/{listing}/*' }],
-      },
-      refresh: { method: 'POST', url: `${platform.url}/admin/sync/{listing}` },
-      ...overrides,
-    });
+    const config = meshSidecarConfig({ port: ports[i] as number, platform, listing, push: { watch: 0 }, overrides });
     const logs: Array<Record<string, unknown>> = [];
     const destination = new Writable({
       write(chunk, _encoding, done) {

@@ -2,6 +2,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import { freePort } from '../../src/demo/mesh.ts';
 
 /** A plain node:http server standing in for an upstream or a peer. */
 export type FakeServer = { server: Server; url: string; port: number };
@@ -29,14 +30,7 @@ export async function startServer(
 }
 
 /** A port on 127.0.0.1 that nothing listens on (it was bound and released). */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return address.port;
-}
+export const closedPort = freePort;
 
 /** Reads a request body to a Buffer. */
 export async function readBody(req: IncomingMessage): Promise<Buffer> {

@@ -10,7 +10,7 @@ import { createFeedHandler } from './feeds/serve.ts';
 import { statusReport } from './feeds/status.ts';
 import { createHooks } from './hooks/hooks.ts';
 import { createNotifier } from './push/notifier.ts';
-import { createPush, type Push } from './push/push.ts';
+import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
@@ -83,7 +83,10 @@ export function createApp(config: Config, deps: AppDeps): App {
   const registry = createRegistry();
   const metrics = createRequestMetrics(registry, http.inflight);
   const feedMetrics = createFeedMetrics(registry);
-  const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent });
+  const propagation = createPropagationMetric(registry);
+  const notified = propagation.labels('notified');
+  const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent,
+    onSent: (_peer, ms) => notified.observe(ms / 1000) });
   const hooks = createHooks({
     store,
     clock,
@@ -114,6 +117,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     clock,
     logger,
     registry,
+    propagation,
     fireHooks: (feed) => hooks.fire(feed.key),
   });
   late.push = pushed;

@@ -35,7 +35,8 @@ export type Notifier = {
   notify(targets: PeerTarget[], reason: string): Promise<void>;
   /** Pending notifications, soonest first, URLs redacted. */
   pending(listing?: string): Promise<PendingNotification[]>;
-  /** Per peer name of `listing`: last successful notification and last error (in memory). */
+  /** Per peer URL of `listing` (unique there, unlike names): last successful notification and last error
+   * (in memory). */
   peerState(listing: string): Record<string, PeerNotifyState>;
   /** Loads the outbox from the store (after a restart) and sends the entries already due at once. */
   start(): Promise<void>;
@@ -266,16 +267,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return write(key, () => outbox.delete(key));
   }
 
-  function peerStateFor(listing: string, name: string): PeerNotifyState {
-    let byName = peers.get(listing);
-    if (byName === undefined) {
-      byName = new Map();
-      peers.set(listing, byName);
+  function peerStateFor(listing: string, url: string): PeerNotifyState {
+    let byUrl = peers.get(listing);
+    if (byUrl === undefined) {
+      byUrl = new Map();
+      peers.set(listing, byUrl);
     }
-    let state = byName.get(name);
+    let state = byUrl.get(url);
     if (state === undefined) {
       state = {};
-      byName.set(name, state);
+      byUrl.set(url, state);
     }
     return state;
   }
@@ -378,7 +379,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const target: PeerTarget = { listing: entry.listing, name: entry.name, url: entry.url };
     const { listing, name, reason } = entry;
     const fields = { listing, peer: name, host: hostOf(entry.url), attempts, reason };
-    const state = peerStateFor(entry.listing, entry.name);
+    const state = peerStateFor(entry.listing, entry.url);
 
     if (outcome.kind === 'retry' && attempts < maxAttempts) {
       const delayMs = retryDelay(attempts, outcome.retryAfterMs);
@@ -484,9 +485,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     },
 
     peerState(listing) {
-      const byName = peers.get(listing);
-      if (byName === undefined) return {};
-      return Object.fromEntries(Array.from(byName, ([name, state]) => [name, { ...state }]));
+      const byUrl = peers.get(listing);
+      if (byUrl === undefined) return {};
+      return Object.fromEntries(Array.from(byUrl, ([url, state]) => [url, { ...state }]));
     },
 
     async start() {

@@ -1,10 +1,20 @@
-// Reads the peers' feeds of a listing (SPEC "Push"): a conditional GET to the configured URL only,
-// turned into the peer's busy nights. Inbound HEADs use it to see whether a peer changed, and
-// classification uses it to tell an imported change from a primary one (iPP §3.3).
+// Reads the peers' feeds of a listing (SPEC "Push"): the configured URL only, turned into the peer's
+// busy nights. Inbound HEADs use it to see whether a peer changed, and classification uses it to tell
+// an imported change from a primary one (iPP §3.3).
+//
+// A read is a conditional GET (If-None-Match / If-Modified-Since) until the peer advertises enhanced
+// GET with `Link: <…>; rel="subscribe-enhanced-get"` (either spelling); from then on it is an enhanced
+// GET (`Prefer: subscribe-enhanced-get` + the last `Sync-Token`) of the same configured URL, never of
+// the Link's target (poll targets come only from the config, iPP §4.1). The peer's entities are kept
+// to apply deltas and STATUS:DELETED tombstones to; a 409 drops them and reads the whole feed again.
+import LinkHeader from 'http-link-header';
 import { type Dispatcher, request } from 'undici';
 import type { Clock } from '../clock.ts';
 import { declaredLength, endsCalendar, readCapped } from '../feeds/fetch.ts';
 import { decodeFeed } from '../ical/decode.ts';
+import { groupEntities } from '../ical/entities.ts';
+import { serializeCalendar } from '../ical/serialize.ts';
+import { type Component, type ContentLine, propertyValue, splitCalendar } from '../ical/split.ts';
 import type { Logger } from '../log.ts';
 import { busyNights, dateOf } from './availability.ts';
 
@@ -19,6 +29,8 @@ export type PeerSnapshot = {
   freed: Record<string, number>;
   readAt: number;
   changedAt: number;
+  /** How the last successful read asked: conditional GET, or enhanced GET with a token (delta) or without. */
+  via: 'conditional' | 'enhanced-full' | 'enhanced-delta';
   etag?: string;
   lastModified?: string;
   lastError?: { at: number; reason: string };
@@ -46,72 +58,186 @@ export type PeerReader = {
 
 // A freed night explains our own cancellation for this long after the peer's read saw it go.
 const freedMemoryMs = 24 * 60 * 60 * 1000;
+// A peer that pages its enhanced answers on its own is followed for at most this many pages per read.
+const maxPages = 100;
+const enhancedRelations: ReadonlySet<string> = new Set(['subscribe-enhanced-get', 'subscribe-enhanced_get']);
+
+// What enhanced GET needs between reads: the token and the peer's calendar as of that token.
+type EnhancedCopy = {
+  token: string;
+  properties: ContentLine[];
+  timezones: Map<string, Component>;
+  entities: Map<string, Component[]>;
+};
+
+// One read's answer, before it becomes nights.
+type Fetched =
+  | { kind: 'unchanged' }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'calendar'; text: string; via: PeerSnapshot['via']; etag?: string; lastModified?: string };
 
 const key = (peer: Peer) => `${peer.listing}\u0000${peer.url}`;
+
+/** True when a `Link` header value offers enhanced GET (RFC 8288; the relation may be one of several). */
+export function advertisesEnhancedGet(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  try {
+    const refs = (Array.isArray(value) ? value : [value]).flatMap((v) => LinkHeader.parse(v).refs);
+    return refs.some((ref) => ref.rel.toLowerCase().split(/\s+/).some((rel) => enhancedRelations.has(rel)));
+  } catch {
+    // A Link header we cannot parse offers nothing.
+    return false;
+  }
+}
+
+const headerText = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(', ') : value);
 
 /** Creates the peer reader. */
 export function createPeerReader(options: PeerReaderOptions): PeerReader {
   const { clock, logger, dispatcher } = options;
   const snapshots = new Map<string, PeerSnapshot>();
+  // Peers whose last answer offered enhanced GET, and their calendars as of their last token.
+  const offersEnhanced = new Set<string>();
+  const copies = new Map<string, EnhancedCopy>();
   // Concurrent reads of one peer share one request.
   const running = new Map<string, Promise<PeerRead>>();
+
+  async function get(peer: Peer, headers: Record<string, string>) {
+    return request(peer.url, {
+      method: 'GET',
+      headers: { 'user-agent': options.userAgent, accept: 'text/calendar', ...headers },
+      dispatcher,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    });
+  }
+
+  /** Reads the body of a 2xx as a complete calendar text, or says why not. */
+  async function calendarText(res: Dispatcher.ResponseData): Promise<string | { reason: string }> {
+    const body = await readCapped(res.body, declaredLength(res.headers), options.maxBodyBytes);
+    if (body === undefined) return { reason: 'too-large' };
+    if (!endsCalendar(body)) return { reason: 'not a complete calendar' };
+    return decodeFeed(body).text;
+  }
+
+  async function conditional(peer: Peer, previous: PeerSnapshot | undefined): Promise<Fetched> {
+    const headers: Record<string, string> = {};
+    if (previous?.etag) headers['if-none-match'] = previous.etag;
+    if (previous?.lastModified) headers['if-modified-since'] = previous.lastModified;
+    const res = await get(peer, headers);
+    if (advertisesEnhancedGet(res.headers.link)) offersEnhanced.add(key(peer));
+    if (res.statusCode === 304 && previous) {
+      await res.body.dump();
+      return { kind: 'unchanged' };
+    }
+    if (res.statusCode < 200 || res.statusCode > 299) {
+      await res.body.dump();
+      return { kind: 'failed', reason: `status ${res.statusCode}` };
+    }
+    const text = await calendarText(res);
+    if (typeof text !== 'string') return { kind: 'failed', ...text };
+    const etag = headerText(res.headers.etag);
+    const lastModified = headerText(res.headers['last-modified']);
+    return { kind: 'calendar', text, via: 'conditional', ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+  }
+
+  /** Enhanced GET: pages until the answer is whole; a 409 starts over once without a token. */
+  async function enhanced(peer: Peer, previous: PeerSnapshot | undefined): Promise<Fetched> {
+    let copy = copies.get(key(peer));
+    let restarted = false;
+    let delta = copy !== undefined;
+    for (let page = 0; page < maxPages; page++) {
+      const headers: Record<string, string> = { prefer: 'subscribe-enhanced-get' };
+      if (copy) headers['sync-token'] = copy.token;
+      const res = await get(peer, headers);
+      const offers = advertisesEnhancedGet(res.headers.link);
+      if (res.statusCode === 409 && copy && !restarted) {
+        // The peer no longer knows our token: discard our copy and read the whole feed.
+        await res.body.dump();
+        copies.delete(key(peer));
+        copy = undefined;
+        restarted = true;
+        delta = false;
+        logger.info({ listing: peer.listing, peer: peer.name }, 'peer sync token refused (409): reading in full');
+        continue;
+      }
+      if (res.statusCode === 304 && copy) {
+        await res.body.dump();
+        const token = headerText(res.headers['sync-token']);
+        if (token) copy.token = token;
+        return page === 0 && previous ? { kind: 'unchanged' } : whole(copy, delta);
+      }
+      if (res.statusCode < 200 || res.statusCode > 299) {
+        await res.body.dump();
+        copies.delete(key(peer));
+        return { kind: 'failed', reason: `status ${res.statusCode}` };
+      }
+      const text = await calendarText(res);
+      if (typeof text !== 'string') {
+        copies.delete(key(peer));
+        return { kind: 'failed', ...text };
+      }
+      const applied = (headerText(res.headers['preference-applied']) ?? '').toLowerCase();
+      const token = headerText(res.headers['sync-token']);
+      if (!applied.includes('subscribe-enhanced-get') || !token) {
+        // The peer answered a plain GET after all: that is the whole feed, and nothing to resume from.
+        copies.delete(key(peer));
+        if (!offers) offersEnhanced.delete(key(peer));
+        return { kind: 'calendar', text, via: 'conditional' };
+      }
+      // Without a token the answer (or its first page) is the whole feed: it replaces the copy.
+      copy = merge(copy, text, token);
+      copies.set(key(peer), copy);
+      // `limit=` applied means the peer cut the answer: the token resumes after its last entity.
+      if (!/(^|[\s,;])limit=/.test(applied)) return whole(copy, delta);
+    }
+    copies.delete(key(peer));
+    return { kind: 'failed', reason: `more than ${maxPages} pages` };
+  }
 
   async function readOnce(peer: Peer): Promise<PeerRead> {
     const previous = snapshots.get(key(peer));
     const now = clock.now();
-    const headers: Record<string, string> = { 'user-agent': options.userAgent, accept: 'text/calendar' };
-    if (previous?.etag) headers['if-none-match'] = previous.etag;
-    if (previous?.lastModified) headers['if-modified-since'] = previous.lastModified;
-    const fail = (reason: string): PeerRead => {
-      const snapshot = previous ? { ...previous, lastError: { at: now, reason } } : undefined;
-      if (snapshot) snapshots.set(key(peer), snapshot);
-      logger.warn({ listing: peer.listing, peer: peer.name, reason }, 'peer read failed');
-      return { outcome: 'failed', snapshot };
-    };
+    let fetched: Fetched;
     try {
-      const res = await request(peer.url, {
-        method: 'GET',
-        headers,
-        dispatcher,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-      });
-      if (res.statusCode === 304 && previous) {
-        await res.body.dump();
-        const snapshot = { ...previous, readAt: now };
-        delete snapshot.lastError;
-        snapshots.set(key(peer), snapshot);
-        return { outcome: 'unchanged', snapshot };
-      }
-      if (res.statusCode < 200 || res.statusCode > 299) {
-        await res.body.dump();
-        return fail(`status ${res.statusCode}`);
-      }
-      const body = await readCapped(res.body, declaredLength(res.headers), options.maxBodyBytes);
-      if (body === undefined) return fail('too-large');
-      if (!endsCalendar(body)) return fail('not a complete calendar');
-      const text = decodeFeed(body).text;
-      const { nights, unreadable } = await busyNights(text, { today: dateOf(now) });
-      logger.debug({ listing: peer.listing, peer: peer.name, bytes: text.length, nights: nights.size, unreadable }, 'peer read');
-      const sorted = [...nights].sort();
-      const changed = !previous || sorted.join() !== previous.nights.join();
-      const freed: Record<string, number> = {};
-      for (const [night, at] of Object.entries(previous?.freed ?? {})) if (now - at < freedMemoryMs) freed[night] = at;
-      for (const night of previous?.nights ?? []) if (!nights.has(night) && night >= dateOf(now)) freed[night] = now;
-      for (const night of sorted) delete freed[night];
-      const snapshot: PeerSnapshot = {
-        nights: sorted,
-        freed,
-        readAt: now,
-        changedAt: changed ? now : (previous?.changedAt ?? now),
-        ...(typeof res.headers.etag === 'string' ? { etag: res.headers.etag } : {}),
-        ...(typeof res.headers['last-modified'] === 'string' ? { lastModified: res.headers['last-modified'] } : {}),
-      };
-      snapshots.set(key(peer), snapshot);
-      return { outcome: changed ? 'changed' : 'unchanged', snapshot };
+      fetched = offersEnhanced.has(key(peer)) ? await enhanced(peer, previous) : await conditional(peer, previous);
     } catch (err) {
-      return fail((err as { code?: string }).code ?? 'network error');
+      copies.delete(key(peer));
+      fetched = { kind: 'failed', reason: (err as { code?: string }).code ?? 'network error' };
     }
+    if (fetched.kind === 'failed') {
+      const snapshot = previous ? { ...previous, lastError: { at: now, reason: fetched.reason } } : undefined;
+      if (snapshot) snapshots.set(key(peer), snapshot);
+      logger.warn({ listing: peer.listing, peer: peer.name, reason: fetched.reason }, 'peer read failed');
+      return { outcome: 'failed', snapshot };
+    }
+    if (fetched.kind === 'unchanged' && previous) {
+      const { lastError: _cleared, ...rest } = previous;
+      const snapshot = { ...rest, readAt: now };
+      snapshots.set(key(peer), snapshot);
+      return { outcome: 'unchanged', snapshot };
+    }
+    if (fetched.kind !== 'calendar') return { outcome: 'failed', snapshot: previous };
+    const { nights, unreadable } = await busyNights(fetched.text, { today: dateOf(now) });
+    logger.debug({ listing: peer.listing, peer: peer.name, via: fetched.via, bytes: fetched.text.length,
+      nights: nights.size, unreadable }, 'peer read');
+    const sorted = [...nights].sort();
+    const changed = !previous || sorted.join() !== previous.nights.join();
+    const freed: Record<string, number> = {};
+    for (const [night, at] of Object.entries(previous?.freed ?? {})) if (now - at < freedMemoryMs) freed[night] = at;
+    for (const night of previous?.nights ?? []) if (!nights.has(night) && night >= dateOf(now)) freed[night] = now;
+    for (const night of sorted) delete freed[night];
+    const snapshot: PeerSnapshot = {
+      nights: sorted,
+      freed,
+      readAt: now,
+      changedAt: changed ? now : (previous?.changedAt ?? now),
+      via: fetched.via,
+      ...(fetched.etag ? { etag: fetched.etag } : {}),
+      ...(fetched.lastModified ? { lastModified: fetched.lastModified } : {}),
+    };
+    snapshots.set(key(peer), snapshot);
+    return { outcome: changed ? 'changed' : 'unchanged', snapshot };
   }
 
   return {
@@ -124,4 +250,30 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     },
     snapshot: (peer) => snapshots.get(key(peer)),
   };
+}
+
+/** Applies an enhanced answer to a copy (a delta) or makes a new copy of it (no copy yet: a full answer).
+ * The answer's frame replaces the copy's; entities it carries replace theirs; tombstones remove theirs. */
+function merge(copy: EnhancedCopy | undefined, text: string, token: string): EnhancedCopy {
+  const split = splitCalendar(text);
+  const next: EnhancedCopy = copy ?? { token, properties: [], timezones: new Map(), entities: new Map() };
+  next.token = token;
+  if (split.properties.length > 0) next.properties = split.properties;
+  for (const timezone of split.timezones) next.timezones.set(propertyValue(timezone, 'TZID') ?? '', timezone);
+  for (const entity of groupEntities(split.components)) {
+    const deleted = entity.components.some((c) => propertyValue(c, 'STATUS')?.trim().toUpperCase() === 'DELETED');
+    if (deleted) next.entities.delete(entity.id);
+    else next.entities.set(entity.id, entity.components);
+  }
+  return next;
+}
+
+/** The peer's whole calendar as the copy holds it. */
+function whole(copy: EnhancedCopy, delta: boolean): Fetched {
+  const text = serializeCalendar({
+    properties: copy.properties,
+    timezones: [...copy.timezones.values()],
+    components: [...copy.entities.values()].flat(),
+  });
+  return { kind: 'calendar', text, via: delta ? 'enhanced-delta' : 'enhanced-full' };
 }

@@ -10,7 +10,7 @@ import { currentComponents, type FeedHistory } from '../feeds/history.ts';
 import { compilePathPattern, isPathPatternError, type PathPattern } from '../http/path-pattern.ts';
 import { serializeCalendar } from '../ical/serialize.ts';
 import { type Logger, redactUrl } from '../log.ts';
-import type { Registry } from '../metrics/registry.ts';
+import type { Histogram, Registry } from '../metrics/registry.ts';
 import { busyNights, dateOf, diffNights, isHorizonOnly, type NightsDiff } from './availability.ts';
 import type { Notifier } from './notifier.ts';
 import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
@@ -37,6 +37,8 @@ export type PushOptions = {
   registry: Registry;
   /** Tells iCal Hooks subscribers of a feed that it changed. */
   fireHooks?: (feed: FeedKey) => Promise<void>;
+  /** Where inbound propagation times go (stages `refreshed`, `imported`); see createPropagationMetric. */
+  propagation?: Histogram;
 };
 
 /** The push coordinator the app wires into requests. */
@@ -67,6 +69,10 @@ type ListingState = {
   lastClassification?: Classification;
   lastHorizonNotifyAt?: number;
   lastRefresh?: { at: string; outcome: string };
+  /** The first inbound HEAD no run has served yet (ms). */
+  firstHeadAt?: number;
+  /** The inbound HEAD whose refresh was called and whose import has not shown in the own feed yet (ms). */
+  importSince?: number;
   watchFailures: number;
   nextWatchAt: number;
 };
@@ -82,6 +88,20 @@ const peerFreshMs = 30_000;
 const watchConcurrency = 16;
 // A horizon-only change notifies at most this often.
 const horizonIntervalMs = 24 * 60 * 60 * 1000;
+// An imported change this long after the refresh is no longer taken for that refresh's import.
+const importWindowMs = rereadAfterRefreshMs.at(-1)! + 30_000;
+
+/** The name of the propagation-time histogram. */
+export const propagationMetricName = 'icalpush_push_propagation_seconds';
+
+/** The propagation-time histogram, by stage: `notified` (a change queued → the peer answered its HEAD),
+ * `refreshed` (an inbound HEAD → the refresh action answered), `imported` (an inbound HEAD → the import
+ * seen in the own feed). Buckets from 10 ms to an hour: the hourly poll push replaces is the far end. */
+export function createPropagationMetric(registry: Registry): Histogram {
+  return registry.histogram(propagationMetricName,
+    'Seconds from a change or an inbound HEAD to each push stage: notified, refreshed, imported.', ['stage'],
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]);
+}
 
 /** Creates the push coordinator. */
 export function createPush(options: PushOptions): Push {
@@ -200,6 +220,9 @@ export function createPush(options: PushOptions): Push {
     const state = stateOf(plan.id);
     state.running = true;
     state.lastRunAt = clock.now();
+    // The run serves every HEAD so far; one arriving from now on is the trailing run's.
+    const since = state.firstHeadAt ?? state.lastRunAt;
+    state.firstHeadAt = undefined;
     try {
       const reads = await Promise.all(plan.peers.map((peer) => peers.read(peer)));
       const reason = reads.some((r) => r.outcome === 'changed') ? 'peer changed'
@@ -208,9 +231,13 @@ export function createPush(options: PushOptions): Push {
         logger.info({ listing: plan.id }, 'inbound notification: no peer changed');
         return;
       }
+      // The import may show before the refresh answers: a peer re-reading our feed meanwhile sees it first.
+      state.importSince = since;
       const outcome = await callRefresh(plan);
       counters.refreshes.labels(outcome === 'ok' ? 'ok' : outcome === 'not-configured' ? 'not_configured' : 'failed').inc();
       state.lastRefresh = { at: new Date(clock.now()).toISOString(), outcome };
+      if (outcome === 'ok') options.propagation?.labels('refreshed').observe((clock.now() - since) / 1000);
+      else if (state.importSince === since) state.importSince = undefined;
       logger.info({ listing: plan.id, reason: reason ?? 'no peers', refresh: outcome }, 'inbound notification: refresh');
       scheduleRereads(plan, rereadAfterRefreshMs, 'after refresh');
     } finally {
@@ -224,6 +251,7 @@ export function createPush(options: PushOptions): Push {
     counters.inbound.labels().inc();
     const state = stateOf(listing);
     const now = clock.now();
+    state.firstHeadAt ??= now;
     const debounce = config.push.debounce;
     if (!state.running && now - state.lastRunAt >= debounce) {
       void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
@@ -313,8 +341,15 @@ export function createPush(options: PushOptions): Push {
       if (classification.kind === 'primary') {
         classification.notified = await notifyPeers(plan, 'primary change');
       }
-      stateOf(plan.id).lastClassification = classification;
+      const state = stateOf(plan.id);
+      state.lastClassification = classification;
       counters.changes.labels(classification.kind).inc();
+      const awaited = state.importSince !== undefined && clock.now() - state.importSince <= importWindowMs;
+      if (!awaited) state.importSince = undefined;
+      if (classification.kind === 'imported' && state.importSince !== undefined) {
+        options.propagation?.labels('imported').observe((clock.now() - state.importSince) / 1000);
+        state.importSince = undefined;
+      }
       logger.info({ listing: plan.id, ...classification }, 'listing change classified');
     },
     inbound,
@@ -351,7 +386,9 @@ export function createPush(options: PushOptions): Push {
               name: peer.name,
               url: redactUrl(peer.url),
               notify: peer.notify,
-              ...(snap ? { lastRead: new Date(snap.readAt).toISOString(), busyNights: snap.nights.length } : {}),
+              ...(snap
+                ? { lastRead: new Date(snap.readAt).toISOString(), readBy: snap.via, busyNights: snap.nights.length }
+                : {}),
               ...(sent?.lastNotifiedAt ? { lastNotification: new Date(sent.lastNotifiedAt).toISOString() } : {}),
               ...(snap?.lastError ?? sent?.lastError
                 ? { lastError: snap?.lastError ?? sent?.lastError } : {}),

@@ -123,7 +123,7 @@ test('a notification is one HEAD to the configured URL, without a body, with the
   assert.equal(sent.attempts, 1);
   assert.deepEqual(await notifier.pending(), []);
   assert.equal(counterValue(registry, notificationsMetricName, 'sent'), 1);
-  assert.equal(typeof notifier.peerState('x').airbnb?.lastNotifiedAt, 'number');
+  assert.equal(typeof notifier.peerState('x')[url]?.lastNotifiedAt, 'number');
 });
 
 test('logs and pending() never show the peer URL\'s query secret', async (t) => {
@@ -204,7 +204,7 @@ test('a 404 is not retried', async (t) => {
   assert.equal(peer.requests.length, 1);
   assert.equal(counterValue(registry, notificationsMetricName, 'failed'), 1);
   assert.equal(counterValue(registry, notificationsMetricName, 'retried'), 0);
-  assert.equal(notifier.peerState('x').peer?.lastError?.reason, 'status 404');
+  assert.equal(notifier.peerState('x')[`${peer.url}/x.ics`]?.lastError?.reason, 'status 404');
 });
 
 test('a peer that is down is retried up to maxAttempts, then dropped', async (t) => {
@@ -219,7 +219,7 @@ test('a peer that is down is retried up to maxAttempts, then dropped', async (t)
   assert.equal(counterValue(registry, notificationsMetricName, 'retried'), 2);
   assert.equal(counterValue(registry, notificationsMetricName, 'dropped'), 1);
   assert.deepEqual(await notifier.pending(), []);
-  assert.equal(notifier.peerState('x').down?.lastError?.reason, 'ECONNREFUSED');
+  assert.equal(notifier.peerState('x')[`http://127.0.0.1:${port}/x.ics?s=k`]?.lastError?.reason, 'ECONNREFUSED');
 });
 
 test('a peer that does not answer within timeoutMs counts as a failed attempt', async (t) => {

@@ -45,6 +45,13 @@ test('a booking on one platform is imported by the other two through push, once,
   assert.equal(alpha.headsReceived(), 0);
   assert.equal(beta.headsReceived(), 1);
   assert.equal(gamma.headsReceived(), 1);
+  // The propagation histogram saw each stage once per peer: alpha's two HEADs, beta's refresh and import.
+  const stage = (sidecar: string, name: string) =>
+    metric(sidecar, new RegExp(`^icalpush_push_propagation_seconds_count\\{stage="${name}"\\} (\\d+)`, 'm'));
+  assert.equal(await stage(alpha.sidecar, 'notified'), 2);
+  assert.equal(await stage(beta.sidecar, 'refreshed'), 1);
+  assert.equal(await stage(beta.sidecar, 'imported'), 1);
+  assert.equal(await stage(beta.sidecar, 'notified'), 0);
   // beta's import of the stay was classified imported, by dates, and never as primary.
   const classified = beta.logs.filter((l) => l.msg === 'listing change classified');
   assert.ok(classified.every((l) => l.kind !== 'primary'), JSON.stringify(classified));

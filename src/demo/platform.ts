@@ -127,6 +127,27 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     : undefined;
   timer?.unref();
 
+  let syncing: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  async function importAll(why: 'sync-now' | 'schedule'): Promise<void> {
+    for (const peer of platform.importFrom) {
+      try {
+        const res = await request(peer.url, { headersTimeout: 5_000, bodyTimeout: 5_000 });
+        const text = await res.body.text();
+        if (res.statusCode !== 200) continue;
+        // A legacy importer: every VEVENT becomes a block, whatever its summary or UID.
+        const stays = [...text.matchAll(/DTSTART;VALUE=DATE:(\d{8})\r?\nDTEND;VALUE=DATE:(\d{8})/g)]
+          .map((m) => ({ start: iso(m[1] ?? ''), end: iso(m[2] ?? '') }))
+          // It skips what it exports itself, like real importers de-duplicating their own blocks.
+          .filter((stay) => !own.some((o) => o.start === stay.start && o.end === stay.end));
+        imported.set(peer.name, stays);
+        events.push({ kind: 'imported', at: Date.now(), from: peer.name, blocks: stays.length, why });
+      } catch {
+        // The next scheduled import tries again, as legacy importers do.
+      }
+    }
+  }
+
   const platform: Platform = {
     name,
     listing,
@@ -135,23 +156,20 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     events,
     imported: () => Object.fromEntries(imported),
     bookings: () => own.map(({ start, end }) => ({ start, end })),
-    async syncNow(why) {
-      for (const peer of platform.importFrom) {
-        try {
-          const res = await request(peer.url, { headersTimeout: 5_000, bodyTimeout: 5_000 });
-          const text = await res.body.text();
-          if (res.statusCode !== 200) continue;
-          // A legacy importer: every VEVENT becomes a block, whatever its summary or UID.
-          const stays = [...text.matchAll(/DTSTART;VALUE=DATE:(\d{8})\r?\nDTEND;VALUE=DATE:(\d{8})/g)]
-            .map((m) => ({ start: iso(m[1] ?? ''), end: iso(m[2] ?? '') }))
-            // It skips what it exports itself, like real importers de-duplicating their own blocks.
-            .filter((stay) => !own.some((o) => o.start === stay.start && o.end === stay.end));
-          imported.set(peer.name, stays);
-          events.push({ kind: 'imported', at: Date.now(), from: peer.name, blocks: stays.length, why });
-        } catch {
-          // The next scheduled import tries again, as legacy importers do.
-        }
+    syncNow(why) {
+      // One import at a time, as an importer's job queue runs: a sync asked for during one runs once
+      // more after it (two racing imports could store an older answer over a newer one).
+      if (!syncing) {
+        syncing = importAll(why).finally(() => {
+          syncing = undefined;
+        });
+        return syncing;
       }
+      queued ??= syncing.then(() => {
+        queued = undefined;
+        return platform.syncNow(why);
+      });
+      return queued;
     },
     async close() {
       if (timer) clearInterval(timer);

@@ -56,7 +56,7 @@ export type NotifierOptions = {
   timeoutMs?: number;
   /** HEADs in flight at once; 8 by default. */
   concurrency?: number;
-  /** Window in which notifications for the same peer are coalesced; 50 ms by default. */
+  /** Window in which notifications for the same peer are coalesced; 10 ms by default. */
   coalesceMs?: number;
   /** HEADs sent for one notification before it is dropped; 8 by default. */
   maxAttempts?: number;
@@ -210,7 +210,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const { store, clock, logger, registry, onSent } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const concurrency = options.concurrency ?? 8;
-  const coalesceMs = options.coalesceMs ?? 50;
+  const coalesceMs = options.coalesceMs ?? 10;
   const maxAttempts = options.maxAttempts ?? 8;
   const backoff = options.backoff ?? { baseMs: 1_000, maxMs: 300_000 };
   const maxPending = options.maxPending ?? 100_000;

@@ -10,7 +10,7 @@ import { decodeFeed } from '../../src/ical/decode.ts';
 import { entityHash } from '../../src/ical/normalize.ts';
 import { serializeCalendar } from '../../src/ical/serialize.ts';
 import { propertyValue } from '../../src/ical/split.ts';
-import { icalJsCounts, parseFeed } from './feeds.ts';
+import { assertDirectMatchesNodeIcal, icalJsCounts, parseFeed } from './feeds.ts';
 
 const corpusDir = fileURLToPath(new URL('../../../shared/corpus/', import.meta.url));
 const files = existsSync(corpusDir)
@@ -50,6 +50,12 @@ for (const file of files) {
     const again = parseFeed(Buffer.from(out, 'utf8'));
     assert.deepEqual(again.entities.map((e) => [e.id, entityHash(e)]), feed.entities.map((e) => [e.id, entityHash(e)]));
     assert.deepEqual(icalJsCounts(out), { timezones: feed.split.timezones.length, components: kept });
+
+    // Plain events are read without node-ical: the spans must be exactly node-ical's, around today too.
+    for (const from of ['2015-01-01', '2026-08-22', new Date().toISOString().slice(0, 10)]) {
+      const window = { from: new Date(`${from}T00:00:00Z`), expandUntil: new Date(Date.parse(`${from}T00:00:00Z`) + 730 * 864e5) };
+      await assertDirectMatchesNodeIcal(feed.decoded.text, window, `${file} from ${from}`);
+    }
   });
 }
 

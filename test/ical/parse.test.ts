@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { test } from 'node:test';
 import { type EventSpan, maxOccurrences, parseEventSpans } from '../../src/ical/parse.ts';
-import { readFixture } from './feeds.ts';
+import { assertDirectMatchesNodeIcal, feedsDir, readFixture } from './feeds.ts';
 
 const calendar = (...components: string[]) => `BEGIN:VCALENDAR\nVERSION:2.0\n${components.join('\n')}\nEND:VCALENDAR\n`;
 const vevent = (...lines: string[]) => `BEGIN:VEVENT\n${lines.join('\n')}\nEND:VEVENT`;
@@ -251,4 +252,33 @@ test('parseEventSpans reads all-day dates and floating times the same in every h
     const { spans } = await parseEventSpans(text, window);
     assert.deepEqual(iso(spans), expected, `TZ=${zone}`);
   }
+});
+
+test('plain events read directly give what node-ical gives, edge cases included', async () => {
+  const cases = [
+    ['UID:a', 'DTSTART;VALUE=DATE:20260301', 'DTEND;VALUE=DATE:20260304'],
+    ['UID:b', 'DTSTART:20260301', 'DTEND:20260301'],
+    ['UID:c', 'DTSTART;VALUE=DATE:20260305', 'DTEND;VALUE=DATE:20260302'],
+    ['UID:d', 'DTSTART;VALUE=DATE:20260306'],
+    ['UID:e', 'DTSTART:20260307T100000Z', 'DTEND:20260307T120000Z', 'STATUS:TENTATIVE'],
+    ['UID:f', 'DTSTART:20260308T100000Z', 'STATUS:CANCELLED', 'STATUS:CONFIRMED'],
+    ['UID:g', 'DTSTART:20260309T100000Z', 'DTEND:20260309T090000Z', 'TRANSP:TRANSPARENT'],
+    ['UID:h', 'DTSTART;VALUE=DATE:20260310', 'DTEND:20260311T100000Z'],
+    ['UID:i', 'DTSTART:20260231', 'DTEND:20260302'],
+    ['UID:j', 'DTSTART:20260312T100000', 'DTEND:20260312T110000'],
+    ['UID:k', 'DTSTART;TZID=Europe/Paris:20260313T100000', 'DTEND;TZID=Europe/Paris:20260313T110000'],
+    ['UID:l', 'DTSTART;VALUE=DATE:20260314', 'DURATION:P2D'],
+    ['UID:m', 'DTSTART;VALUE=DATE:20260315', 'DTEND;VALUE=DATE:20260316', 'STATUS:bogus', 'TRANSP:OPAQUE'],
+    ['DTSTART;VALUE=DATE:20260317', 'DTEND;VALUE=DATE:20260318'],
+    ['UID:o', 'DTSTART:20260319T235960Z', 'DTEND:20260320T010000Z'],
+    ['UID:p', 'DTSTART;VALUE=DATE-TIME:20260321T100000Z', 'DTEND;VALUE=DATE-TIME:20260321T110000Z'],
+  ];
+  for (const lines of cases) await assertDirectMatchesNodeIcal(calendar(vevent(...lines)), window, lines.join(' '));
+  await assertDirectMatchesNodeIcal(calendar(...cases.map((lines) => vevent(...lines))), window, 'all together');
+});
+
+test('plain events read directly give what node-ical gives on every fixture feed', async () => {
+  const names = (await readdir(feedsDir)).filter((name) => name.endsWith('.ics'));
+  assert.ok(names.length >= 20);
+  for (const name of names) await assertDirectMatchesNodeIcal(await fixtureText(name.slice(0, -4)), window, name);
 });

@@ -135,6 +135,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     sizeCalculation: (h) => Math.max(1, Object.keys(h.entities).length * bytesPerEntity),
   });
   const stateCache = new LRUCache<string, FeedState>({ max: Math.min(maxFeeds, 100_000) });
+  // The sequence of the newest fetch applied per feed. Fetches of one feed that do not share (another
+  // Host or Accept-Language) may answer out of order; the older answer must not undo the newer one.
+  const appliedSequence = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
   const answerCache = new LRUCache<string, UpstreamAnswer>({
     maxSize: answerCacheBytes,
     sizeCalculation: (a) => Math.max(1, a.body.length),
@@ -230,10 +233,18 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 
   async function apply(feed: FeedKey, answer: CalendarFetch): Promise<FeedRead> {
     const now = clock.now();
-    const history = await loadHistory(feed.key);
-    const previous = await loadState(feed.key);
     const calendarRead = (h: FeedHistory | undefined, tag: string, changedAt: number, held = false): FeedRead =>
       ({ kind: 'calendar', answer, tag, changedAt, history: h, held });
+    if (answer.sequence < (appliedSequence.get(feed.key) ?? 0)) {
+      // Asked for before an answer already applied: older content. Its caller still gets these bytes,
+      // with an ETag of their own, and the snapshot stays as the newer answer left it.
+      metrics.read('superseded');
+      logger.debug({ feed: redactUrl(feed.target), listing: feed.listing }, 'older feed answer not applied');
+      return calendarRead(undefined, applySnapshot(undefined, answer.calendar, now).history.tag, answer.fetchedAt);
+    }
+    appliedSequence.set(feed.key, answer.sequence);
+    const history = await loadHistory(feed.key);
+    const previous = await loadState(feed.key);
 
     // Same bytes apart from DTSTAMP lines as the read that made this history: nothing to do.
     if (history && answer.fingerprint === history.fingerprint) {
@@ -355,8 +366,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       return { kind: 'not-calendar', answer: fetched, reason: fetched.reason };
     }
     // Only what a maxAge answer sends: the parsed forms would triple the entry's real size.
-    const { status, headers, body, fetchedAt } = fetched;
-    answerCache.set(feed.key, { status, headers, body, fetchedAt });
+    const { status, headers, body, fetchedAt, sequence } = fetched;
+    const cached = answerCache.get(feed.key);
+    // A maxAge answer is the newest one asked for, whichever finished last.
+    if (!cached || cached.sequence < sequence) {
+      answerCache.set(feed.key, { status, headers, body, fetchedAt, sequence });
+    }
     try {
       return await serialized(feed.key, () => apply(feed, fetched));
     } catch (err) {

@@ -9,12 +9,13 @@ export type FeedAnswer = 'full' | 'delta' | 'not_modified' | 'conflict' | 'passt
 export type FeedVariant = 'plain' | 'enhanced' | 'minimal' | 'head' | 'options';
 
 /** What an upstream feed read came to (the `outcome` label). */
-export type ReadOutcome = 'unchanged' | 'changed' | 'held' | 'not_calendar' | 'failed' | 'too_large' | 'store_error';
+export type ReadOutcome =
+  | 'unchanged' | 'changed' | 'held' | 'superseded' | 'not_calendar' | 'failed' | 'too_large' | 'store_error';
 
 const variants = ['plain', 'enhanced', 'minimal', 'head', 'options'] as const satisfies readonly FeedVariant[];
 const answers = ['full', 'delta', 'not_modified', 'conflict', 'passthrough', 'error'] as const satisfies readonly FeedAnswer[];
 const outcomes = [
-  'unchanged', 'changed', 'held', 'not_calendar', 'failed', 'too_large', 'store_error',
+  'unchanged', 'changed', 'held', 'superseded', 'not_calendar', 'failed', 'too_large', 'store_error',
 ] as const satisfies readonly ReadOutcome[];
 
 /** Records what the feed engine did. */

@@ -19,6 +19,8 @@ export type UpstreamAnswer = {
   readonly body: Buffer;
   /** Clock time at which the whole body had been read. */
   readonly fetchedAt: number;
+  /** Rises with every upstream request this fetcher starts: a larger one was asked for later. */
+  readonly sequence: number;
 };
 
 /**
@@ -97,8 +99,11 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   const clock = options.clock ?? systemClock;
   // Bounded by request concurrency: an entry lives only while its upstream request does.
   const running = new Map<string, Promise<FeedFetch>>();
+  let started = 0;
 
   async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
+    started += 1;
+    const sequence = started;
     try {
       const res = await upstream.pool.request({
         path: target,
@@ -112,6 +117,7 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
         headers: Object.freeze(forwardedResponseHeaders(res.headers as IncomingHttpHeaders)),
         body,
         fetchedAt: clock.now(),
+        sequence,
       });
     } catch (err) {
       return Object.freeze({ kind: 'failed', error: toUpstreamError(err) });

@@ -177,3 +177,42 @@ test('credentials select separate snapshots; the key never holds the credential'
   assert.ok(!alice.key.includes('alice-secret'));
   assert.equal(alice.target, '/calendar/a.ics');
 });
+
+test('an older answer finishing after a newer one is not applied: the snapshot never goes back', async (t) => {
+  // Two fetches of one feed that do not share (different Host): the first asked answers last, with the
+  // content as it was when it was asked for.
+  let current = calendar('stay-1');
+  const fake = await startServer(t, (req, res) => {
+    const asked = current;
+    const delayMs = req.headers.host === 'slow.example' ? 150 : 0;
+    setTimeout(() => res.writeHead(200, { 'content-type': 'text/calendar' }).end(asked), delayMs);
+  });
+  const changes: Array<{ before?: number; after: number; removed: string[] }> = [];
+  const { engine, metrics } = await engineFor(t, fake.url, {
+    onChange: (_feed, change) => {
+      const before = Object.keys(change.before?.entities ?? {});
+      changes.push({ ...(change.before ? { before: change.before.version } : {}), after: change.after.version,
+        removed: before.filter((id) => !change.after.entities[id]) });
+    },
+  });
+  await engine.read(feed(), {});
+
+  const slow = engine.read(feed(), { host: 'slow.example' });
+  await sleep(20);
+  current = calendar('stay-1', 'stay-2');
+  const fast = await engine.read(feed(), { host: 'fast.example' });
+  const late = await slow;
+
+  assert.equal(fast.kind === 'calendar' && fast.history?.version, 2);
+  assert.ok(late.kind === 'calendar');
+  assert.equal(late.history, undefined, 'the older answer got no snapshot of its own');
+  assert.notEqual(late.tag, fast.kind === 'calendar' ? fast.tag : undefined, 'its ETag is its own content\'s');
+  assert.equal(late.answer.body.toString(), calendar('stay-1'), 'its caller still got the bytes it asked for');
+  const history = await engine.history(feed().key);
+  assert.equal(history?.version, 2);
+  assert.ok(history?.entities['stay-2']);
+  assert.deepEqual(history.tombstones, {});
+  // The first read, then the booking; never a removal.
+  assert.deepEqual(changes.map((c) => c.removed), [[], []], JSON.stringify(changes));
+  assert.match(metrics(), /icalpush_feed_upstream_reads_total\{outcome="superseded"\} 1/);
+});

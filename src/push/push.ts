@@ -323,10 +323,13 @@ export function createPush(options: PushOptions): Push {
     for (let i = 0; i < due.length && !closed; i += watchConcurrency) {
       await Promise.all(due.slice(i, i + watchConcurrency).map(async (plan) => {
         const state = stateOf(plan.id);
+        const planned = state.nextWatchAt;
         const read = await readOwn(plan, 'watch').catch(() => undefined) as { kind?: string } | undefined;
         // Back off while the upstream errs: the interval doubles per failure, up to 16 times.
         state.watchFailures = read?.kind === 'calendar' ? 0 : Math.min(state.watchFailures + 1, 4);
-        state.nextWatchAt = clock.now() + config.push.watch * 2 ** state.watchFailures;
+        // From the planned slot, not from when the read ended: the listing keeps its place in the
+        // spread, and the interval does not stretch by the upstream's answer time and the tick.
+        state.nextWatchAt = Math.max(planned + config.push.watch * 2 ** state.watchFailures, clock.now());
       }));
     }
   }

@@ -7,7 +7,9 @@
 // GET (`Prefer: subscribe-enhanced-get` + the last `Sync-Token`) of the same configured URL, never of
 // the Link's target (poll targets come only from the config, iPP §4.1). The peer's entities are kept
 // to apply deltas and STATUS:DELETED tombstones to; a 409 drops them and reads the whole feed again.
+// A copy always matches its token (an answer is merged whole or not at all), so a failed read keeps it.
 import LinkHeader from 'http-link-header';
+import { LRUCache } from 'lru-cache';
 import { type Dispatcher, request } from 'undici';
 import type { Clock } from '../clock.ts';
 import { declaredLength, endsCalendar, readCapped } from '../feeds/fetch.ts';
@@ -47,6 +49,8 @@ export type PeerReaderOptions = {
   userAgent: string;
   timeoutMs: number;
   maxBodyBytes: number;
+  /** Bound on the peers' calendars kept for enhanced GET, all together; 64 MiB by default. */
+  copyBytes?: number;
 };
 
 /** Reads peers; keeps each one's last snapshot in memory (bounded by the connection map). */
@@ -61,10 +65,15 @@ const freedMemoryMs = 24 * 60 * 60 * 1000;
 // A peer that pages its enhanced answers on its own is followed for at most this many pages per read.
 const maxPages = 100;
 const enhancedRelations: ReadonlySet<string> = new Set(['subscribe-enhanced-get', 'subscribe-enhanced_get']);
+// Peers' calendars kept for enhanced GET, all together, counted as twice their text: past it the least
+// recently read peer is read in full next time.
+const defaultCopyBytes = 64 * 1024 * 1024;
 
 // What enhanced GET needs between reads: the token and the peer's calendar as of that token.
 type EnhancedCopy = {
   token: string;
+  /** About what the copy holds in memory: twice the text of the calendar it makes. */
+  bytes: number;
   properties: ContentLine[];
   timezones: Map<string, Component>;
   entities: Map<string, Component[]>;
@@ -98,7 +107,10 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   const snapshots = new Map<string, PeerSnapshot>();
   // Peers whose last answer offered enhanced GET, and their calendars as of their last token.
   const offersEnhanced = new Set<string>();
-  const copies = new Map<string, EnhancedCopy>();
+  const copies = new LRUCache<string, EnhancedCopy>({
+    maxSize: options.copyBytes ?? defaultCopyBytes,
+    sizeCalculation: (c) => Math.max(1, c.bytes),
+  });
   // Concurrent reads of one peer share one request.
   const running = new Map<string, Promise<PeerRead>>();
 
@@ -169,14 +181,10 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
       }
       if (res.statusCode < 200 || res.statusCode > 299) {
         await res.body.dump();
-        copies.delete(key(peer));
         return { kind: 'failed', reason: `status ${res.statusCode}` };
       }
       const text = await calendarText(res);
-      if (typeof text !== 'string') {
-        copies.delete(key(peer));
-        return { kind: 'failed', ...text };
-      }
+      if (typeof text !== 'string') return { kind: 'failed', ...text };
       const applied = (headerText(res.headers['preference-applied']) ?? '').toLowerCase();
       const token = headerText(res.headers['sync-token']);
       if (!applied.includes('subscribe-enhanced-get') || !token) {
@@ -187,11 +195,13 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
       }
       // Without a token the answer (or its first page) is the whole feed: it replaces the copy.
       copy = merge(copy, text, token);
-      copies.set(key(peer), copy);
       // `limit=` applied means the peer cut the answer: the token resumes after its last entity.
-      if (!/(^|[\s,;])limit=/.test(applied)) return whole(copy, delta);
+      const cut = /(^|[\s,;])limit=/.test(applied);
+      const fetched = cut ? undefined : whole(copy, delta);
+      copy.bytes = fetched ? fetched.text.length * 2 : copy.bytes + text.length * 2;
+      copies.set(key(peer), copy);
+      if (fetched) return fetched;
     }
-    copies.delete(key(peer));
     return { kind: 'failed', reason: `more than ${maxPages} pages` };
   }
 
@@ -202,7 +212,6 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     try {
       fetched = offersEnhanced.has(key(peer)) ? await enhanced(peer, previous) : await conditional(peer, previous);
     } catch (err) {
-      copies.delete(key(peer));
       fetched = { kind: 'failed', reason: (err as { code?: string }).code ?? 'network error' };
     }
     if (fetched.kind === 'failed') {
@@ -256,7 +265,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
  * The answer's frame replaces the copy's; entities it carries replace theirs; tombstones remove theirs. */
 function merge(copy: EnhancedCopy | undefined, text: string, token: string): EnhancedCopy {
   const split = splitCalendar(text);
-  const next: EnhancedCopy = copy ?? { token, properties: [], timezones: new Map(), entities: new Map() };
+  const next: EnhancedCopy = copy ?? { token, bytes: 0, properties: [], timezones: new Map(), entities: new Map() };
   next.token = token;
   if (split.properties.length > 0) next.properties = split.properties;
   for (const timezone of split.timezones) next.timezones.set(propertyValue(timezone, 'TZID') ?? '', timezone);
@@ -269,7 +278,7 @@ function merge(copy: EnhancedCopy | undefined, text: string, token: string): Enh
 }
 
 /** The peer's whole calendar as the copy holds it. */
-function whole(copy: EnhancedCopy, delta: boolean): Fetched {
+function whole(copy: EnhancedCopy, delta: boolean): Fetched & { kind: 'calendar' } {
   const text = serializeCalendar({
     properties: copy.properties,
     timezones: [...copy.timezones.values()],

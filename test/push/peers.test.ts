@@ -21,7 +21,7 @@ const stay = (uid: string, start: string, end: string) => [
 const calendar = (...events: string[]) =>
   ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//peer//test//EN', ...events, 'END:VCALENDAR', ''].join('\r\n');
 
-function reader(t: TestContext): PeerReader {
+function reader(t: TestContext, copyBytes?: number): PeerReader {
   const dispatcher = new Agent();
   t.after(() => dispatcher.close());
   return createPeerReader({
@@ -31,6 +31,7 @@ function reader(t: TestContext): PeerReader {
     userAgent: 'iPP/0.1 test',
     timeoutMs: 2_000,
     maxBodyBytes: 1024 * 1024,
+    ...(copyBytes === undefined ? {} : { copyBytes }),
   });
 }
 
@@ -199,7 +200,7 @@ test('a peer that ignores Prefer is read as a plain feed, and one that stops adv
   assert.equal(peer.seen[3]?.headers.prefer, undefined, 'no Link any more: back to conditional GET');
 });
 
-test('a failed enhanced answer keeps the last snapshot, records the error and reads in full next time', async (t) => {
+test('a failed enhanced answer keeps the last snapshot and the copy, records the error, resumes next time', async (t) => {
   const peer = await scriptedPeer(t, (_req, res, n) => {
     const common = { link: `<x>; ${rel}`, 'content-type': 'text/calendar' };
     const enhanced = { ...common, 'sync-token': `"data:,${n}"`, 'preference-applied': 'subscribe-enhanced-get' };
@@ -217,7 +218,25 @@ test('a failed enhanced answer keeps the last snapshot, records the error and re
   assert.equal(failed.snapshot?.lastError?.reason, 'not a complete calendar');
 
   const next = await peers.read(peerAt(peer.url));
-  assert.equal(peer.seen[3]?.headers['sync-token'], undefined, 'the copy went with the failure');
+  assert.equal(peer.seen[3]?.headers['sync-token'], '"data:,2"', 'nothing of the failed answer was merged');
   assert.equal(next.outcome, 'unchanged');
   assert.equal(next.snapshot?.lastError, undefined);
+});
+
+test('copies past their byte bound are dropped, least recently read first: that peer is read in full', async (t) => {
+  const answer = (req: IncomingMessage, res: ServerResponse, name: string) => {
+    res.writeHead(200, { link: `<x>; ${rel}`, 'content-type': 'text/calendar', 'sync-token': `"data:,${name}"`,
+      'preference-applied': 'subscribe-enhanced-get' }).end(calendar(stay(name, '20300301', '20300302')));
+  };
+  const small = await scriptedPeer(t, (req, res) => answer(req, res, 'small'));
+  const other = await scriptedPeer(t, (req, res) => answer(req, res, 'other'));
+  // Room for one copy of these (each ≈ 2 × 200 bytes), not two.
+  const peers = reader(t, 600);
+  for (let i = 0; i < 2; i++) await peers.read(peerAt(small.url));
+  for (let i = 0; i < 2; i++) await peers.read(peerAt(other.url));
+  await peers.read(peerAt(small.url));
+  await peers.read(peerAt(other.url));
+
+  assert.deepEqual(small.seen.map((s) => s.headers['sync-token']), [undefined, undefined, undefined]);
+  assert.deepEqual(other.seen.map((s) => s.headers['sync-token']), [undefined, undefined, undefined]);
 });

@@ -56,3 +56,24 @@ test('splitReusing hands anything but the plain layout to splitCalendar', () => 
     assert.equal(result.parsed + result.reused, 0);
   }
 });
+
+// The memo is searched near where the last read had each block, then (a reordered feed) by text.
+const many = (uids: string[], stamp: string) => 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\n'
+  + `${uids.map((uid) => event(uid, stamp)).join('')}END:VCALENDAR\r\n`;
+const ids = Array.from({ length: 40 }, (_, i) => `e${i}`);
+
+test('splitReusing finds blocks that moved: inserted, removed, reordered', () => {
+  const first = splitReusing(many(ids, '20260101T000000Z'), undefined);
+  const cases: [string[], number][] = [
+    [[...ids.slice(0, 20), 'new', ...ids.slice(20)], 1],
+    [[...ids.slice(0, 10), ...ids.slice(15)], 0],
+    // Missed blocks before the feed counts as reordered are parsed again, never more than that.
+    [[...ids].reverse(), 16],
+  ];
+  for (const [order, parsed] of cases) {
+    const text = many(order, '20260101T000000Z');
+    const again = splitReusing(text, first.memo);
+    assert.deepEqual(again.calendar, splitCalendar(text));
+    assert.deepEqual([again.parsed, again.reused], [parsed, order.length - parsed]);
+  }
+});

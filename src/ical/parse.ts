@@ -231,27 +231,49 @@ function findOverride(event: NodeEvent, occurrence: NodeDate | undefined, allDay
   return asNodeDate(byDay?.recurrenceid)?.dateOnly ? byDay : undefined;
 }
 
-// DTEND missing: one day for all-day, DURATION or zero length for timed (RFC 5545 §3.6.1); node-ical
-// fills `end` in just that way. An end not after the start (Airbnb 0.8.8) counts as missing.
 function spanOf(event: NodeEvent, uid: string | undefined): EventSpan | undefined {
   const start = asNodeDate(event.start);
   if (!start) return undefined;
   const allDay = start.dateOnly === true || event.datetype === 'date';
-  const startMs = allDay ? calendarDayMs(start) : instantMs(start);
   const end = asNodeDate(event.end);
-  let endMs = end ? (allDay ? calendarDayMs(end) : instantMs(end)) : startMs;
-  if (endMs < startMs || (allDay && endMs === startMs)) endMs = allDay ? startMs + dayMs : startMs;
-
-  const status = textValue(event.status)?.toUpperCase();
   const rid = asNodeDate(event.recurrenceid);
-  return {
+  return makeSpan({
     uid,
     ...(rid ? { recurrenceId: new Date(rid.dateOnly ? calendarDayMs(rid) : instantMs(rid)).toISOString() } : {}),
+    startMs: allDay ? calendarDayMs(start) : instantMs(start),
+    ...(end ? { endMs: allDay ? calendarDayMs(end) : instantMs(end) } : {}),
+    allDay,
+    status: textValue(event.status),
+    transparent: textValue(event.transparency)?.toUpperCase() === 'TRANSPARENT',
+  });
+}
+
+type SpanParts = {
+  uid: string | undefined;
+  recurrenceId?: string;
+  startMs: number;
+  endMs?: number;
+  allDay: boolean;
+  status: string | undefined;
+  transparent: boolean;
+};
+
+// DTEND missing: one day for all-day, DURATION or zero length for timed (RFC 5545 §3.6.1); node-ical
+// fills `end` in just that way. An end not after the start (Airbnb 0.8.8) counts as missing. A STATUS
+// other than the three an event may have counts as none.
+function makeSpan(parts: SpanParts): EventSpan {
+  const { startMs, allDay } = parts;
+  let endMs = parts.endMs ?? startMs;
+  if (endMs < startMs || (allDay && endMs === startMs)) endMs = allDay ? startMs + dayMs : startMs;
+  const status = parts.status?.trim().toUpperCase();
+  return {
+    uid: parts.uid,
+    ...(parts.recurrenceId === undefined ? {} : { recurrenceId: parts.recurrenceId }),
     start: new Date(startMs),
     end: new Date(endMs),
     allDay,
     status: status && statuses.has(status) ? status as EventSpan['status'] : undefined,
-    transparent: textValue(event.transparency)?.toUpperCase() === 'TRANSPARENT',
+    transparent: parts.transparent,
   };
 }
 
@@ -276,7 +298,7 @@ function directSpan(component: Component, uid: string | undefined): EventSpan | 
       if (dtend) return undefined;
       dtend = line;
     } else if (line.name === 'STATUS') {
-      status ??= line.value.trim().toUpperCase();
+      status ??= line.value;
     } else if (line.name === 'TRANSP') {
       transp ??= line.value.trim().toUpperCase();
     }
@@ -285,16 +307,14 @@ function directSpan(component: Component, uid: string | undefined): EventSpan | 
   if (!start) return undefined;
   const end = dtend ? plainTime(dtend) : undefined;
   if (dtend && end?.allDay !== start.allDay) return undefined;
-  let endMs = end?.ms ?? start.ms;
-  if (endMs < start.ms || (start.allDay && endMs === start.ms)) endMs = start.allDay ? start.ms + dayMs : start.ms;
-  return {
+  return makeSpan({
     uid,
-    start: new Date(start.ms),
-    end: new Date(endMs),
+    startMs: start.ms,
+    ...(end ? { endMs: end.ms } : {}),
     allDay: start.allDay,
-    status: status && statuses.has(status) ? status as EventSpan['status'] : undefined,
+    status,
     transparent: transp === 'TRANSPARENT',
-  };
+  });
 }
 
 const plainDate = /^(\d{4})(\d{2})(\d{2})$/;

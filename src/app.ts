@@ -15,7 +15,7 @@ import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
-import { createUpstreamPool } from './http/upstream.ts';
+import { createUpstreamPool } from './http/clients.ts';
 import { IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
 import { type Logger, redactUrl } from './log.ts';

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { type Clock, systemClock } from '../clock.ts';
 import type { IcalpushError } from '../errors.ts';
 import { forwardedResponseHeaders } from '../http/forwarded-headers.ts';
-import { toUpstreamError, type UpstreamPool } from '../http/upstream.ts';
+import { toUpstreamError, type UpstreamPool } from '../http/clients.ts';
 import { type DecodedFeed, decodeFeed } from '../ical/decode.ts';
 import { type SplitCalendar, splitCalendar } from '../ical/split.ts';
 import { fingerprint } from './fingerprint.ts';

@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import { hasCode, IcalpushError } from '../errors.ts';
 import { forwardedRequestHeaders, forwardedResponseHeaders } from './forwarded-headers.ts';
 import { sendError } from './respond.ts';
-import { toUpstreamError, type UpstreamPool } from './upstream.ts';
+import { toUpstreamError, type UpstreamPool } from './clients.ts';
 
 /** True when the request carries a body to stream (RFC 9112 §6.3). */
 function hasBody(req: IncomingMessage): boolean {

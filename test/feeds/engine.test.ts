@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createFeedEngine, type FeedEngineOptions, feedKey } from '../../src/feeds/engine.ts';
 import { createFeedMetrics } from '../../src/feeds/feed-metrics.ts';
 import { createFeedFetcher } from '../../src/feeds/fetch.ts';
-import { createUpstreamPool } from '../../src/http/upstream.ts';
+import { createUpstreamPool } from '../../src/http/clients.ts';
 import { createLogger } from '../../src/log.ts';
 import { renderExposition } from '../../src/metrics/exposition.ts';
 import { createRegistry } from '../../src/metrics/registry.ts';

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type TestContext, test } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { createFeedFetcher, type FeedFetch } from '../../src/feeds/fetch.ts';
-import { createUpstreamPool } from '../../src/http/upstream.ts';
+import { createUpstreamPool } from '../../src/http/clients.ts';
 import { closedPort, startServer } from '../helpers/servers.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/feeds/${name}`, import.meta.url));
@@ -27,7 +28,7 @@ function fetcherFor(
   return createFeedFetcher({
     upstream,
     maxBodyBytes: options.maxBodyBytes ?? 1_000_000,
-    clock: { now: () => 1_700_000_000_000 },
+    clock: { ...systemClock, now: () => 1_700_000_000_000 },
   });
 }
 

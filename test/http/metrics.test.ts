@@ -29,7 +29,7 @@ test('after a proxied request and a 502, metrics show the requests, the error an
   assert.equal(sample('icalpush_requests_total{route="passthrough",status_class="2xx"}'), '1');
   assert.equal(sample('icalpush_requests_total{route="passthrough",status_class="5xx"}'), '1');
   assert.equal(sample('icalpush_requests_total{route="feed",status_class="2xx"}'), '0');
-  // A connection dropped before any answer reads as unreachable (src/http/upstream.ts).
+  // A connection dropped before any answer reads as unreachable (src/http/clients.ts).
   assert.equal(sample('icalpush_upstream_errors_total{code="UPSTREAM_UNREACHABLE"}'), '1');
   assert.equal(sample('icalpush_upstream_errors_total{code="UPSTREAM_PROTOCOL"}'), '0');
   assert.equal(sample('icalpush_upstream_errors_total{code="CLIENT_ABORTED"}'), '0');

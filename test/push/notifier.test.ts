@@ -251,7 +251,7 @@ test('a pending notification survives closing the notifier and the store, and is
   const second = await openStore(path);
   t.after(() => second.close());
   // Two minutes later: the stored retry is past its dueAt and goes out at once.
-  const later: Clock = { now: () => Date.now() + 120_000 };
+  const later: Clock = { ...systemClock, now: () => Date.now() + 120_000 };
   const after = await setup(t, { store: second, clock: later });
   const sent = await after.logs.next('push notification sent');
   assert.equal(sent.attempts, 2);

@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { type TestContext, test } from 'node:test';
 import { Agent } from 'undici';
-import type { Clock } from '../../src/clock.ts';
+import { type Clock, systemClock } from '../../src/clock.ts';
 import { createLogger } from '../../src/log.ts';
 import { advertisesEnhancedGet, createPeerReader, type Peer, type PeerReader } from '../../src/push/peers.ts';
 import { startApp } from '../helpers/app.ts';
 import { startServer } from '../helpers/servers.ts';
 
 const today = Date.parse('2030-01-10T12:00:00Z');
-const clock: Clock = { now: () => today };
+const clock: Clock = { ...systemClock, now: () => today };
 const rel = 'rel="subscribe-enhanced-get subscribe-enhanced_get"';
 
 const stay = (uid: string, start: string, end: string) => [

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { request } from 'undici';
-import type { Clock } from '../../src/clock.ts';
+import { type Clock, systemClock } from '../../src/clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
@@ -220,6 +220,7 @@ test('a peer answering 503 forever gets maxAttempts HEADs with growing delays, t
     // retry is due by the time the notifier next looks, so the whole schedule runs in milliseconds.
     let offset = 0;
     const clock: Clock = {
+      ...systemClock,
       now: () => {
         offset += 301_000;
         return Date.now() + offset;

@@ -1,16 +1,56 @@
-// A Clock that only moves when a test says so, for TTL and sweep tests without sleeping.
-import type { Clock } from '../../src/clock.ts';
+// A Clock that only moves when a test says so, for TTL, sweep, retry, debounce and deadline tests
+// without sleeping: `advance` moves time and fires, in due order, every timer that came due.
+import type { Clock, Timer } from '../../src/clock.ts';
 
 /** A Clock starting at `startMs` that `advance` moves forward. */
-export type FakeClock = Clock & { advance(ms: number): void };
+export type FakeClock = Clock & {
+  /** Moves time by `ms`, firing each timer due by then at its own due time, in order. */
+  advance(ms: number): void;
+  /** Timers set and not yet fired or cleared. */
+  pending(): number;
+  /** The due time of the soonest pending timer, if any. */
+  nextDueAt(): number | undefined;
+};
+
+type FakeTimer = Timer & { dueAt: number; seq: number; callback: () => void; done: boolean };
 
 /** A FakeClock at `startMs` (an arbitrary fixed instant by default). */
 export function createFakeClock(startMs = Date.UTC(2025, 0, 1)): FakeClock {
   let nowMs = startMs;
+  let seq = 0;
+  const timers = new Set<FakeTimer>();
+  const soonest = (): FakeTimer | undefined => {
+    let best: FakeTimer | undefined;
+    for (const timer of timers) {
+      if (!best || timer.dueAt < best.dueAt || (timer.dueAt === best.dueAt && timer.seq < best.seq)) best = timer;
+    }
+    return best;
+  };
   return {
     now: () => nowMs,
-    advance(ms) {
-      nowMs += ms;
+    setTimeout(callback, ms) {
+      seq += 1;
+      const timer: FakeTimer = { dueAt: nowMs + Math.max(0, ms), seq, callback, done: false };
+      timers.add(timer);
+      return timer;
     },
+    clearTimeout(timer) {
+      if (timer === undefined) return;
+      const fake = timer as FakeTimer;
+      fake.done = true;
+      timers.delete(fake);
+    },
+    advance(ms) {
+      const target = nowMs + ms;
+      for (let next = soonest(); next && next.dueAt <= target; next = soonest()) {
+        timers.delete(next);
+        nowMs = Math.max(nowMs, next.dueAt);
+        next.done = true;
+        next.callback();
+      }
+      nowMs = target;
+    },
+    pending: () => timers.size,
+    nextDueAt: () => soonest()?.dueAt,
   };
 }

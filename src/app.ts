@@ -3,6 +3,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config/schema.ts';
+import { createFeedAnalyzer } from './feeds/analyzer.ts';
+import { createChangeLog } from './feeds/change-log.ts';
 import { createFeedEngine, type FeedEngine } from './feeds/engine.ts';
 import { createFeedMetrics } from './feeds/feed-metrics.ts';
 import { createFeedFetcher } from './feeds/fetch.ts';
@@ -10,25 +12,32 @@ import { createFeedHandler } from './feeds/serve.ts';
 import { statusReport } from './feeds/status.ts';
 import { createHooks } from './hooks/hooks.ts';
 import { createNotifier } from './push/notifier.ts';
+import { createListingPlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
-import { createUpstreamPool } from './http/clients.ts';
+import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
 import { IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
 import { type Logger, redactUrl } from './log.ts';
 import { createRegistry } from './metrics/registry.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
 import type { Store } from './store/store.ts';
+import { createWorkerPool, type WorkerPool } from './work/pool.ts';
 
-/** What the app is given rather than builds: the store, the logger and the clock. */
+/** What the app is given rather than builds: the store, the logger, the clock and (tests) a worker pool. */
 export type AppDeps = {
   store: Store;
   logger: Logger;
   clock?: Clock;
+  /** Worker threads for feed analysis; by default the app's own, closed with it. */
+  pool?: WorkerPool;
 };
+
+/** The worker entry the app's own pool runs. */
+export const feedWorkerEntry = new URL('./work/feed-worker.ts', import.meta.url);
 
 /** A built app. */
 export type App = {
@@ -85,6 +94,14 @@ export function createApp(config: Config, deps: AppDeps): App {
   const feedMetrics = createFeedMetrics(registry);
   const propagation = createPropagationMetric(registry);
   const notified = propagation.labels('notified');
+  // Every outbound request but the passthrough goes through this one client; closing it aborts them all.
+  const outbound = createOutboundClient({ clock, connectTimeoutMs: config.timeouts.connect });
+  const pool = deps.pool ?? createWorkerPool({
+    entry: feedWorkerEntry,
+    clock,
+    onReplace: (reason) => logger.warn({ reason }, 'feed worker replaced'),
+  });
+  const analyzer = createFeedAnalyzer(pool);
   const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent,
     onSent: (_peer, ms) => notified.observe(ms / 1000) });
   const hooks = createHooks({
@@ -97,30 +114,45 @@ export function createApp(config: Config, deps: AppDeps): App {
     maxPerFeed: config.hooks.maxPerFeed,
     userAgent: `${config.push.userAgent} icalpush`,
   });
-  // Bound after both exist: the engine tells push of changes, push reads through the engine.
-  const late: { push?: Push } = {};
+  const plans = createListingPlans(config, clock);
   const feeds = createFeedEngine({
     store,
-    fetcher: createFeedFetcher({ upstream, maxBodyBytes: config.snapshots.maxBodyBytes, clock }),
+    fetcher: createFeedFetcher({
+      upstream,
+      client: outbound,
+      maxBodyBytes: config.snapshots.maxBodyBytes,
+      deadlineMs: config.timeouts.upstream,
+      clock,
+    }),
+    analyzer,
     clock,
     logger,
     metrics: feedMetrics,
+    redact: redactUrl,
     retentionMs: config.snapshots.retention,
     maxFeeds: config.snapshots.maxFeeds,
+    maxVariantsPerPath: config.snapshots.maxVariantsPerPath,
+    maxEntitiesPerFeed: config.snapshots.maxEntitiesPerFeed,
     hold: { spanMs: config.snapshots.hold.span, fraction: config.snapshots.hold.fraction },
-    onChange: (feed, change) => late.push?.onFeedChange(feed, change),
+    nightsFor: plans.nightsFor,
+    isProtected: (feed) => plans.ownPlan(feed) !== undefined,
+    changeLog: createChangeLog(store),
   });
   const pushed = createPush({
     config,
     engine: feeds,
+    plans,
     notifier,
+    client: outbound,
+    analyzer,
     clock,
     logger,
     registry,
     propagation,
-    fireHooks: (feed) => hooks.fire(feed.key),
   });
-  late.push = pushed;
+  // A change marks the feed's hooks due and is classified for push, side by side: hooks never delay iPP.
+  feeds.onChange((change) => hooks.fire(change.feed.key));
+  feeds.onChange((change) => pushed.onFeedChange(change));
   const feedHandler = createFeedHandler({
     engine: feeds,
     metrics: feedMetrics,
@@ -206,6 +238,9 @@ export function createApp(config: Config, deps: AppDeps): App {
       const { host, port } = parseListen(config.listen);
       const bound = await http.listen(host, port);
       await notifier.start();
+      // Changes journaled before a crash are classified (and their hooks fired) again.
+      const recovered = await feeds.recover();
+      if (recovered > 0) logger.info({ recovered }, 'feed changes recovered');
       pushed.start();
       const urlHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
       logger.info({ listen: bound, upstream: upstream.origin, store: store.kind }, 'listening');
@@ -213,10 +248,18 @@ export function createApp(config: Config, deps: AppDeps): App {
     },
     close() {
       closePromise ??= (async () => {
-        const { unfinished } = await http.drain(config.timeouts.shutdown);
+        // SPEC "Guarantees": shutdown finishes within timeouts.shutdown whatever is in flight. Requests
+        // get most of it; then background work a moment to finish; then every outbound request is cut.
+        const deadline = clock.now() + config.timeouts.shutdown;
+        const left = () => Math.max(0, deadline - clock.now());
+        const reserveMs = Math.min(2_000, config.timeouts.shutdown / 4);
+        const { unfinished } = await http.drain(Math.max(0, config.timeouts.shutdown - reserveMs));
         if (unfinished > 0) logger.warn({ unfinished }, 'shutdown cut in-flight requests');
-        await pushed.close();
-        await notifier.close();
+        const background = Promise.allSettled([pushed.close(), feeds.settled(), notifier.close()]);
+        await within(background, left() / 2);
+        await outbound.close();
+        await within(background, left());
+        await pool.close();
         await upstream.destroy();
         await store.close();
         logger.info({}, 'closed');
@@ -224,6 +267,15 @@ export function createApp(config: Config, deps: AppDeps): App {
       return closePromise;
     },
   };
+
+  /** Waits for `work`, at most `ms`. */
+  async function within(work: Promise<unknown>, ms: number): Promise<void> {
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    await Promise.race([work, new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, ms);
+    })]);
+    clock.clearTimeout(timer);
+  }
 }
 
 function requestFields(req: IncomingMessage, route: Route) {

@@ -174,6 +174,18 @@ export const configSchema = z
           .max(1_000_000)
           .default(10_000)
           .describe('Feed URLs with a snapshot; reads of further URLs pass through unversioned.'),
+        maxVariantsPerPath: z
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(16)
+          .describe('Query variants of one path with a snapshot; further variants pass through unversioned.'),
+        maxEntitiesPerFeed: z
+          .int()
+          .min(1)
+          .max(1_000_000)
+          .default(25_000)
+          .describe('Events of a feed with a snapshot (and tombstones kept); a bigger feed passes through unversioned.'),
         hold: z
           .strictObject({
             span: duration

@@ -1,16 +1,22 @@
-// The feed engine: reads a feed from the upstream, folds complete answers into its versioned
-// history, and keeps that history and a small per-feed state in the store (SPEC "Feed paths",
-// "Guarantees"). Reads of one feed are applied one at a time; concurrent GETs share one fetch.
+// The feed engine: reads a feed from the upstream, has the answer analysed off the event loop, folds
+// complete answers into the feed's versioned history and keeps that history and a small per-feed state
+// in the store (SPEC "Feed paths", "Guarantees"). Reads of one feed are applied one at a time; concurrent
+// GETs share one fetch. A change is journaled before the snapshot that holds it (write-ahead), then
+// handed to the change processor (hooks, push); nothing here ever makes a client's answer a 500.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import type { IcalpushError } from '../errors.ts';
-import { type Logger, redactUrl } from '../log.ts';
+import type { Logger } from '../log.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
+import { createKeyedQueue } from '../util/keyed-queue.ts';
+import type { AnalyzeOutcome, FeedAnalyzer } from './analyzer.ts';
+import type { ChangeLog, FeedChange, StoredNights } from './change-log.ts';
 import type { FeedMetrics } from './feed-metrics.ts';
 import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, UpstreamAnswer } from './fetch.ts';
-import { type ComponentMemo, splitReusing } from '../ical/reuse.ts';
-import { applySnapshot, type FeedHistory, pruneTombstones, type SnapshotResult } from './history.ts';
+import { fingerprintAsync } from './fingerprint.ts';
+import { createHistoryStore } from './history-store.ts';
+import { applyAnalysis, calendarText, currentTexts, type FeedHistory, historyBytes, pruneTombstones } from './history.ts';
 
 /** A feed as the engine keys it: the upstream target, and the credentials that select its content. */
 export type FeedKey = {
@@ -21,12 +27,15 @@ export type FeedKey = {
   listing: string;
 };
 
-/** The small per-feed record beside the history: what HEAD, status and maxAge need. */
+/** Why a calendar answer is passed through without a version (no Sync-Token, ETag of its own). */
+export type UnversionedReason = 'too-many-entities' | 'feed-cap' | 'variant-cap' | 'too-complex' | 'busy' | 'store';
+
+/** The small per-feed record beside the history: what HEAD, status, maxAge and push need. */
 export type FeedState = {
   target: string;
   listing: string;
-  lineage: string;
-  version: number;
+  lineage?: string;
+  version?: number;
   entities: number;
   tag: string;
   changedAt: number;
@@ -35,12 +44,24 @@ export type FeedState = {
   bytes: number;
   /** The last read that failed or was not a calendar, and why. */
   lastError?: { at: number; reason: string };
+  /** The upstream's last answer was 404/410: HEAD must not claim a calendar (SPEC "HEAD"). */
+  gone?: boolean;
   /** A sudden drop seen since `since` and not applied yet (SPEC "Guarantees"). */
   hold?: { since: number; entities: number };
   /** Entities re-keyed by content on the last read that re-keyed any. */
   rekeyed?: number;
   /** When the history was last written; it is rewritten well before its store TTL runs out. */
   savedAt: number;
+  /** The listing's busy nights as of the content in `tag` (own feeds of listings only). */
+  nights?: StoredNights;
+  /** Set while the feed is served without a version, and why. */
+  unversioned?: UnversionedReason;
+  /** The fingerprint of the last read: an unversioned feed's re-read is then cheap too. */
+  fingerprint?: string;
+  /** A read the analysis could not finish: not tried again for the same bytes for a while. */
+  degraded?: { fingerprint: string; at: number };
+  /** When a client last got a Sync-Token: such a feed is never evicted to make room. */
+  tokenAt?: number;
 };
 
 /** What a feed read came to, for the code that answers the request. */
@@ -51,36 +72,52 @@ export type FeedRead =
     /** The semantic ETag value of this answer's content (of the held answer, when held). */
     tag: string;
     changedAt: number;
-    /** The last good history: what enhanced GET answers from; absent when the store failed. */
+    /** The newest good history: what enhanced GET answers from; absent for an unversioned answer. */
     history: FeedHistory | undefined;
     /** True when this answer is a drop being held: the history is the snapshot before it. */
     held: boolean;
+    /** Set when the answer has no history of its own, and why. */
+    unversioned?: UnversionedReason;
   }
   | { kind: 'not-calendar'; answer: UpstreamAnswer; reason: NotCalendarReason }
   | { kind: 'failed'; error: IcalpushError }
   | { kind: 'too-large' };
 
+/** What to compute of a listing's own feed besides its snapshot. */
+export type NightsRequest = { today: string; days: number };
+
 /** Options for createFeedEngine. */
 export type FeedEngineOptions = {
   store: Store;
   fetcher: FeedFetcher;
+  analyzer: FeedAnalyzer;
   clock: Clock;
   logger: Logger;
   metrics: FeedMetrics;
+  /** Removes secrets from a target for logs (SPEC "Admin"). */
+  redact?: (target: string) => string;
   /** How long tombstones are kept (SPEC: default 30 days). */
   retentionMs: number;
   /** Feeds with a snapshot; reads of others are answered but not versioned. */
   maxFeeds: number;
+  /** Query variants of one path with a snapshot (SPEC "Which URLs are feeds of their own"). */
+  maxVariantsPerPath?: number;
+  /** Entities of a versioned feed (and tombstones kept); a bigger feed is served unversioned. */
+  maxEntitiesPerFeed?: number;
   /** How long a sudden drop must persist before it is applied, and what share of entities is one. */
   hold: { spanMs: number; fraction: number };
-  /** Told after each applied change of a feed (push decides from it); errors are logged, never thrown. */
-  onChange?: (feed: FeedKey, change: FeedChange) => void | Promise<void>;
+  /** For a listing's own feed: compute its busy nights from this date on. */
+  nightsFor?: (feed: FeedKey) => NightsRequest | undefined;
+  /** True for feeds that must keep their snapshot whatever junk fills the store (own feeds). */
+  isProtected?: (feed: FeedKey) => boolean;
+  /** The write-ahead journal; without one, changes are still processed but not journaled. */
+  changeLog?: ChangeLog;
 };
 
-/** One applied change of a feed: the history before (absent on the first read) and after. */
-export type FeedChange = { before: FeedHistory | undefined; after: FeedHistory };
+/** Handles one change of a feed (iCal Hooks, push); resolves once what it caused is durable. */
+export type ChangeListener = (change: FeedChange) => Promise<void>;
 
-/** The engine the HTTP layer and the status endpoint use. */
+/** The engine the HTTP layer, push and the status endpoint use. */
 export type FeedEngine = {
   /** Reads the feed from the upstream (shared with concurrent reads) and applies the answer. */
   read(feed: FeedKey, headers: Record<string, string | string[]>): Promise<FeedRead>;
@@ -92,6 +129,15 @@ export type FeedEngine = {
   lastAnswer(key: string): UpstreamAnswer | undefined;
   /** Every known feed's state, for /_icalpush/status. */
   states(): Promise<FeedState[]>;
+  /** A client got a Sync-Token for this feed: it has clients and is kept. */
+  noteClient(key: string): void;
+  /** Calls `listener` with every change from now on (SPEC "Push": a feed `changed` event). A change
+   * leaves the journal once every listener resolved; one that rejects is processed again on start. */
+  onChange(listener: ChangeListener): void;
+  /** Processes the journaled changes left by a previous run (a crash) again. */
+  recover(): Promise<number>;
+  /** Resolves when every change handed to the processor so far is processed (tests, shutdown). */
+  settled(): Promise<void>;
 };
 
 /** The store key of a feed read with these request headers. */
@@ -109,22 +155,29 @@ export function feedKey(
   return { key, target, listing };
 }
 
-// The in-memory history cache is bounded by an estimate of its size: parsed components cost about
-// this much per entity (measured on Airbnb-like events, rounded up).
-const bytesPerEntity = 4_096;
+/** The ETag value of an answer the analysis could not read: its DTSTAMP-blind fingerprint. */
+export function fingerprintTag(fingerprint: string): string {
+  return `fp-${fingerprint.slice(0, 24)}`;
+}
+
 const historyCacheBytes = 128 * 1024 * 1024;
 const answerCacheBytes = 32 * 1024 * 1024;
-// The last read's components by text, per feed: about the size of the feed's text.
-const memoCacheBytes = 64 * 1024 * 1024;
 // lastReadAt alone is persisted at most this often; everything else is written when it changes.
 const readStampIntervalMs = 10_000;
 // Counting the store's feeds is a scan: when the cap is reached, recount at most this often.
 const recountIntervalMs = 60_000;
+// Bytes the analysis could not finish are not tried again this soon.
+const degradedRetryMs = 60 * 60 * 1000;
+// A feed read within this is still in use: it is not evicted to make room.
+const recentlyReadMs = 60 * 60 * 1000;
 
 /** Creates the feed engine. */
 export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
-  const { store, fetcher, clock, logger, metrics, retentionMs, maxFeeds, hold } = options;
-  const histories: StoreNamespace = store.namespace('feed_history');
+  const { store, fetcher, analyzer, clock, logger, metrics, retentionMs, maxFeeds, hold } = options;
+  const redact = options.redact ?? ((target: string) => target.split('?')[0] ?? target);
+  const maxVariantsPerPath = options.maxVariantsPerPath ?? 16;
+  const maxEntities = options.maxEntitiesPerFeed ?? 25_000;
+  const histories = createHistoryStore(store, logger);
   const statesNs: StoreNamespace = store.namespace('feed_state');
   // Stored entries outlive retention so tokens stay usable that long; a feed nobody reads for twice
   // that is forgotten (a later read starts a new lineage, and old tokens get 409).
@@ -132,7 +185,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 
   const historyCache = new LRUCache<string, FeedHistory>({
     maxSize: historyCacheBytes,
-    sizeCalculation: (h) => Math.max(1, Object.keys(h.entities).length * bytesPerEntity),
+    sizeCalculation: (h) => Math.max(1, historyBytes(h)),
   });
   const stateCache = new LRUCache<string, FeedState>({ max: Math.min(maxFeeds, 100_000) });
   // The sequence of the newest fetch applied per feed. Fetches of one feed that do not share (another
@@ -142,20 +195,21 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     maxSize: answerCacheBytes,
     sizeCalculation: (a) => Math.max(1, a.body.length),
   });
-  const memos = new LRUCache<string, ComponentMemo>({ maxSize: memoCacheBytes });
   // Bounded by concurrency: an entry lives while a read of that fetch is being applied.
   const applying = new WeakMap<FeedFetch, Promise<FeedRead>>();
-  // One apply per feed at a time; an entry lives while one is queued or running.
-  const queues = new Map<string, Promise<unknown>>();
+  const serialized = createKeyedQueue();
+  // Changes of one feed are processed in the order they happened.
+  const inOrder = createKeyedQueue();
   const persistedReadAt = new Map<string, number>();
-  let feedCount: number | undefined;
-  let countedAt = Number.NEGATIVE_INFINITY;
+  const processing = new Set<Promise<void>>();
+  const listeners: ChangeListener[] = [];
+  let census: { feeds: number; paths: Map<string, number>; at: number } | undefined;
   let capWarnedAt = Number.NEGATIVE_INFINITY;
 
   async function loadHistory(key: string): Promise<FeedHistory | undefined> {
     const cached = historyCache.get(key);
     if (cached) return cached;
-    const stored = await histories.get<FeedHistory>(key);
+    const stored = await histories.load(key);
     if (stored) historyCache.set(key, stored);
     return stored;
   }
@@ -178,175 +232,333 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     if (persistedReadAt.size > stateCache.max) persistedReadAt.clear();
   }
 
-  /** True when one more feed may get a snapshot. */
-  async function hasRoom(): Promise<boolean> {
+  /** The feeds with a snapshot and their paths' variant counts, from a scan at most once a minute. */
+  async function takeCensus(): Promise<NonNullable<typeof census>> {
     const now = clock.now();
-    if (feedCount === undefined || (feedCount >= maxFeeds && now - countedAt > recountIntervalMs)) {
-      let count = 0;
-      for await (const _ of statesNs.entries()) count += 1;
-      feedCount = count;
-      countedAt = now;
+    if (census && now - census.at < recountIntervalMs) return census;
+    const paths = new Map<string, number>();
+    let feeds = 0;
+    for await (const [, state] of statesNs.entries<FeedState>()) {
+      if (state?.version === undefined) continue;
+      feeds += 1;
+      const path = pathOf(state.target);
+      paths.set(path, (paths.get(path) ?? 0) + 1);
     }
-    return feedCount < maxFeeds;
+    census = { feeds, paths, at: now };
+    return census;
   }
 
-  function stateOf(
-    feed: FeedKey,
-    history: FeedHistory,
-    previous: FeedState | undefined,
-    now: number,
-    bytes: number,
-  ): FeedState {
-    return {
-      ...previous,
-      target: feed.target,
-      listing: feed.listing,
-      lineage: history.lineage,
-      version: history.version,
-      entities: Object.keys(history.entities).length,
-      tag: history.tag,
-      changedAt: history.changedAt,
-      lastReadAt: now,
-      bytes,
-      savedAt: previous?.savedAt ?? now,
-    };
+  /** Why `feed` may not get a snapshot of its own, if it may not. Makes room by evicting when it can. */
+  async function roomFor(feed: FeedKey): Promise<UnversionedReason | undefined> {
+    if (options.isProtected?.(feed)) return undefined;
+    const counted = await takeCensus();
+    if ((counted.paths.get(pathOf(feed.target)) ?? 0) >= maxVariantsPerPath) return 'variant-cap';
+    if (counted.feeds < maxFeeds) return undefined;
+    return (await evictOne()) ? undefined : 'feed-cap';
   }
 
-  async function recordError(feed: FeedKey, reason: string): Promise<void> {
+  /** Forgets the least recently read feed that nobody relies on; false when every feed has clients. */
+  async function evictOne(): Promise<boolean> {
+    const now = clock.now();
+    let victim: [string, FeedState] | undefined;
+    for await (const [key, stored] of statesNs.entries<FeedState>()) {
+      const state = stateCache.get(key) ?? stored;
+      const inUse = state?.tokenAt !== undefined || (state !== undefined && now - state.lastReadAt < recentlyReadMs);
+      if (!state || state.version === undefined || inUse) continue;
+      if (options.isProtected?.({ key, target: state.target, listing: state.listing })) continue;
+      if (!victim || state.lastReadAt < victim[1].lastReadAt) victim = [key, state];
+    }
+    if (!victim) return false;
+    const [key, state] = victim;
+    await statesNs.delete(key);
+    await histories.remove(key);
+    stateCache.delete(key);
+    historyCache.delete(key);
+    if (census) {
+      census.feeds -= 1;
+      const path = pathOf(state.target);
+      census.paths.set(path, Math.max(0, (census.paths.get(path) ?? 1) - 1));
+    }
+    logger.info({ feed: redact(state.target) }, 'feed snapshot evicted to make room');
+    return true;
+  }
+
+  function counted(feed: FeedKey): void {
+    if (!census) return;
+    census.feeds += 1;
+    const path = pathOf(feed.target);
+    census.paths.set(path, (census.paths.get(path) ?? 0) + 1);
+  }
+
+  async function recordError(feed: FeedKey, reason: string, gone = false): Promise<void> {
     const now = clock.now();
     try {
       const previous = await loadState(feed.key);
       if (!previous) return;
-      await saveState(feed.key, { ...previous, lastError: { at: now, reason } }, true);
+      await saveState(feed.key, { ...previous, lastError: { at: now, reason }, ...(gone ? { gone } : {}) }, true);
     } catch (err) {
-      logger.error({ err, feed: redactUrl(feed.target) }, 'feed state not saved');
+      logger.error({ err, feed: redact(feed.target) }, 'feed state not saved');
     }
   }
 
-  /** True when `result` removes most of a snapshot's entities at once (SPEC "Guarantees"). */
-  function isDrop(previous: FeedHistory, result: SnapshotResult): boolean {
-    const before = Object.keys(previous.entities).length;
-    if (hold.spanMs === 0 || before === 0 || result.removed.length === 0) return false;
-    const after = Object.keys(result.history.entities).length;
-    return after === 0 || result.removed.length > hold.fraction * before;
+  /** True when a read removes most of a snapshot's entities at once (SPEC "Guarantees"). */
+  function isDrop(before: number, after: number, removed: number): boolean {
+    if (hold.spanMs === 0 || before === 0 || removed === 0) return false;
+    return after === 0 || removed > hold.fraction * before;
   }
 
-  async function apply(feed: FeedKey, answer: CalendarFetch): Promise<FeedRead> {
+  function nightsOf(feed: FeedKey, outcome: AnalyzeOutcome): StoredNights | undefined {
+    const request = options.nightsFor?.(feed);
+    if (!request || outcome.kind !== 'done' || !outcome.packed.nights) return undefined;
+    return { today: request.today, days: request.days, ...outcome.packed.nights };
+  }
+
+  /** The nights of a history read before nights were asked for (a listing added to the map). */
+  async function nightsOfHistory(feed: FeedKey, history: FeedHistory): Promise<StoredNights | undefined> {
+    const request = options.nightsFor?.(feed);
+    if (!request) return undefined;
+    const body = Buffer.from(calendarText(history, currentTexts(history)), 'utf8');
+    const outcome = await analyzer.analyze(`${feed.key}\u0000before`, body, { maxEntities: 0, nights: request });
+    return nightsOf(feed, outcome);
+  }
+
+  /** Journals `change`, then (after the caller's snapshot write) processes it in the background. */
+  async function journal(change: Omit<FeedChange, 'id'>): Promise<FeedChange> {
+    return options.changeLog ? options.changeLog.record(change) : { id: '', ...change };
+  }
+
+  function process(change: FeedChange): void {
+    // Push work must never hold up the answer, nor fail it.
+    const run = inOrder(change.feed.key, async () => {
+      const results = await Promise.allSettled(listeners.map((listener) => listener(change)));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      await options.changeLog?.done(change.id);
+    })
+      .catch((err: unknown) => logger.error({ err, feed: redact(change.feed.target) }, 'feed change processing failed'))
+      .finally(() => processing.delete(run));
+    processing.add(run);
+  }
+
+  const calendarRead = (answer: UpstreamAnswer, tag: string, changedAt: number, history: FeedHistory | undefined,
+    extra: { held?: boolean; unversioned?: UnversionedReason } = {}): FeedRead =>
+    ({ kind: 'calendar', answer, tag, changedAt, history, held: extra.held ?? false,
+      ...(extra.unversioned ? { unversioned: extra.unversioned } : {}) });
+
+  /** Serves an answer the analysis could not read: complete by the byte search, ETag of its fingerprint. */
+  async function degraded(feed: FeedKey, answer: CalendarFetch, fingerprint: string, reason: UnversionedReason,
+    history: FeedHistory | undefined): Promise<FeedRead> {
+    if (!answer.endsCalendar) return { kind: 'not-calendar', answer, reason: 'incomplete' };
+    metrics.read(reason === 'too-complex' ? 'too_complex' : 'busy');
+    const previous = await loadState(feed.key);
+    if (previous && reason === 'too-complex' && previous.degraded?.fingerprint !== fingerprint) {
+      logger.warn({ feed: redact(feed.target), listing: feed.listing, bytes: answer.body.length },
+        'feed too costly to read: served unversioned');
+      await saveState(feed.key, { ...previous, degraded: { fingerprint, at: clock.now() } }, true);
+    }
+    return calendarRead(answer, fingerprintTag(fingerprint), answer.fetchedAt, history, { unversioned: reason });
+  }
+
+  async function apply(feed: FeedKey, answer: CalendarFetch, fingerprint: string): Promise<FeedRead> {
     const now = clock.now();
-    const calendarRead = (h: FeedHistory | undefined, tag: string, changedAt: number, held = false): FeedRead =>
-      ({ kind: 'calendar', answer, tag, changedAt, history: h, held });
     if (answer.sequence < (appliedSequence.get(feed.key) ?? 0)) {
-      // Asked for before an answer already applied: older content. Its caller still gets these bytes,
-      // with an ETag of their own, and the snapshot stays as the newer answer left it.
+      // Asked for before an answer already applied: older content. Its caller still gets these bytes with
+      // their own ETag, and enhanced GET answers from the newest history, so a valid token is honoured.
       metrics.read('superseded');
-      logger.debug({ feed: redactUrl(feed.target), listing: feed.listing }, 'older feed answer not applied');
-      return calendarRead(undefined, applySnapshot(undefined, answer.calendar, now).history.tag, answer.fetchedAt);
+      const newest = await loadHistory(feed.key);
+      const outcome = await analyzer.analyze(feed.key, answer.body, { maxEntities: 0 });
+      const tag = outcome.kind === 'done' ? outcome.packed.tag : fingerprintTag(fingerprint);
+      return calendarRead(answer, tag, answer.fetchedAt, newest);
     }
     appliedSequence.set(feed.key, answer.sequence);
     const history = await loadHistory(feed.key);
     const previous = await loadState(feed.key);
+    const stale = previous !== undefined && now - previous.savedAt > retentionMs / 2;
 
     // Same bytes apart from DTSTAMP lines as the read that made this history: nothing to do.
-    if (history && answer.fingerprint === history.fingerprint) {
+    if (history && fingerprint === history.fingerprint) {
       metrics.read('unchanged');
       // The content is the snapshot's again: a drop being held did not persist.
       const state = stateOf(feed, history, previous, now, answer.body.length);
       delete state.hold;
-      // An unchanged feed is rewritten now and then, so its store TTL never runs out while it is read.
-      const stale = previous !== undefined && now - previous.savedAt > retentionMs / 2;
       if (stale) {
-        await histories.set(feed.key, history, ttlMs);
+        // An unchanged feed is rewritten now and then, so its store TTL never runs out while it is read.
+        await histories.save(feed.key, history, history, ttlMs, { all: true });
         state.savedAt = now;
       }
-      await saveState(feed.key, state, previous?.hold !== undefined || stale);
-      return calendarRead(history, history.tag, history.changedAt);
+      await saveState(feed.key, state, previous?.hold !== undefined || previous?.gone === true || stale);
+      return calendarRead(answer, history.tag, history.changedAt, history);
     }
-    const split = splitReusing(answer.decoded.text, memos.get(feed.key));
-    memos.set(feed.key, split.memo, { size: Math.max(1, answer.body.length) });
-    const calendar = split.calendar;
-    if (!calendar.complete) {
+    if (!history && previous?.unversioned && previous.fingerprint === fingerprint && previous.unversioned !== 'busy') {
+      metrics.read('unchanged');
+      await saveState(feed.key, { ...previous, lastReadAt: now }, false);
+      return calendarRead(answer, previous.tag, previous.changedAt, undefined, { unversioned: previous.unversioned });
+    }
+    if (previous?.degraded?.fingerprint === fingerprint && now - previous.degraded.at < degradedRetryMs) {
+      return degraded(feed, answer, fingerprint, 'too-complex', history);
+    }
+
+    const refusal = history ? undefined : await roomFor(feed);
+    const nightsRequest = options.nightsFor?.(feed);
+    const outcome = await analyzer.analyze(feed.key, answer.body, {
+      maxEntities: refusal ? 0 : maxEntities,
+      ...(nightsRequest ? { nights: nightsRequest } : {}),
+    });
+    if (outcome.kind === 'too-complex' || outcome.kind === 'busy') {
+      return degraded(feed, answer, fingerprint, outcome.kind, history);
+    }
+    if (outcome.kind === 'failed') {
+      logger.error({ feed: redact(feed.target), reason: outcome.message }, 'feed analysis failed');
+      return degraded(feed, answer, fingerprint, 'too-complex', history);
+    }
+    const { packed } = outcome;
+    if (!packed.complete) {
       metrics.read('not_calendar');
       await recordError(feed, 'incomplete');
       return { kind: 'not-calendar', answer, reason: 'incomplete' };
     }
-    if (!history && !(await hasRoom())) {
-      if (now - capWarnedAt > recountIntervalMs) {
-        capWarnedAt = now;
-        logger.warn({ feed: redactUrl(feed.target), maxFeeds }, 'feed cap reached: answer passed through unversioned');
-      }
-      const fresh = applySnapshot(undefined, calendar, now).history;
-      metrics.read('changed');
-      return calendarRead(undefined, fresh.tag, now);
+    const nights = nightsOf(feed, outcome);
+    const tooMany = packed.count > maxEntities;
+    const unversioned: UnversionedReason | undefined = refusal ?? (tooMany ? 'too-many-entities' : undefined);
+    if (unversioned) {
+      return applyUnversioned(feed, answer, { fingerprint, tag: packed.tag, count: packed.count }, unversioned,
+        previous, nights, history);
     }
 
-    const result = applySnapshot(history, calendar, now, answer.fingerprint);
+    const result = applyAnalysis(history, packed, now, { fingerprint, maxTombstones: maxEntities });
     if (result.rekeyed > 0) metrics.rekeyed(result.rekeyed);
-    if (history && result.changed && isDrop(history, result)) {
+    const after = result.history.entities.size;
+    if (history && result.changed && isDrop(history.entities.size, after, result.removed.length)) {
       const since = previous?.hold?.since ?? now;
       if (now - since < hold.spanMs) {
         metrics.read('held');
         if (!previous?.hold) {
           logger.warn(
-            { feed: redactUrl(feed.target), listing: feed.listing, before: Object.keys(history.entities).length,
-              after: Object.keys(result.history.entities).length, holdMs: hold.spanMs },
+            { feed: redact(feed.target), listing: feed.listing, before: history.entities.size,
+              after: result.history.entities.size, holdMs: hold.spanMs },
             'feed drop held',
           );
         }
-        const entities = Object.keys(result.history.entities).length;
-        const state = { ...stateOf(feed, history, previous, now, answer.body.length), hold: { since, entities } };
-        await saveState(feed.key, state, !previous?.hold);
-        return calendarRead(history, result.history.tag, now, true);
+        const held = { ...stateOf(feed, history, previous, now, answer.body.length), hold: { since, entities: after } };
+        await saveState(feed.key, held, !previous?.hold);
+        return calendarRead(answer, result.history.tag, now, history, { held: true });
       }
-      logger.warn({ feed: redactUrl(feed.target), listing: feed.listing, heldMs: now - since }, 'feed drop confirmed');
+      logger.warn({ feed: redact(feed.target), listing: feed.listing, heldMs: now - since }, 'feed drop confirmed');
     } else if (previous?.hold) {
-      logger.info({ feed: redactUrl(feed.target), listing: feed.listing }, 'held feed drop discarded');
+      logger.info({ feed: redact(feed.target), listing: feed.listing }, 'held feed drop discarded');
     }
 
     const next = pruneTombstones(result.history, now, retentionMs);
-    const stale = previous !== undefined && now - previous.savedAt > retentionMs / 2;
     const state: FeedState = {
       ...stateOf(feed, next, previous, now, answer.body.length),
       ...(result.rekeyed > 0 ? { rekeyed: result.rekeyed } : {}),
+      ...(nights ? { nights } : {}),
     };
     delete state.hold;
+    delete state.unversioned;
+    delete state.degraded;
     const write = result.changed || next !== result.history || stale || !history;
+    let change: FeedChange | undefined;
+    if (result.changed) {
+      // Write-ahead: the change is durable before the snapshot that contains it.
+      const before = previous?.nights ?? (history ? await nightsOfHistory(feed, history) : undefined);
+      change = await journal({
+        feed: { key: feed.key, target: feed.target, listing: feed.listing },
+        version: next.version,
+        tag: next.tag,
+        at: now,
+        ...(nights ? { nights: { ...(before && history ? { before } : {}), after: nights } } : {}),
+      });
+    }
     if (write) {
-      await histories.set(feed.key, next, ttlMs);
+      await histories.save(feed.key, next, history, ttlMs, { all: stale });
       state.savedAt = now;
-      if (!previous) feedCount = (feedCount ?? 0) + 1;
+      if (!history) counted(feed);
     }
     historyCache.set(feed.key, next);
-    await saveState(feed.key, state, write || previous?.hold !== undefined || !previous);
-    if (result.changed) {
+    await saveState(feed.key, state, true);
+    if (change) {
       metrics.read('changed');
-      if (options.onChange) {
-        // Push work must never hold up the answer, nor fail it.
-        const change: FeedChange = { before: history, after: next };
-        void Promise.resolve()
-          .then(() => options.onChange?.(feed, change))
-          .catch((err: unknown) => logger.error({ err, feed: redactUrl(feed.target) }, 'feed change handler failed'));
-      }
+      process(change);
       logger.info(
-        { feed: redactUrl(feed.target), listing: feed.listing, version: next.version, added: result.added.length,
+        { feed: redact(feed.target), listing: feed.listing, version: next.version, added: result.added.length,
           modified: result.modified.length, removed: result.removed.length, rekeyed: result.rekeyed },
         'feed changed',
       );
     } else {
       metrics.read('unchanged');
     }
-    return calendarRead(next, next.tag, next.changedAt);
+    return calendarRead(answer, next.tag, next.changedAt, next);
   }
 
-  /** Runs `task` after every earlier task of the same feed. */
-  function serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const before = queues.get(key) ?? Promise.resolve();
-    const run = before.then(task, task);
-    const tail = run.then(() => undefined, () => undefined);
-    queues.set(key, tail);
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key);
-    });
-    return run;
+  /** A calendar served without a history of its own: its tag and nights are still kept, and a change of
+   * them still journaled and processed (push must see a booking in any feed it watches). */
+  async function applyUnversioned(feed: FeedKey, answer: CalendarFetch,
+    { fingerprint, tag, count }: { fingerprint: string; tag: string; count: number }, reason: UnversionedReason,
+    previous: FeedState | undefined, nights: StoredNights | undefined, history: FeedHistory | undefined,
+  ): Promise<FeedRead> {
+    const now = clock.now();
+    metrics.read('unversioned');
+    if (now - capWarnedAt > recountIntervalMs) {
+      capWarnedAt = now;
+      logger.warn({ feed: redact(feed.target), reason, entities: count, maxEntities, maxFeeds, maxVariantsPerPath },
+        'feed served unversioned');
+    }
+    // Past a cap, nothing is kept: junk URLs must not be a way to fill the store.
+    if (reason === 'feed-cap' || reason === 'variant-cap') return calendarRead(answer, tag, now, undefined, { unversioned: reason });
+    const changed = previous !== undefined && previous.tag !== tag;
+    const state: FeedState = {
+      ...previous,
+      target: feed.target,
+      listing: feed.listing,
+      entities: count,
+      tag,
+      changedAt: changed || !previous ? now : previous.changedAt,
+      lastReadAt: now,
+      bytes: answer.body.length,
+      savedAt: previous?.savedAt ?? now,
+      unversioned: reason,
+      fingerprint,
+      ...(nights ? { nights } : {}),
+    };
+    delete state.lineage;
+    delete state.version;
+    delete state.gone;
+    delete state.degraded;
+    if (changed) {
+      const change = await journal({
+        feed: { key: feed.key, target: feed.target, listing: feed.listing },
+        tag,
+        at: now,
+        ...(nights ? { nights: { ...(previous.nights ? { before: previous.nights } : {}), after: nights } } : {}),
+      });
+      await saveState(feed.key, state, true);
+      process(change);
+    } else {
+      await saveState(feed.key, state, !previous || previous.unversioned !== reason);
+    }
+    const same = history?.tag === tag ? history : undefined;
+    return calendarRead(answer, tag, state.changedAt, same, { unversioned: reason });
+  }
+
+  function stateOf(feed: FeedKey, history: FeedHistory, previous: FeedState | undefined, now: number,
+    bytes: number): FeedState {
+    const state: FeedState = {
+      ...previous,
+      target: feed.target,
+      listing: feed.listing,
+      lineage: history.lineage,
+      version: history.version,
+      entities: history.entities.size,
+      tag: history.tag,
+      changedAt: history.changedAt,
+      lastReadAt: now,
+      bytes,
+      savedAt: previous?.savedAt ?? now,
+      ...(history.fingerprint === undefined ? {} : { fingerprint: history.fingerprint }),
+    };
+    delete state.gone;
+    return state;
   }
 
   async function settle(feed: FeedKey, fetched: FeedFetch): Promise<FeedRead> {
@@ -362,7 +574,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     }
     if (fetched.kind === 'not-calendar') {
       metrics.read('not_calendar');
-      await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason);
+      const gone = fetched.reason === 'status' && (fetched.status === 404 || fetched.status === 410);
+      await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone);
       return { kind: 'not-calendar', answer: fetched, reason: fetched.reason };
     }
     // Only what a maxAge answer sends: the parsed forms would triple the entry's real size.
@@ -372,15 +585,16 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     if (!cached || cached.sequence < sequence) {
       answerCache.set(feed.key, { status, headers, body, fetchedAt, sequence });
     }
+    const fingerprint = await fingerprintAsync(fetched.body);
     try {
-      return await serialized(feed.key, () => apply(feed, fetched));
+      return await serialized(feed.key, () => apply(feed, fetched, fingerprint));
     } catch (err) {
-      // The store failed: the client still gets the upstream's answer, unversioned; nothing is lost
-      // because nothing was written.
+      // The store failed (or a bug): the client still gets the upstream's answer, unversioned; nothing is
+      // lost because a change is journaled before its snapshot, and never a 500 (SPEC "Guarantees").
       metrics.read('store_error');
-      logger.error({ err, feed: redactUrl(feed.target) }, 'feed snapshot not applied');
-      const fresh = applySnapshot(undefined, fetched.calendar, clock.now()).history;
-      return { kind: 'calendar', answer: fetched, tag: fresh.tag, changedAt: fetched.fetchedAt, history: undefined, held: false };
+      logger.error({ err, feed: redact(feed.target) }, 'feed snapshot not applied');
+      return degraded(feed, fetched, fingerprint, 'store', undefined).catch(() => (
+        calendarRead(fetched, fingerprintTag(fingerprint), fetched.fetchedAt, undefined, { unversioned: 'store' })));
     }
   }
 
@@ -402,5 +616,32 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       for await (const [key, state] of statesNs.entries<FeedState>()) out.push(stateCache.get(key) ?? state);
       return out;
     },
+    noteClient(key) {
+      const state = stateCache.get(key);
+      if (!state || (state.tokenAt !== undefined && clock.now() - state.tokenAt < readStampIntervalMs)) return;
+      const next = { ...state, tokenAt: clock.now() };
+      void saveState(key, next, state.tokenAt === undefined).catch(() => undefined);
+    },
+    onChange(listener) {
+      listeners.push(listener);
+    },
+    async recover() {
+      if (!options.changeLog) return 0;
+      const pending = await options.changeLog.pending();
+      for (const change of pending) {
+        logger.info({ feed: redact(change.feed.target), listing: change.feed.listing, version: change.version },
+          'feed change recovered: processing it again');
+        process(change);
+      }
+      return pending.length;
+    },
+    async settled() {
+      while (processing.size > 0) await Promise.allSettled([...processing]);
+    },
   };
+}
+
+function pathOf(target: string): string {
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
 }

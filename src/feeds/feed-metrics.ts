@@ -10,12 +10,14 @@ export type FeedVariant = 'plain' | 'enhanced' | 'minimal' | 'head' | 'options';
 
 /** What an upstream feed read came to (the `outcome` label). */
 export type ReadOutcome =
-  | 'unchanged' | 'changed' | 'held' | 'superseded' | 'not_calendar' | 'failed' | 'too_large' | 'store_error';
+  | 'unchanged' | 'changed' | 'held' | 'superseded' | 'not_calendar' | 'failed' | 'too_large' | 'store_error'
+  | 'unversioned' | 'too_complex' | 'busy';
 
 const variants = ['plain', 'enhanced', 'minimal', 'head', 'options'] as const satisfies readonly FeedVariant[];
 const answers = ['full', 'delta', 'not_modified', 'conflict', 'passthrough', 'error'] as const satisfies readonly FeedAnswer[];
 const outcomes = [
   'unchanged', 'changed', 'held', 'superseded', 'not_calendar', 'failed', 'too_large', 'store_error',
+  'unversioned', 'too_complex', 'busy',
 ] as const satisfies readonly ReadOutcome[];
 
 /** Records what the feed engine did. */

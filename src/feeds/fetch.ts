@@ -3,11 +3,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Clock, systemClock } from '../clock.ts';
 import type { IcalpushError } from '../errors.ts';
+import { createOutboundClient, type OutboundClient, type UpstreamPool } from '../http/clients.ts';
 import { forwardedResponseHeaders } from '../http/forwarded-headers.ts';
-import { toUpstreamError, type UpstreamPool } from '../http/clients.ts';
-import { type DecodedFeed, decodeFeed } from '../ical/decode.ts';
-import { type SplitCalendar, splitCalendar } from '../ical/split.ts';
-import { fingerprint } from './fingerprint.ts';
 
 /** Why an upstream answer is not a complete calendar; the caller relays it unchanged (SPEC "GET (plain)"). */
 export type NotCalendarReason = 'status' | 'content-type' | 'incomplete' | 'empty';
@@ -24,15 +21,14 @@ export type UpstreamAnswer = {
 };
 
 /**
- * A complete calendar answer. `decoded` and `calendar` are computed on first use: a re-read whose
- * `fingerprint` shows no change never pays for them.
+ * An answer that looks like a calendar: a 2xx of a calendar media type with a body. Whether it is a
+ * complete one is settled by the byte search (`endsCalendar`) or, when that cannot vouch for it, by the
+ * analysis off the event loop.
  */
 export type CalendarFetch = UpstreamAnswer & {
   readonly kind: 'calendar';
-  /** The body's DTSTAMP-blind hash (fingerprint.ts). */
-  readonly fingerprint: string;
-  readonly decoded: DecodedFeed;
-  readonly calendar: SplitCalendar;
+  /** The body has BEGIN:VCALENDAR and, after it, an END:VCALENDAR line. */
+  readonly endsCalendar: boolean;
 };
 
 /**
@@ -47,10 +43,14 @@ export type FeedFetch =
 
 /** Options for createFeedFetcher. */
 export type FeedFetcherOptions = {
-  /** The undici pool to the upstream; its connect, header and body timeouts apply. */
+  /** The undici pool to the upstream. */
   upstream: UpstreamPool;
+  /** Makes the requests, with their total deadline; by default one of the fetcher's own. */
+  client?: OutboundClient;
   /** Largest body read; past it the request is aborted and the fetch is `too-large`. */
   maxBodyBytes: number;
+  /** Total deadline of one read, headers and body (SPEC "Guarantees"); default the pool's timeout. */
+  deadlineMs?: number;
   clock?: Clock;
 };
 
@@ -97,31 +97,32 @@ const droppedRequestHeaders: ReadonlySet<string> = new Set([
 export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   const { upstream, maxBodyBytes } = options;
   const clock = options.clock ?? systemClock;
-  // Bounded by request concurrency: an entry lives only while its upstream request does.
+  const client = options.client ?? createOutboundClient({ clock, connectTimeoutMs: upstream.timeoutMs });
+  const deadlineMs = options.deadlineMs ?? upstream.timeoutMs;
+  // Bounded by request concurrency: an entry lives only while its upstream request does, and that
+  // request has a total deadline, so a body that trickles frees every waiter when it fires.
   const running = new Map<string, Promise<FeedFetch>>();
   let started = 0;
 
   async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
     started += 1;
     const sequence = started;
-    try {
-      const res = await upstream.pool.request({
-        path: target,
-        method: 'GET',
-        headers: upstreamRequestHeaders(headers),
-      });
-      const body = await readCapped(res.body, declaredLength(res.headers), maxBodyBytes);
-      if (body === undefined) return Object.freeze({ kind: 'too-large' });
-      return judge({
-        status: res.statusCode,
-        headers: Object.freeze(forwardedResponseHeaders(res.headers as IncomingHttpHeaders)),
-        body,
-        fetchedAt: clock.now(),
-        sequence,
-      });
-    } catch (err) {
-      return Object.freeze({ kind: 'failed', error: toUpstreamError(err) });
-    }
+    const result = await client.request(target, {
+      via: upstream.pool,
+      method: 'GET',
+      headers: upstreamRequestHeaders(headers),
+      deadlineMs,
+      maxBodyBytes,
+    });
+    if (result.kind === 'failed') return Object.freeze({ kind: 'failed', error: result.error });
+    if (result.kind === 'too-large') return Object.freeze({ kind: 'too-large' });
+    return judge({
+      status: result.status,
+      headers: Object.freeze(forwardedResponseHeaders(result.headers as IncomingHttpHeaders)),
+      body: result.body,
+      fetchedAt: clock.now(),
+      sequence,
+    });
   }
 
   return {
@@ -138,7 +139,7 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   };
 }
 
-/** Classifies a read answer; anything but a complete calendar keeps its bytes for passthrough. */
+/** Classifies a read answer; anything but a calendar keeps its bytes for passthrough. */
 function judge(answer: UpstreamAnswer): FeedFetch {
   const notCalendar = (reason: NotCalendarReason): FeedFetch =>
     Object.freeze({ kind: 'not-calendar', reason, ...answer });
@@ -146,28 +147,25 @@ function judge(answer: UpstreamAnswer): FeedFetch {
   if (answer.status < 200 || answer.status > 299 || answer.status === 206) return notCalendar('status');
   if (!calendarTypes.has(mediaType(answer.headers['content-type']))) return notCalendar('content-type');
   if (answer.body.length === 0) return notCalendar('empty');
-  let decoded: DecodedFeed | undefined;
-  let calendar: SplitCalendar | undefined;
-  const decode = () => (decoded ??= decodeFeed(answer.body));
-  const split = () => (calendar ??= splitCalendar(decode().text));
-  // SPEC: no END:VCALENDAR (a truncated or spliced export) never changes the snapshot. The byte
-  // search settles the common case; anything it cannot vouch for gets the full split.
-  if (!endsCalendar(answer.body) && !split().complete) return notCalendar('incomplete');
-  return Object.freeze({
-    kind: 'calendar',
-    ...answer,
-    fingerprint: fingerprint(answer.body),
-    get decoded() {
-      return decode();
-    },
-    get calendar() {
-      return split();
-    },
-  });
+  // SPEC: no END:VCALENDAR (a truncated or spliced export) never changes the snapshot. The byte search
+  // settles the common case; an end it cannot vouch for (lower case, odd line ends) the analysis settles.
+  const ends = endsCalendar(answer.body);
+  if (!ends && !mentionsEnd(answer.body)) return notCalendar('incomplete');
+  return Object.freeze({ kind: 'calendar', ...answer, endsCalendar: ends });
 }
 
 const beginCalendar = Buffer.from('BEGIN:VCALENDAR', 'latin1');
 const endCalendar = Buffer.from('END:VCALENDAR', 'latin1');
+
+// Where an END:VCALENDAR in another case would be: at the end, after the last event.
+const tailBytes = 64 * 1024;
+
+/** True when the body has an END:VCALENDAR in any case (in its last 64 KiB) or in upper case anywhere. */
+function mentionsEnd(body: Buffer): boolean {
+  if (body.indexOf(endCalendar) !== -1) return true;
+  const tail = body.subarray(Math.max(0, body.length - tailBytes)).toString('latin1').toUpperCase();
+  return tail.includes('END:VCALENDAR');
+}
 
 /** True when the body has a BEGIN:VCALENDAR line and, after it, an END:VCALENDAR line. */
 export function endsCalendar(body: Buffer): boolean {
@@ -187,39 +185,6 @@ function upstreamRequestHeaders(headers: Record<string, string | string[]>): Rec
   }
   out['accept-encoding'] = 'identity';
   return out;
-}
-
-/** Reads `body` to a Buffer, or destroys it and gives undefined once it is past `maxBytes`. */
-export async function readCapped(
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; once(event: 'error', listener: () => void): unknown },
-  declared: number | undefined,
-  maxBytes: number,
-): Promise<Buffer | undefined> {
-  // Destroying the body aborts the undici request, which closes that connection instead of
-  // leaving it busy draining a body nobody reads.
-  // undici reports the abort as an 'error' on the body; with no reader left it would be unhandled.
-  body.once('error', () => {});
-  if (declared !== undefined && declared > maxBytes) {
-    body.destroy();
-    return undefined;
-  }
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body) {
-    length += chunk.length;
-    if (length > maxBytes) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length);
-}
-
-/** The Content-Length the upstream declared, when it is a plain number. */
-export function declaredLength(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const value = headers['content-length'];
-  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
 /** The lower-case media type of a Content-Type value, parameters dropped. */

@@ -1,40 +1,38 @@
 // The versioned history of one feed: entities with the version they last changed at, tombstones for
 // removed ones (draft -13 §4.2), and the (version, id)-ordered deltas that enhanced GET serves.
-// Pure and JSON-serializable so the store can keep it as is; never mutates its inputs.
-import { hash as oneShotHash, randomBytes } from 'node:crypto';
-import { type Entity, groupEntities } from '../ical/entities.ts';
-import { componentHash, entityContentHash, entityHash } from '../ical/normalize.ts';
-import { tombstone } from '../ical/serialize.ts';
-import { type Component, type ContentLine, propertyValue, type SplitCalendar } from '../ical/split.ts';
+// Entities are kept as the text the sidecar serves, not as parsed objects (analyze.ts makes them), so a
+// history costs about its feed's size. Pure: never mutates its inputs.
+import { randomBytes } from 'node:crypto';
+import { contentTag } from '../ical/analyze.ts';
+import type { FrameSummary } from '../ical/analyze.ts';
+import { assembleCalendar } from '../ical/serialize.ts';
+import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 
-/**
- * One live entity: its normalized-content hash, the version it last changed at, its components, and
- * (once it was needed) the hash of its content without UID.
- */
-export type HistoryEntity = { hash: string; version: number; components: Component[]; content?: string };
+/** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
+export type HistoryEntity = { hash: string; version: number; text: string; content: string; stub: string };
 
-/** One removed entity: the version it was removed at, when (ms), and its STATUS:DELETED skeleton. */
-export type HistoryTombstone = { version: number; removedAt: number; skeleton: Component };
+/** One removed entity: the version it was removed at, when (ms), and its STATUS:DELETED skeleton text. */
+export type HistoryTombstone = { version: number; removedAt: number; text: string };
 
-/** A feed's snapshot and change record (SPEC "snapshot", "version"); plain data only. */
+/** A feed's snapshot and change record (SPEC "snapshot", "version"). */
 export type FeedHistory = {
   /** Random id minted with the history: tokens carry it, so a rebuilt history refuses old ones. */
-  lineage: string;
-  version: number;
-  frame: { properties: ContentLine[]; timezones: Component[] };
-  entities: Record<string, HistoryEntity>;
-  tombstones: Record<string, HistoryTombstone>;
-  floor: number;
+  readonly lineage: string;
+  readonly version: number;
+  readonly frame: FrameSummary;
+  readonly entities: ReadonlyMap<string, HistoryEntity>;
+  readonly tombstones: ReadonlyMap<string, HistoryTombstone>;
+  readonly floor: number;
   /** The version the frame (VCALENDAR properties, VTIMEZONEs) last changed at. */
-  frameVersion: number;
+  readonly frameVersion: number;
   /** Content tag of the snapshot: equal for equal normalized content, the semantic ETag's value. */
-  tag: string;
+  readonly tag: string;
   /** When (ms) the version last moved. */
-  changedAt: number;
+  readonly changedAt: number;
   /** Recent tags and their versions, oldest first: a client's ETag names the version it holds. */
-  tags: [tag: string, version: number][];
+  readonly tags: readonly [tag: string, version: number][];
   /** Fingerprint (fingerprint.ts) of the last read with exactly this content, if known. */
-  fingerprint?: string;
+  readonly fingerprint?: string;
 };
 
 /** What one read did to the history; `changed` is false when the normalized content is the same. */
@@ -56,8 +54,8 @@ export type SnapshotResult = {
  */
 export type SyncPosition = { version: number; after?: string; initial?: boolean };
 
-/** The changes after a position, ordered by (version, id), and where the next request resumes. */
-export type Changes = { entities: Component[][]; tombstones: Component[]; next: SyncPosition; truncated: boolean };
+/** The changes after a position, ordered by (version, id), as texts, and where the next request resumes. */
+export type Changes = { entities: string[]; tombstones: string[]; next: SyncPosition; truncated: boolean };
 
 // How many recent tags a history remembers for `Prefer: return=minimal` (older ones get the full feed).
 const maxTags = 64;
@@ -67,9 +65,9 @@ function emptyHistory(): FeedHistory {
   return {
     lineage: randomBytes(6).toString('base64url'),
     version: 0,
-    frame: { properties: [], timezones: [] },
-    entities: {},
-    tombstones: {},
+    frame: { properties: '', timezones: [], hash: '' },
+    entities: new Map(),
+    tombstones: new Map(),
     floor: 0,
     frameVersion: 0,
     tag: '',
@@ -78,31 +76,36 @@ function emptyHistory(): FeedHistory {
   };
 }
 
+/** Options of applyAnalysis. */
+export type ApplyOptions = {
+  /** The read's fingerprint, kept so the next identical read can skip this work. */
+  fingerprint?: string;
+  /** Tombstones kept at most; past it the oldest go and the floor rises (their tokens get 409). */
+  maxTombstones?: number;
+};
+
 /**
- * Folds one complete read into the history; the version moves by exactly one when anything changed.
- * `fingerprint` is the read's fingerprint, kept so the next identical read can skip this work.
+ * Folds one complete, analysed read into the history; the version moves by exactly one when anything
+ * changed. Only new and changed entities' texts are decoded from the packed answer.
  */
-export function applySnapshot(
-  history: FeedHistory | undefined,
-  calendar: SplitCalendar,
-  now: number,
-  fingerprint?: string,
-): SnapshotResult {
+export function applyAnalysis(history: FeedHistory | undefined, packed: PackedAnalysis, now: number,
+  options: ApplyOptions = {}): SnapshotResult {
   const previous = history ?? emptyHistory();
   const version = previous.version + 1;
-  const entities: Record<string, HistoryEntity> = {};
-  const tombstones: Record<string, HistoryTombstone> = { ...previous.tombstones };
-  const fresh: Entity[] = [];
+  const entities = new Map<string, HistoryEntity>();
+  const tombstones = new Map(previous.tombstones);
+  const fresh: ReturnType<typeof unpackEntity>[] = [];
   const modified: string[] = [];
 
-  for (const entity of groupEntities(calendar.components)) {
-    const hash = entityHash(entity);
-    const held = previous.entities[entity.id];
+  const count = packedCount(packed);
+  for (let i = 0; i < count; i += 1) {
+    const entity = unpackEntity(packed, i);
+    const held = previous.entities.get(entity.id);
     // Same hash: keep the stored entry (and its DTSTAMP), so DTSTAMP churn is no change (SPEC "GET").
-    if (held?.hash === hash) {
-      entities[entity.id] = held;
+    if (held?.hash === entity.hash) {
+      entities.set(entity.id, held);
     } else if (held) {
-      entities[entity.id] = { hash, version, components: entity.components };
+      entities.set(entity.id, stored(entity, version));
       modified.push(entity.id);
     } else {
       fresh.push(entity);
@@ -114,70 +117,70 @@ export function applySnapshot(
   // the old identity, version and text, so nothing churns and clients keep a stable UID.
   const vanished = new Map<string, string[]>();
   if (fresh.length > 0) {
-    for (const id of Object.keys(previous.entities)) {
-      const held = previous.entities[id];
-      if (!held || entities[id]) continue;
-      const content = held.content ?? entityContentHash(storedEntity(id, held));
-      vanished.set(content, [...(vanished.get(content) ?? []), id]);
+    for (const [id, held] of previous.entities) {
+      if (entities.has(id)) continue;
+      const twins = vanished.get(held.content);
+      if (twins) twins.push(id);
+      else vanished.set(held.content, [id]);
     }
   }
   const added: string[] = [];
   let rekeyed = 0;
   for (const entity of fresh) {
-    const content = vanished.size > 0 ? entityContentHash(entity) : undefined;
-    const twin = content === undefined ? undefined : vanished.get(content)?.pop();
-    const held = twin === undefined ? undefined : previous.entities[twin];
+    const twin = vanished.get(entity.content)?.pop();
+    const held = twin === undefined ? undefined : previous.entities.get(twin);
     if (twin !== undefined && held) {
-      entities[twin] = { ...held, content: content as string };
+      entities.set(twin, held);
       rekeyed += 1;
       continue;
     }
-    entities[entity.id] = { hash: entityHash(entity), version, components: entity.components };
+    entities.set(entity.id, stored(entity, version));
     added.push(entity.id);
     // An entity that comes back is served as an entity again; its tombstone would contradict it.
-    delete tombstones[entity.id];
+    tombstones.delete(entity.id);
   }
 
   const removed: string[] = [];
   const dtstamp = utcStamp(now);
-  // Object.keys, not Object.entries: a pair per entity took 4 ms of a 10,000-event read.
-  for (const id of Object.keys(previous.entities)) {
-    const held = previous.entities[id];
-    if (!held || entities[id]) continue;
+  for (const [id, held] of previous.entities) {
+    if (entities.has(id)) continue;
     removed.push(id);
-    tombstones[id] = { version, removedAt: now, skeleton: tombstone(storedEntity(id, held), dtstamp) };
+    tombstones.set(id, { version, removedAt: now, text: tombstoneText(held.stub, dtstamp) });
   }
 
-  const frame = { properties: calendar.properties, timezones: calendar.timezones };
-  const frameChanged = !history || frameHash(frame) !== frameHash(previous.frame);
+  const frameChanged = !history || packed.frame.hash !== previous.frame.hash;
   if (!frameChanged && added.length === 0 && modified.length === 0 && removed.length === 0) {
-    // Same content: the stored history stands; re-keyed twins only refresh their content hashes.
-    const kept = rekeyed > 0 ? { ...previous, entities } : previous;
-    const result = fingerprint === undefined || fingerprint === previous.fingerprint ? kept : { ...kept, fingerprint };
-    return { history: result, changed: false, added, modified, removed, rekeyed };
+    // Same content: the stored history stands.
+    const fingerprint = options.fingerprint;
+    const same = fingerprint === undefined || fingerprint === previous.fingerprint;
+    const kept = same ? previous : { ...previous, fingerprint };
+    return { history: kept, changed: false, added, modified, removed, rekeyed };
   }
-  const tag = contentTag(frame, entities);
+  // Re-keyed twins keep their old ids, so the analysis's tag (over the new ids) is recomputed then.
+  const tag = rekeyed > 0
+    ? contentTag(packed.frame.hash, [...entities].map(([id, e]) => ({ id, hash: e.hash })))
+    : packed.tag;
   const tags = [...previous.tags.filter(([t]) => t !== tag), [tag, version] as [string, number]].slice(-maxTags);
-  return {
-    history: {
-      lineage: previous.lineage,
-      version,
-      frame: frameChanged ? frame : previous.frame,
-      entities,
-      tombstones,
-      floor: previous.floor,
-      frameVersion: frameChanged ? version : previous.frameVersion,
-      tag,
-      changedAt: now,
-      tags,
-      ...(fingerprint === undefined ? {} : { fingerprint }),
-    },
-    changed: true,
-    added,
-    modified,
-    removed,
-    rekeyed,
+  let next: FeedHistory = {
+    lineage: previous.lineage,
+    version,
+    frame: frameChanged ? packed.frame : previous.frame,
+    entities,
+    tombstones,
+    floor: previous.floor,
+    frameVersion: frameChanged ? version : previous.frameVersion,
+    tag,
+    changedAt: now,
+    tags,
+    ...(options.fingerprint === undefined ? {} : { fingerprint: options.fingerprint }),
   };
+  if (options.maxTombstones !== undefined) next = capTombstones(next, options.maxTombstones);
+  return { history: next, changed: true, added, modified, removed, rekeyed };
+}
+
+// A new or changed entity as the history keeps it: its texts decoded from the packed answer now.
+function stored(entity: ReturnType<typeof unpackEntity>, version: number): HistoryEntity {
+  return { hash: entity.hash, version, text: entity.text(), content: entity.content, stub: entity.stub() };
 }
 
 /** The version a client holding content `tag` has, when that tag is still known and usable. */
@@ -189,15 +192,26 @@ export function versionOfTag(history: FeedHistory, tag: string): number | undefi
 /** Drops tombstones removed more than `retentionMs` ago and raises `floor` to the newest pruned
  * removal's version (SPEC: tokens stay valid until the tombstones they need are past retention). */
 export function pruneTombstones(history: FeedHistory, now: number, retentionMs: number): FeedHistory {
-  const tombstones: Record<string, HistoryTombstone> = {};
+  const tombstones = new Map<string, HistoryTombstone>();
   let floor = history.floor;
-  for (const [id, held] of Object.entries(history.tombstones)) {
+  for (const [id, held] of history.tombstones) {
     // A token at the removal's own version was minted after it and needs no tombstone: floor, not floor + 1.
     if (now - held.removedAt > retentionMs) floor = Math.max(floor, held.version);
-    else tombstones[id] = held;
+    else tombstones.set(id, held);
   }
-  if (Object.keys(tombstones).length === Object.keys(history.tombstones).length) return history;
+  if (tombstones.size === history.tombstones.size) return history;
   return { ...history, tombstones, floor };
+}
+
+/** Keeps at most `max` tombstones, the newest; the floor rises to the newest dropped one's version, so a
+ * feed that churns cannot grow its stored state without bound (SPEC "Guarantees"). */
+export function capTombstones(history: FeedHistory, max: number): FeedHistory {
+  if (history.tombstones.size <= max) return history;
+  const ordered = [...history.tombstones].sort(([, a], [, b]) => a.version - b.version);
+  const dropped = ordered.slice(0, ordered.length - max);
+  const floor = Math.max(history.floor, ...dropped.map(([, t]) => t.version));
+  // Tombstones at the floor's version are of no use to a token at the floor: keep only newer ones.
+  return { ...history, tombstones: new Map(ordered.filter(([, t]) => t.version > floor)), floor };
 }
 
 /** True when a token can still get a complete delta: minted by this history (same lineage), not
@@ -214,27 +228,22 @@ export function isTokenUsable(history: FeedHistory, token: { lineage: string; ve
 
 /** Every entity and tombstone changed after `since`, at most `limit` of them (draft §4.4 paging). */
 export function changesSince(history: FeedHistory, since: SyncPosition, limit?: number): Changes {
-  type Pending = {
-    id: string;
-    version: number;
-    initial: boolean;
-    entity?: HistoryEntity;
-    tombstone?: HistoryTombstone;
-  };
+  type Pending = { id: string; version: number; initial: boolean; text: string; tombstone: boolean };
   const pending: Pending[] = [];
   const isAfter = (id: string, version: number) => version > since.version
     && !(!since.initial && since.after !== undefined && version === since.version + 1 && id <= since.after);
-  for (const [id, entity] of Object.entries(history.entities)) {
+  for (const [id, entity] of history.entities) {
     // A first sync's entities not sent yet, then (below) everything changed since it started.
     if (since.initial && entity.version <= since.version) {
       const unsent = since.after === undefined || id > since.after;
-      if (unsent) pending.push({ id, version: entity.version, initial: true, entity });
+      if (unsent) pending.push({ id, version: entity.version, initial: true, text: entity.text, tombstone: false });
     } else if (isAfter(id, entity.version)) {
-      pending.push({ id, version: entity.version, initial: false, entity });
+      pending.push({ id, version: entity.version, initial: false, text: entity.text, tombstone: false });
     }
   }
-  for (const [id, held] of Object.entries(history.tombstones)) {
-    if (isAfter(id, held.version)) pending.push({ id, version: held.version, initial: false, tombstone: held });
+  for (const [id, held] of history.tombstones) {
+    if (!isAfter(id, held.version)) continue;
+    pending.push({ id, version: held.version, initial: false, text: held.text, tombstone: true });
   }
   // The rest of a first sync goes first, in id order; then changes in (version, id) order. Versions only
   // grow, so a change made while a client pages lands after its position: nothing is skipped, and an
@@ -252,16 +261,41 @@ export function changesSince(history: FeedHistory, since: SyncPosition, limit?: 
   if (truncated && last.initial) next = { version: since.version, after: last.id, initial: true };
   else if (truncated) next = { version: last.version - 1, after: last.id };
   return {
-    entities: sent.flatMap((c) => (c.entity ? [c.entity.components] : [])),
-    tombstones: sent.flatMap((c) => (c.tombstone ? [c.tombstone.skeleton] : [])),
+    entities: sent.flatMap((c) => (c.tombstone ? [] : [c.text])),
+    tombstones: sent.flatMap((c) => (c.tombstone ? [c.text] : [])),
     next,
     truncated,
   };
 }
 
-/** The live entities as components, in id order: the body of a full enhanced GET answer. */
-export function currentComponents(history: FeedHistory): Component[] {
-  return Object.keys(history.entities).sort().flatMap((id) => history.entities[id]?.components ?? []);
+// Sorting ten thousand ids is done once per version, not once per full answer.
+const sortedIds = new WeakMap<FeedHistory, string[]>();
+
+/** The live entities' texts, in id order: the body of a full enhanced GET answer. */
+export function currentTexts(history: FeedHistory): string[] {
+  let ids = sortedIds.get(history);
+  if (!ids) {
+    ids = [...history.entities.keys()].sort();
+    sortedIds.set(history, ids);
+  }
+  return ids.map((id) => history.entities.get(id)?.text ?? '');
+}
+
+/** A calendar with the history's frame (properties and every VTIMEZONE) and these entity texts. */
+export function calendarText(history: FeedHistory, texts: readonly string[]): string {
+  return assembleCalendar(history.frame.properties, [...history.frame.timezones.map(([, tz]) => tz), ...texts]);
+}
+
+/** The draft -13 skeleton of a removed entity from its stub: UID, DTSTAMP, its last DTSTART, STATUS:DELETED. */
+export function tombstoneText(stub: string, dtstamp: string): string {
+  const newline = stub.indexOf('\n');
+  const type = stub.slice(0, newline);
+  const rest = stub.slice(newline + 1);
+  // The stub is the UID line then the DTSTART line (if any), each ending in CRLF.
+  const uidEnd = rest.indexOf('\r\nDTSTART');
+  const uid = uidEnd === -1 ? rest : rest.slice(0, uidEnd + 2);
+  const dtstart = uidEnd === -1 ? '' : rest.slice(uidEnd + 2);
+  return `BEGIN:${type}\r\n${uid}DTSTAMP:${dtstamp}\r\n${dtstart}STATUS:DELETED\r\nEND:${type}\r\n`;
 }
 
 // RFC 5545 §3.3.5 UTC form, the DTSTAMP of a tombstone is the read that noticed the removal.
@@ -269,22 +303,10 @@ function utcStamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-// The snapshot's identity: the frame's hash and every entity's, in id order. Equal content gives the
-// same tag in any process and after any history, which is what makes it usable as an ETag.
-function contentTag(frame: FeedHistory['frame'], entities: Record<string, HistoryEntity>): string {
-  const parts = [frameHash(frame)];
-  for (const id of Object.keys(entities).sort()) parts.push(`${id} ${entities[id]?.hash ?? ''}`);
-  return oneShotHash('sha256', parts.join('\n'), 'base64url').slice(0, 27);
-}
-
-// The frame hashes like a component, so property order and DTSTAMP (if any) do not count.
-function frameHash(frame: FeedHistory['frame']): string {
-  return componentHash({ type: 'VCALENDAR', lines: frame.properties, children: frame.timezones });
-}
-
-// groupEntities gives `uid` only for UID-bearing entities; a content identity has none.
-function storedEntity(id: string, held: HistoryEntity): Entity {
-  const first = held.components[0];
-  const uid = (first && propertyValue(first, 'UID')?.trim()) || undefined;
-  return { id, ...(uid === undefined ? {} : { uid }), components: held.components };
+/** About what a history keeps in memory, in bytes: the cache bound counts this. */
+export function historyBytes(history: FeedHistory): number {
+  let bytes = 1_000;
+  for (const entity of history.entities.values()) bytes += 2 * (entity.text.length + entity.stub.length) + 300;
+  for (const tombstone of history.tombstones.values()) bytes += 2 * tombstone.text.length + 100;
+  return bytes;
 }

@@ -7,11 +7,9 @@ import type { Clock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import { sendError } from '../http/respond.ts';
-import { serializeCalendar } from '../ical/serialize.ts';
-import type { Component } from '../ical/split.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
-import { changesSince, currentComponents, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
+import { calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
 import { parsePrefer } from './prefer.ts';
 import { decodeToken, encodeToken } from './sync-token.ts';
 
@@ -76,7 +74,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     const cacheKey = `${key}\u0000${history.lineage}\u0000${history.version}`;
     const cached = fullBodies.get(cacheKey);
     if (cached) return cached;
-    const body = Buffer.from(serializeCalendar({ ...history.frame, components: currentComponents(history) }), 'utf8');
+    const body = Buffer.from(calendarText(history, currentTexts(history)), 'utf8');
     fullBodies.set(cacheKey, body);
     return body;
   }
@@ -155,7 +153,10 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     if (variant === 'enhanced' && history) {
       const applied = 'subscribe-enhanced-get';
       const tokenHeader = req.headers['sync-token'];
-      const token = (position: SyncPosition) => encodeToken({ feed: feed.key, lineage: history.lineage, ...position });
+      const token = (position: SyncPosition) => {
+        engine.noteClient(feed.key);
+        return encodeToken({ feed: feed.key, lineage: history.lineage, ...position });
+      };
       if (tokenHeader === undefined) {
         if (matchesAny(req.headers['if-none-match'], history.tag)) {
           return send(304, { 'sync-token': token({ version: history.version }), 'preference-applied': applied,
@@ -165,7 +166,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
           // A paged first sync: the live entities in id order; its token resumes them, then the changes.
           const page = changesSince(history, { version: history.version, initial: true }, prefs.limit);
           if (page.truncated) {
-            const body = calendarBody(history, page.entities.flat());
+            const body = calendarBody(history, page.entities);
             return send(200, { 'content-type': calendarType, 'sync-token': token(page.next),
               'preference-applied': `${applied}, limit=${prefs.limit}` }, body, 'full');
           }
@@ -190,7 +191,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       if (changes.entities.length === 0 && changes.tombstones.length === 0 && !frameChanged) {
         return send(304, { 'sync-token': token(changes.next), 'preference-applied': applied }, undefined, 'not_modified');
       }
-      const body = calendarBody(history, [...changes.entities.flat(), ...changes.tombstones]);
+      const body = calendarBody(history, [...changes.entities, ...changes.tombstones]);
       const preferenceApplied = changes.truncated ? `${applied}, limit=${prefs.limit}` : applied;
       return send(200, { 'content-type': calendarType, 'sync-token': token(changes.next),
         'preference-applied': preferenceApplied }, body, 'delta');
@@ -213,7 +214,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       const version = held.map((tag) => versionOfTag(history, tag)).find((v) => v !== undefined);
       if (version !== undefined) {
         const changes = changesSince(history, { version });
-        const body = calendarBody(history, [...changes.entities.flat(), ...changes.tombstones]);
+        const body = calendarBody(history, [...changes.entities, ...changes.tombstones]);
         return send(200, { 'content-type': calendarType, 'preference-applied': 'return=minimal',
           ...validators(history.tag, history.changedAt) }, body, 'delta');
       }
@@ -254,9 +255,9 @@ function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' 
   return send(answer.status, { ...upstream, ...headers }, answer.body, 'full');
 }
 
-/** A calendar with the history's frame and these components (a delta or a page). */
-function calendarBody(history: FeedHistory, components: Component[]): Buffer {
-  return Buffer.from(serializeCalendar({ ...history.frame, components }), 'utf8');
+/** A calendar with the history's frame and these entity texts (a delta or a page). */
+function calendarBody(history: FeedHistory, texts: string[]): Buffer {
+  return Buffer.from(calendarText(history, texts), 'utf8');
 }
 
 /** The semantic validators: a weak ETag (bytes differ, content does not) and Last-Modified. */

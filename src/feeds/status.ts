@@ -11,7 +11,8 @@ import type { FeedEngine, FeedState } from './engine.ts';
 export type FeedStatus = {
   feed: string;
   listing: string;
-  version: number;
+  /** Absent while the feed is served unversioned (see `unversioned`). */
+  version?: number;
   entities: number;
   lastRead: string;
   lastChange: string;
@@ -20,6 +21,8 @@ export type FeedStatus = {
   held?: { since: string; entities: number };
   /** Entities the last re-keying read matched by content (an exporter minting UIDs). */
   rekeyed?: number;
+  /** Why the feed is served without a version (too many entities, a cap, too costly to read). */
+  unversioned?: string;
 };
 
 /** The whole report. */
@@ -62,13 +65,14 @@ function feedStatus(state: FeedState): FeedStatus {
   return {
     feed: redactUrl(state.target),
     listing: state.listing,
-    version: state.version,
+    ...(state.version === undefined ? {} : { version: state.version }),
     entities: state.entities,
     lastRead: iso(state.lastReadAt),
     lastChange: iso(state.changedAt),
     ...(state.lastError ? { lastError: { at: iso(state.lastError.at), reason: state.lastError.reason } } : {}),
     ...(state.hold ? { held: { since: iso(state.hold.since), entities: state.hold.entities } } : {}),
     ...(state.rekeyed ? { rekeyed: state.rekeyed } : {}),
+    ...(state.unversioned ? { unversioned: state.unversioned } : {}),
   };
 }
 

@@ -4,13 +4,20 @@ import { hash as oneShotHash } from 'node:crypto';
 import type { Entity } from './entities.ts';
 import { type Component, contentLineText } from './split.ts';
 
-/** The sha256 (base64url) of an entity's normalized components, in the entity's canonical order. */
+/**
+ * The sha256 (base64url) of an entity's content: of its one component's normalized text, or of its
+ * components' hashes in the entity's canonical order. Hashing hashes keeps a component's cost to one
+ * normalization however often its entity is rehashed (a master whose override changed).
+ */
 export function entityHash(entity: Entity): string {
-  // One component: the same text as componentHash, so a component reused from the last read
-  // (reuse.ts) is not hashed again.
   const [only] = entity.components;
   if (only && entity.components.length === 1) return componentHash(only);
-  return hash(entity.components.map((c) => normalizedComponent(c)).join('\n'));
+  return combineHashes(entity.components.map((c) => componentHash(c)));
+}
+
+/** The hash of several component hashes, in order: the entity hash of a multi-component entity. */
+export function combineHashes(hashes: readonly string[]): string {
+  return hash(hashes.join('\n'));
 }
 
 // Components are never changed once split, so their hash can live as long as they do.
@@ -21,7 +28,12 @@ const componentHashes = new WeakMap<Component, string>();
  * another UID, which is how an exporter that mints new UIDs on every request is recognized.
  */
 export function entityContentHash(entity: Entity): string {
-  return hash(entity.components.map((c) => normalizedComponent(c, uidless)).join('\n'));
+  return combineHashes(entity.components.map((c) => uidlessHash(c)));
+}
+
+/** The sha256 (base64url) of one normalized component without its UID (and DTSTAMP). */
+export function uidlessHash(component: Component): string {
+  return hash(normalizedComponent(component, uidless));
 }
 
 /** The sha256 (base64url) of one normalized component, its children included. */
@@ -36,7 +48,7 @@ export function componentHash(component: Component): string {
 
 // DTSTAMP is the export time on most platforms, not a change of the event (RFC 5545 §3.8.7.2).
 // Lines and children are sorted so order does not count; unfolded lines hold no line ends, so
-// '\n' separates them unambiguously.
+// '\n' separates them unambiguously. Recursion depth is bounded by split.ts's maxNestingDepth.
 const stampless: ReadonlySet<string> = new Set(['DTSTAMP']);
 const uidless: ReadonlySet<string> = new Set(['DTSTAMP', 'UID']);
 

@@ -20,18 +20,36 @@ export type EventSpan = {
   status: 'CONFIRMED' | 'TENTATIVE' | 'CANCELLED' | undefined;
   /** TRANSP:TRANSPARENT. */
   transparent: boolean;
+  /** A recurring event whose expansion ran out of budget: busy from here to its end or the window's. */
+  busySafe?: true;
 };
 
 /** The window recurring events are expanded in; single events are returned wherever they are.
- * `direct: false` sends every event through node-ical (the tests compare both ways). */
-export type ParseEventSpansOptions = { expandUntil?: Date; from?: Date; direct?: boolean };
+ * `direct: false` sends every event through node-ical (the tests compare both ways). `budget` is the
+ * recurrence budget left for the whole feed (shared across calls for one feed); a fresh one by default. */
+export type ParseEventSpansOptions = { expandUntil?: Date; from?: Date; direct?: boolean; budget?: RecurrenceBudget };
+
+/** Rule iterations a feed may still spend; each recurring event takes at most maxIterationsPerEvent. */
+export type RecurrenceBudget = { iterations: number };
 
 /** What parseEventSpans read: the spans sorted by start, how many VEVENTs it could not read, and
- * how many recurring events stopped expanding at the occurrence cap. */
+ * how many recurring events ran out of budget (each then stands as one busy-safe span). */
 export type EventSpans = { spans: EventSpan[]; unreadable: number; capped: number };
 
-/** At most this many occurrences are generated per recurring event (a FREQ=MINUTELY rule must not hang). */
-export const maxOccurrences = 5000;
+/**
+ * Rule iterations one recurring event may take, counted from its DTSTART (COUNT counts from there): a
+ * daily rule since 2000 fits, FREQ=MINUTELY or COUNT=2^31 does not. The count, not the clock, decides,
+ * so the same feed gives the same nights on every read.
+ */
+export const maxIterationsPerEvent = 10_000;
+
+/** Rule iterations one feed may take in all: 300 FREQ=MINUTELY events cost five events' budget, not 300. */
+export const maxIterationsPerFeed = 50_000;
+
+/** A fresh budget for one feed. */
+export function recurrenceBudget(): RecurrenceBudget {
+  return { iterations: maxIterationsPerFeed };
+}
 
 const dayMs = 24 * 60 * 60 * 1000;
 const statuses: ReadonlySet<string> = new Set(['CONFIRMED', 'TENTATIVE', 'CANCELLED']);
@@ -55,14 +73,14 @@ type NodeEvent = {
 // node-ical marks DATE values with `dateOnly` and zoned values with a `tz` it could resolve or not.
 type NodeDate = Date & { tz?: string; dateOnly?: boolean };
 
-type Window = { from: number; until: number };
+type Window = { from: number; until: number; budget: RecurrenceBudget };
 
 /** Parses a complete calendar text asynchronously (node-ical's async parser), never throws on bad
  * input: returns the spans it could read and a count of components it could not. */
 export async function parseEventSpans(text: string, options: ParseEventSpansOptions = {}): Promise<EventSpans> {
   const from = options.from?.getTime() ?? Date.now() - dayMs;
   const until = options.expandUntil?.getTime() ?? twoYearsAfter(from);
-  const window: Window = { from, until };
+  const window: Window = { from, until, budget: options.budget ?? recurrenceBudget() };
   const result: EventSpans = { spans: [], unreadable: 0, capped: 0 };
   try {
     // Our own split first: it survives lone CRs, blank and junk lines and a missing END:VCALENDAR,
@@ -152,51 +170,74 @@ function collectEvent(event: NodeEvent, window: Window, result: EventSpans): voi
 }
 
 // RFC 5545 §3.8.5.3: the occurrences of the rule, minus EXDATE, each replaced by its override
-// (a cancelled override removes it). node-ical's own expandRecurringEvent collects every occurrence
-// of the window before returning, so a FREQ=MINUTELY rule would build a million; this walks the rule
-// one occurrence at a time from just before the window and stops at `maxOccurrences`.
+// (a cancelled override removes it). One pass over the rule from its DTSTART (walking it with `after()`
+// from each occurrence restarted the count every time: quadratic, 27–56 s on one COUNT rule), within
+// the iteration budget. A rule that exceeds it is busy from its last occurrence read to its UNTIL or
+// the window's end: for a booking calendar a night wrongly shown busy loses a sale, one wrongly shown
+// free sells it twice, and a budget that counts iterations gives the same answer on every read.
 function expand(event: NodeEvent, rule: RRule, master: EventSpan, window: Window, used: Set<NodeEvent>,
   result: EventSpans): void {
   const durationMs = master.end.getTime() - master.start.getTime();
   const start = asNodeDate(event.start);
   // A floating master was read in host time and steps in UTC: the same shift applies to every occurrence.
   const shiftMs = master.allDay || !start ? 0 : master.start.getTime() - start.getTime();
-  // The margin covers the span and any time-zone offset between node-ical's instants and ours.
-  let cursor = new Date(window.from - durationMs - dayMs);
-  let inclusive = true;
-  for (let steps = 0; ; steps += 1) {
-    if (steps === maxOccurrences) {
-      result.capped += 1;
-      return;
-    }
-    let next: Date | undefined | null;
-    try {
-      next = rule.after(cursor, inclusive);
-    } catch {
-      // rrule-temporal throws when a rule needs more than its own iteration bound to find the next one.
-      result.capped += 1;
-      return;
-    }
-    if (!next) return;
-    const occurrence = next as NodeDate;
-    const startMs = master.allDay ? calendarDayMs(occurrence) : occurrence.getTime() + shiftMs;
-    if (startMs >= window.until) return;
-    // All-day occurrences come back as host-local midnights; rrule-temporal counts from UTC midnight.
-    cursor = master.allDay ? new Date(startMs) : occurrence;
-    inclusive = false;
-    if (isExcluded(event, occurrence, master.allDay)) continue;
-
-    const override = findOverride(event, occurrence, master.allDay);
-    if (override) {
-      used.add(override);
-      const span = spanOf(override, master.uid);
-      if (!span) result.unreadable += 1;
-      else if (overlaps(span, window)) pushSpan(span, result, true);
-      continue;
-    }
-    const span = { ...master, start: new Date(startMs), end: new Date(startMs + durationMs) };
-    if (overlaps(span, window)) pushSpan(span, result, false);
+  const inner = (rule as unknown as { _rrule?: RuleInternals })._rrule;
+  const allowed = Math.min(maxIterationsPerEvent, window.budget.iterations);
+  let lastStartMs: number | undefined;
+  if (!inner || typeof inner.maxIterations !== 'number' || allowed <= 0) {
+    busySafe(master, window, inner, lastStartMs, result);
+    return;
   }
+  inner.maxIterations = allowed;
+  let steps = 0;
+  try {
+    rule.all((next: Date) => {
+      steps += 1;
+      const occurrence = next as NodeDate;
+      const startMs = master.allDay ? calendarDayMs(occurrence) : occurrence.getTime() + shiftMs;
+      if (startMs >= window.until) return false;
+      lastStartMs = startMs;
+      // All-day occurrences come back as host-local midnights; rrule-temporal counts from UTC midnight.
+      if (startMs + durationMs + dayMs < window.from || isExcluded(event, occurrence, master.allDay)) return true;
+      const override = findOverride(event, occurrence, master.allDay);
+      if (override) {
+        used.add(override);
+        const span = spanOf(override, master.uid);
+        if (!span) result.unreadable += 1;
+        else if (overlaps(span, window)) pushSpan(span, result, true);
+        return true;
+      }
+      const span = { ...master, start: new Date(startMs), end: new Date(startMs + durationMs) };
+      if (overlaps(span, window)) pushSpan(span, result, false);
+      return true;
+    });
+    window.budget.iterations -= Math.min(steps, allowed);
+  } catch {
+    // rrule-temporal throws past maxIterations (and on rules it cannot evaluate): the budget is spent.
+    window.budget.iterations -= allowed;
+    busySafe(master, window, inner, lastStartMs, result);
+  }
+}
+
+// What expand reads of rrule-temporal behind node-ical's wrapper: its iteration bound and UNTIL.
+type RuleInternals = { maxIterations: number; options?: () => { until?: { epochMilliseconds?: number } } };
+
+// The busy-safe stand-in for a rule past its budget: busy from its last occurrence read (or its
+// DTSTART) to its UNTIL (plus one occurrence's length) or the window's end.
+function busySafe(master: EventSpan, window: Window, inner: RuleInternals | undefined, lastStartMs: number | undefined,
+  result: EventSpans): void {
+  result.capped += 1;
+  let untilMs: number | undefined;
+  try {
+    untilMs = inner?.options?.().until?.epochMilliseconds;
+  } catch {
+    untilMs = undefined;
+  }
+  const durationMs = master.end.getTime() - master.start.getTime();
+  const startMs = Math.max(window.from, lastStartMs ?? master.start.getTime());
+  const endMs = Math.min(window.until, untilMs === undefined ? window.until : untilMs + Math.max(durationMs, dayMs));
+  if (endMs <= startMs) return;
+  result.spans.push({ ...master, start: new Date(startMs), end: new Date(endMs), allDay: false, busySafe: true });
 }
 
 // Overrides whose STATUS is CANCELLED remove their occurrence (Thunderbird's cancelled occurrence).
@@ -283,7 +324,7 @@ const indirect: ReadonlySet<string> = new Set(['RRULE', 'RDATE', 'EXDATE', 'EXRU
 /** The span of a lone VEVENT whose DTSTART (and DTEND, if any) are both a plain DATE or both a UTC
  * DATE-TIME, with no recurrence, DURATION or sub-component; anything else (undefined) goes to node-ical.
  * Gives what spanOf gives for such an event: the first STATUS and TRANSP count, like node-ical's. */
-function directSpan(component: Component, uid: string | undefined): EventSpan | undefined {
+export function directSpan(component: Component, uid: string | undefined): EventSpan | undefined {
   if (component.children.length > 0) return undefined;
   let dtstart: ContentLine | undefined;
   let dtend: ContentLine | undefined;

@@ -3,16 +3,31 @@
 // 10,000-event feed parses one event, not ten thousand. Only the plain layout takes this path
 // (BEGIN/END in upper case at line starts, LF or CRLF line ends); anything else is handed to
 // splitCalendar whole, so the result is always exactly what splitCalendar gives.
-import { type Component, entityTypes, type SplitCalendar, splitCalendar } from './split.ts';
+import { type Component, type ContentLine, entityTypes, type SplitCalendar, splitCalendar } from './split.ts';
 
-/** One block: its text without DTSTAMP lines, its component and the lines its split skipped. */
-type MemoEntry = { key: string; component: Component; skipped: number };
+/** One block: its text without DTSTAMP lines, what was made of it (a VTIMEZONE stays a component) and
+ * the lines its split skipped. */
+type MemoEntry<T> = { key: string; value: T | undefined; timezone: Component | undefined; skipped: number };
 
 /** The blocks of one read in file order, each with its text without DTSTAMP lines. */
-export type ComponentMemo = MemoEntry[];
+export type BlockMemo<T> = MemoEntry<T>[];
+
+/** The blocks of one read as components (what splitReusing keeps). */
+export type ComponentMemo = BlockMemo<Component>;
 
 /** What splitReusing gives: the split calendar, the memo for the next read, and how much it reused. */
 export type ReusedSplit = { calendar: SplitCalendar; memo: ComponentMemo; reused: number; parsed: number };
+
+/** What scanReusing gives: the frame, what `make` made of each entity component, the memo, and counts. */
+export type ReusedScan<T> = {
+  properties: ContentLine[];
+  timezones: Component[];
+  values: T[];
+  skippedLines: number;
+  memo: BlockMemo<T>;
+  reused: number;
+  parsed: number;
+};
 
 const blockTypes: ReadonlySet<string> = new Set([...entityTypes, 'VTIMEZONE']);
 // Each block type's END line, made once rather than per block.
@@ -20,7 +35,26 @@ const endMarkers: ReadonlyMap<string, string> = new Map([...blockTypes].map((typ
 
 /** Splits `text` like splitCalendar, reusing `memo`'s components for unchanged blocks. */
 export function splitReusing(text: string, memo: ComponentMemo | undefined): ReusedSplit {
-  return scan(text, memo) ?? { calendar: splitCalendar(text), memo: [], reused: 0, parsed: 0 };
+  const scanned = scanReusing(text, memo, (component) => component);
+  if (!scanned) return { calendar: splitCalendar(text), memo: [], reused: 0, parsed: 0 };
+  const { properties, timezones, values, skippedLines } = scanned;
+  return {
+    calendar: { complete: true, properties, timezones, components: values, skippedLines },
+    memo: scanned.memo,
+    reused: scanned.reused,
+    parsed: scanned.parsed,
+  };
+}
+
+/**
+ * The plain-layout scan: each entity block's `make(component)` is reused from `memo` when the block's
+ * text (DTSTAMP aside) is the same, and made from a fresh split otherwise. Undefined when the text
+ * needs splitCalendar's tolerance (the caller then splits it whole): the result always equals what
+ * splitCalendar gives, with `make` applied to each component.
+ */
+export function scanReusing<T>(text: string, memo: BlockMemo<T> | undefined, make: (component: Component) => T):
+  ReusedScan<T> | undefined {
+  return scan(text, memo, make);
 }
 
 // A block is looked for among the next `nearby` blocks of the last read after the last one found;
@@ -37,7 +71,7 @@ const missesBeforeIndex = 16;
  * not hash). A block missed before the index exists is parsed again: the same component, a little
  * more work.
  */
-function createFinder(memo: ComponentMemo | undefined): (key: string) => MemoEntry | undefined {
+function createFinder<T>(memo: BlockMemo<T> | undefined): (key: string) => MemoEntry<T> | undefined {
   const entries = memo ?? [];
   let at = 0;
   let misses = 0;
@@ -62,8 +96,8 @@ function createFinder(memo: ComponentMemo | undefined): (key: string) => MemoEnt
   };
 }
 
-/** The plain-layout scan; undefined when the text needs splitCalendar's tolerance. */
-function scan(text: string, memo: ComponentMemo | undefined): ReusedSplit | undefined {
+function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component: Component) => T):
+  ReusedScan<T> | undefined {
   const start = text.indexOf('BEGIN:VCALENDAR');
   if (start === -1 || (start > 0 && text[start - 1] !== '\n')) return undefined;
   const firstEnd = text.indexOf('\n', start);
@@ -71,9 +105,9 @@ function scan(text: string, memo: ComponentMemo | undefined): ReusedSplit | unde
 
   const find = createFinder(memo);
   // Blocks this read parsed, for a block that comes twice: the last read did not have it either.
-  const fresh = new Map<string, MemoEntry>();
-  const next: ComponentMemo = [];
-  const components: Component[] = [];
+  const fresh = new Map<string, MemoEntry<T>>();
+  const next: BlockMemo<T> = [];
+  const values: T[] = [];
   const timezones: Component[] = [];
   const frameLines: string[] = [];
   let skippedLines = 0;
@@ -95,22 +129,25 @@ function scan(text: string, memo: ComponentMemo | undefined): ReusedSplit | unde
       if (!block) return undefined;
       const key = withoutStamps(block.text);
       const known = find(key) ?? fresh.get(key);
-      let entry: MemoEntry;
+      let entry: MemoEntry<T>;
       if (known) {
         // A new entry with this read's key: the last read's keys are slices of its text, which the
         // memo would otherwise keep alive read after read.
-        entry = { key, component: known.component, skipped: known.skipped };
+        entry = { key, value: known.value, timezone: known.timezone, skipped: known.skipped };
         reused += 1;
       } else {
         const split = splitCalendar(`BEGIN:VCALENDAR\n${block.text}\nEND:VCALENDAR\n`);
         const component = type === 'VTIMEZONE' ? split.timezones[0] : split.components[0];
         if (!component || split.components.length + split.timezones.length !== 1) return undefined;
-        entry = { key, component, skipped: split.skippedLines };
+        entry = type === 'VTIMEZONE'
+          ? { key, value: undefined, timezone: component, skipped: split.skippedLines }
+          : { key, value: make(component), timezone: undefined, skipped: split.skippedLines };
         fresh.set(key, entry);
         parsed += 1;
       }
       next.push(entry);
-      (type === 'VTIMEZONE' ? timezones : components).push(entry.component);
+      if (entry.timezone) timezones.push(entry.timezone);
+      else values.push(entry.value as T);
       skippedLines += entry.skipped;
       pos = block.next;
       afterBlock = true;
@@ -136,13 +173,10 @@ function scan(text: string, memo: ComponentMemo | undefined): ReusedSplit | unde
   const frame = splitCalendar(`BEGIN:VCALENDAR\n${frameLines.map((l) => `${l}\n`).join('')}END:VCALENDAR\n`);
   if (frame.components.length + frame.timezones.length > 0) return undefined;
   return {
-    calendar: {
-      complete,
-      properties: frame.properties,
-      timezones,
-      components,
-      skippedLines: skippedLines + frame.skippedLines,
-    },
+    properties: frame.properties,
+    timezones,
+    values,
+    skippedLines: skippedLines + frame.skippedLines,
     memo: next,
     reused,
     parsed,

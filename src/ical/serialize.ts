@@ -13,24 +13,49 @@ const onceOnly = new Set(['VERSION', 'PRODID', 'CALSCALE', 'METHOD']);
 
 /** A complete VCALENDAR text, CRLF line ends, every line folded at 75 octets. */
 export function serializeCalendar(cal: CalendarParts): string {
+  const pieces = [...cal.timezones, ...cal.components].map(serializeComponent);
+  return assembleCalendar(frameProperties(cal.properties), pieces);
+}
+
+/**
+ * The VCALENDAR property lines of a frame, folded, each ending in CRLF: the first of each once-only
+ * property, and VERSION and PRODID added when missing (RFC 5545 §3.6: iCloud and hand-built feeds omit them).
+ */
+export function frameProperties(lines: readonly ContentLine[]): string {
   const properties: ContentLine[] = [];
   const seen = new Set<string>();
-  for (const line of cal.properties) {
+  for (const line of lines) {
+    // RFC 5545 §3.6: these occur once; merged Airbnb feeds repeat PRODID and VERSION, the first wins.
     if (onceOnly.has(line.name) && seen.has(line.name)) continue;
     seen.add(line.name);
     properties.push(line);
   }
-  // RFC 5545 §3.6: VERSION and PRODID are required; iCloud and hand-built feeds omit them.
   if (!seen.has('PRODID')) properties.unshift({ name: 'PRODID', params: '', value: defaultProdId });
   if (!seen.has('VERSION')) properties.unshift({ name: 'VERSION', params: '', value: '2.0' });
-  const out = ['BEGIN:VCALENDAR', ...properties.map(contentLineText)];
-  for (const component of [...cal.timezones, ...cal.components]) writeComponent(component, out);
-  out.push('END:VCALENDAR');
-  return out.map(foldLine).join('\r\n') + '\r\n';
+  return properties.map((line) => `${foldLine(contentLineText(line))}\r\n`).join('');
+}
+
+/** A VCALENDAR around already serialized pieces: frame properties, then VTIMEZONE and entity texts. */
+export function assembleCalendar(properties: string, pieces: readonly string[]): string {
+  return `BEGIN:VCALENDAR\r\n${properties}${pieces.join('')}END:VCALENDAR\r\n`;
+}
+
+/** One component and its children as folded CRLF lines (a piece for assembleCalendar). */
+export function serializeComponent(component: Component): string {
+  const out: string[] = [];
+  writeComponent(component, out);
+  return out.join('');
 }
 
 /** Folds one content line at 75 octets without splitting a UTF-8 sequence (RFC 5545 §3.1). */
 export function foldLine(line: string): string {
+  // Most lines are short ASCII: no per-character walk (it was most of the cost of serializing a feed).
+  if (line.length <= maxOctets && Buffer.byteLength(line, 'utf8') <= maxOctets) return line;
+  if (Buffer.byteLength(line, 'utf8') === line.length) {
+    const parts = [line.slice(0, maxOctets)];
+    for (let at = maxOctets; at < line.length; at += maxOctets - 1) parts.push(` ${line.slice(at, at + maxOctets - 1)}`);
+    return parts.join('\r\n');
+  }
   const parts: string[] = [];
   let current = '';
   let octets = 0;
@@ -63,8 +88,10 @@ export function tombstone(entity: Entity, dtstamp: string): Component {
   return { type: master?.type ?? 'VEVENT', lines, children: [] };
 }
 
+// Recursion depth is bounded by split.ts's maxNestingDepth.
 function writeComponent(component: Component, out: string[]): void {
-  out.push(`BEGIN:${component.type}`, ...component.lines.map(contentLineText));
+  out.push(`BEGIN:${component.type}\r\n`);
+  for (const line of component.lines) out.push(`${foldLine(contentLineText(line))}\r\n`);
   for (const child of component.children) writeComponent(child, out);
-  out.push(`END:${component.type}`);
+  out.push(`END:${component.type}\r\n`);
 }

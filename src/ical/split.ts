@@ -23,11 +23,31 @@ export const entityTypes: ReadonlySet<string> = new Set(['VEVENT', 'VTODO', 'VJO
 // RFC 5545 §3.1: name = iana-token / x-name, both letters, digits and '-'.
 const namePattern = /^[A-Za-z0-9-]+$/;
 
+/** Components nest at most this deep; deeper BEGIN/END lines are kept as plain lines of the deepest one,
+ * so no feed can drive a recursion (hashing, serializing) past the stack (3,000 nested `BEGIN:X` seen). */
+export const maxNestingDepth = 32;
+
+/** What scanCalendar found besides the components it handed over. */
+export type CalendarFrame = Omit<SplitCalendar, 'components'>;
+
 /** Splits a decoded feed into frame and components; never throws. */
 export function splitCalendar(text: string): SplitCalendar {
-  const result: SplitCalendar = { complete: false, properties: [], timezones: [], components: [], skippedLines: 0 };
+  const components: Component[] = [];
+  const frame = scanCalendar(text, (component) => components.push(component));
+  return { ...frame, components };
+}
+
+/**
+ * splitCalendar as a stream: each top-level entity component is handed to `onComponent` as soon as it
+ * closes, and nothing but the frame is kept, so a feed of 100k events is never held as parsed objects.
+ * Lines are unfolded one at a time (no array of every line). Never throws.
+ */
+export function scanCalendar(text: string, onComponent: (component: Component) => void): CalendarFrame {
+  const result: CalendarFrame = { complete: false, properties: [], timezones: [], skippedLines: 0 };
   let inCalendar = false;
   const stack: Component[] = [];
+  // BEGIN lines past maxNestingDepth not closed yet: their END lines are plain lines too.
+  let overflow = 0;
 
   const close = (depth: number) => {
     while (stack.length > depth) {
@@ -36,35 +56,47 @@ export function splitCalendar(text: string): SplitCalendar {
       // A VTIMEZONE belongs to the frame wherever it appears (iCloud puts it after the events).
       if (done.type === 'VTIMEZONE') result.timezones.push(done);
       else if (parent) parent.children.push(done);
-      else if (entityTypes.has(done.type)) result.components.push(done);
+      else if (entityTypes.has(done.type)) onComponent(done);
       // A top-level component that is neither frame nor entity has no place in a snapshot.
       else result.skippedLines += 1;
     }
   };
 
-  for (const raw of unfold(text)) {
+  forEachUnfolded(text, (raw) => {
     const line = parseContentLine(raw);
     if (!line) {
       // Blank lines (Airbnb 0.8.8) and lines without a colon (a stray `X`) are invalid but common.
       if (inCalendar) result.skippedLines += 1;
-      continue;
+      return true;
     }
     const value = line.name === 'BEGIN' || line.name === 'END' ? line.value.trim().toUpperCase() : '';
     if (!inCalendar) {
       if (line.name === 'BEGIN' && value === 'VCALENDAR') inCalendar = true;
-      continue;
+      return true;
     }
     if (line.name === 'BEGIN' && value === 'VCALENDAR') {
       // A second header inside the calendar (feeds merged by concatenation) is noise, not a component.
       result.skippedLines += 1;
-    } else if (line.name === 'BEGIN') {
+    } else if (line.name === 'BEGIN' && (entityTypes.has(value) || value === 'VTIMEZONE')) {
       // An entity or VTIMEZONE never nests: a new one closes an unterminated predecessor.
-      if (entityTypes.has(value) || value === 'VTIMEZONE') close(0);
+      close(0);
+      overflow = 0;
       stack.push({ type: value, lines: [], children: [] });
+    } else if (line.name === 'BEGIN') {
+      const top = stack.at(-1);
+      if (top && (overflow > 0 || stack.length >= maxNestingDepth)) {
+        overflow += 1;
+        top.lines.push(line);
+      } else {
+        stack.push({ type: value, lines: [], children: [] });
+      }
     } else if (line.name === 'END' && value === 'VCALENDAR') {
       close(0);
       result.complete = true;
-      break;
+      return false;
+    } else if (line.name === 'END' && overflow > 0) {
+      overflow -= 1;
+      stack.at(-1)?.lines.push(line);
     } else if (line.name === 'END') {
       const depth = stack.findLastIndex((c) => c.type === value);
       if (depth === -1) result.skippedLines += 1;
@@ -72,7 +104,8 @@ export function splitCalendar(text: string): SplitCalendar {
     } else {
       (stack.at(-1)?.lines ?? result.properties).push(line);
     }
-  }
+    return true;
+  });
   close(0);
   return result;
 }
@@ -103,21 +136,31 @@ export function contentLineText(line: ContentLine): string {
   return `${line.name}${line.params}:${line.value}`;
 }
 
-// RFC 5545 §3.1 unfolding; CRLF, LF and lone CR all end a line because real feeds mix them.
-function unfold(text: string): string[] {
-  const lines: string[] = [];
-  const physicalLines = text.split(/\r\n|\n|\r/);
-  // The final line end leaves an empty string that is not a blank line of the feed.
-  if (physicalLines.at(-1) === '') physicalLines.pop();
-  for (const physical of physicalLines) {
-    const first = physical.charCodeAt(0);
-    if ((first === 0x20 || first === 0x09) && lines.length > 0) {
-      lines[lines.length - 1] += physical.slice(1);
-    } else {
-      lines.push(physical);
+// RFC 5545 §3.1 unfolding; CRLF, LF and lone CR all end a line because real feeds mix them. Calls
+// `visit` with each logical line, in order, until it returns false; the final line end adds no line.
+function forEachUnfolded(text: string, visit: (line: string) => boolean): void {
+  let pending: string | undefined;
+  let pos = 0;
+  const length = text.length;
+  while (pos < length) {
+    let end = pos;
+    while (end < length) {
+      const c = text.charCodeAt(end);
+      if (c === 0x0a || c === 0x0d) break;
+      end += 1;
     }
+    const physical = text.slice(pos, end);
+    pos = end;
+    if (pos < length) pos += text.charCodeAt(pos) === 0x0d && text.charCodeAt(pos + 1) === 0x0a ? 2 : 1;
+    const first = physical.charCodeAt(0);
+    if ((first === 0x20 || first === 0x09) && pending !== undefined) {
+      pending += physical.slice(1);
+      continue;
+    }
+    if (pending !== undefined && !visit(pending)) return;
+    pending = physical;
   }
-  return lines;
+  if (pending !== undefined) visit(pending);
 }
 
 // The value colon is the first ':' outside a quoted parameter value (`CN="Doe: John"`). A line whose

@@ -15,8 +15,9 @@
 // Entity identity (UID, DTSTAMP, SEQUENCE, SUMMARY) plays no part: re-keyed stays give the same set.
 import { type EventSpan, parseEventSpans } from '../ical/parse.ts';
 
-/** What busyNights read: the busy nights, and how many VEVENTs could not be read (they block nothing). */
-export type BusyNights = { nights: Set<string>; unreadable: number };
+/** What busyNights read: the busy nights, how many VEVENTs could not be read (they block nothing), and
+ * how many recurring events ran out of expansion budget (busy from then on: parse.ts says why). */
+export type BusyNights = { nights: Set<string>; unreadable: number; busySafe?: number };
 
 /** `today` is a UTC date (YYYY-MM-DD); nights are counted in [today, today + horizonDays). */
 export type BusyNightsOptions = { today: string; horizonDays?: number };
@@ -35,26 +36,36 @@ const dayMs = 24 * 60 * 60 * 1000;
 /** A listing's busy nights (YYYY-MM-DD, each the night that starts on that date) from `today` on.
  * Never throws on the calendar text: an unreadable feed gives the nights it could read (maybe none). */
 export async function busyNights(calendarText: string, options: BusyNightsOptions): Promise<BusyNights> {
-  const todayMs = dayOf(options.today);
+  const { fromMs, untilMs } = nightWindow(options);
+  if (untilMs === fromMs) return { nights: new Set(), unreadable: 0 };
+  const { spans, unreadable, capped } = await withoutNodeIcalWarnings(() =>
+    parseEventSpans(calendarText, { from: new Date(fromMs), expandUntil: new Date(untilMs) }));
+  return { nights: nightsOfSpans(spans, options), unreadable, ...(capped > 0 ? { busySafe: capped } : {}) };
+}
+
+/** The instants that bound the nights counted: [today's midnight, today + horizonDays). */
+export function nightWindow(options: BusyNightsOptions): { fromMs: number; untilMs: number } {
+  const fromMs = dayOf(options.today);
   const horizonDays = options.horizonDays ?? defaultHorizonDays;
   if (!Number.isSafeInteger(horizonDays) || horizonDays < 0) {
     throw new RangeError(`horizonDays must be a non-negative integer, got ${horizonDays}`);
   }
-  const untilMs = todayMs + horizonDays * dayMs;
-  const nights = new Set<string>();
-  if (horizonDays === 0) return { nights, unreadable: 0 };
+  return { fromMs, untilMs: fromMs + horizonDays * dayMs };
+}
 
-  const { spans, unreadable } = await withoutNodeIcalWarnings(() =>
-    parseEventSpans(calendarText, { from: new Date(todayMs), expandUntil: new Date(untilMs) }));
+/** The busy nights of already read spans, within the window of `options`. */
+export function nightsOfSpans(spans: readonly EventSpan[], options: BusyNightsOptions): Set<string> {
+  const { fromMs, untilMs } = nightWindow(options);
+  const nights = new Set<string>();
   for (const span of spans) {
     if (span.status === 'CANCELLED' || span.transparent) continue;
     const [firstMs, endMs] = nightRange(span);
     // Clamped to the window first, so a span of a thousand years costs at most horizonDays steps.
-    for (let ms = Math.max(firstMs, todayMs); ms < Math.min(endMs, untilMs); ms += dayMs) {
+    for (let ms = Math.max(firstMs, fromMs); ms < Math.min(endMs, untilMs); ms += dayMs) {
       nights.add(isoDay(ms));
     }
   }
-  return { nights, unreadable };
+  return nights;
 }
 
 /** The nights added and removed between two sets, sorted. With `today`, nights before it are left out:

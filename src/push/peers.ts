@@ -10,15 +10,14 @@
 // A copy always matches its token (an answer is merged whole or not at all), so a failed read keeps it.
 import LinkHeader from 'http-link-header';
 import { LRUCache } from 'lru-cache';
-import { type Dispatcher, request } from 'undici';
 import type { Clock } from '../clock.ts';
-import { declaredLength, endsCalendar, readCapped } from '../feeds/fetch.ts';
-import { decodeFeed } from '../ical/decode.ts';
-import { groupEntities } from '../ical/entities.ts';
-import { serializeCalendar } from '../ical/serialize.ts';
-import { type Component, type ContentLine, propertyValue, splitCalendar } from '../ical/split.ts';
+import type { FeedAnalyzer } from '../feeds/analyzer.ts';
+import { endsCalendar } from '../feeds/fetch.ts';
+import { headerText, type OutboundClient } from '../http/clients.ts';
+import { assembleCalendar } from '../ical/serialize.ts';
 import type { Logger } from '../log.ts';
-import { busyNights, dateOf } from './availability.ts';
+import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
+import { dateOf } from './availability.ts';
 
 /** A peer as the connection map names it. */
 export type Peer = { listing: string; name: string; url: string; notify: boolean };
@@ -45,7 +44,10 @@ export type PeerRead = { outcome: 'changed' | 'unchanged' | 'failed'; snapshot: 
 export type PeerReaderOptions = {
   clock: Clock;
   logger: Logger;
-  dispatcher: Dispatcher;
+  /** Makes the reads, each with a total deadline of `timeoutMs`. */
+  client: OutboundClient;
+  /** Reads the peer's calendar off the event loop. */
+  analyzer: FeedAnalyzer;
   userAgent: string;
   timeoutMs: number;
   maxBodyBytes: number;
@@ -74,16 +76,22 @@ type EnhancedCopy = {
   token: string;
   /** About what the copy holds in memory: twice the text of the calendar it makes. */
   bytes: number;
-  properties: ContentLine[];
-  timezones: Map<string, Component>;
-  entities: Map<string, Component[]>;
+  properties: string;
+  timezones: Map<string, string>;
+  entities: Map<string, string>;
 };
 
 // One read's answer, before it becomes nights.
 type Fetched =
   | { kind: 'unchanged' }
   | { kind: 'failed'; reason: string }
-  | { kind: 'calendar'; text: string; via: PeerSnapshot['via']; etag?: string; lastModified?: string };
+  | { kind: 'calendar'; body: Buffer; via: PeerSnapshot['via']; etag?: string; lastModified?: string };
+
+// An answer as the client gave it.
+type Answer = { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer };
+
+// A peer's copy for enhanced GET holds at most this many entities; a bigger peer is read in full.
+const maxCopyEntities = 25_000;
 
 const key = (peer: Peer) => `${peer.listing}\u0000${peer.url}`;
 
@@ -99,11 +107,9 @@ export function advertisesEnhancedGet(value: string | string[] | undefined): boo
   }
 }
 
-const headerText = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(', ') : value);
-
 /** Creates the peer reader. */
 export function createPeerReader(options: PeerReaderOptions): PeerReader {
-  const { clock, logger, dispatcher } = options;
+  const { clock, logger, client, analyzer } = options;
   const snapshots = new Map<string, PeerSnapshot>();
   // Peers whose last answer offered enhanced GET, and their calendars as of their last token.
   const offersEnhanced = new Set<string>();
@@ -114,22 +120,17 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   // Concurrent reads of one peer share one request.
   const running = new Map<string, Promise<PeerRead>>();
 
-  async function get(peer: Peer, headers: Record<string, string>) {
-    return request(peer.url, {
+  /** A GET of the peer's configured URL (total deadline, byte cap), or why there is no answer. */
+  async function get(peer: Peer, headers: Record<string, string>): Promise<Answer | { reason: string }> {
+    const result = await client.request(peer.url, {
       method: 'GET',
       headers: { 'user-agent': options.userAgent, accept: 'text/calendar', ...headers },
-      dispatcher,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
+      deadlineMs: options.timeoutMs,
+      maxBodyBytes: options.maxBodyBytes,
     });
-  }
-
-  /** Reads the body of a 2xx as a complete calendar text, or says why not. */
-  async function calendarText(res: Dispatcher.ResponseData): Promise<string | { reason: string }> {
-    const body = await readCapped(res.body, declaredLength(res.headers), options.maxBodyBytes);
-    if (body === undefined) return { reason: 'too-large' };
-    if (!endsCalendar(body)) return { reason: 'not a complete calendar' };
-    return decodeFeed(body).text;
+    if (result.kind === 'failed') return { reason: result.error.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : result.error.code };
+    if (result.kind === 'too-large') return { reason: 'too-large' };
+    return result;
   }
 
   async function conditional(peer: Peer, previous: PeerSnapshot | undefined): Promise<Fetched> {
@@ -137,20 +138,14 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     if (previous?.etag) headers['if-none-match'] = previous.etag;
     if (previous?.lastModified) headers['if-modified-since'] = previous.lastModified;
     const res = await get(peer, headers);
+    if ('reason' in res) return { kind: 'failed', reason: res.reason };
     if (advertisesEnhancedGet(res.headers.link)) offersEnhanced.add(key(peer));
-    if (res.statusCode === 304 && previous) {
-      await res.body.dump();
-      return { kind: 'unchanged' };
-    }
-    if (res.statusCode < 200 || res.statusCode > 299) {
-      await res.body.dump();
-      return { kind: 'failed', reason: `status ${res.statusCode}` };
-    }
-    const text = await calendarText(res);
-    if (typeof text !== 'string') return { kind: 'failed', ...text };
+    if (res.status === 304 && previous) return { kind: 'unchanged' };
+    if (res.status < 200 || res.status > 299) return { kind: 'failed', reason: `status ${res.status}` };
+    if (!endsCalendar(res.body)) return { kind: 'failed', reason: 'not a complete calendar' };
     const etag = headerText(res.headers.etag);
     const lastModified = headerText(res.headers['last-modified']);
-    return { kind: 'calendar', text, via: 'conditional', ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+    return { kind: 'calendar', body: res.body, via: 'conditional', ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
   }
 
   /** Enhanced GET: pages until the answer is whole; a 409 starts over once without a token. */
@@ -162,10 +157,10 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
       const headers: Record<string, string> = { prefer: 'subscribe-enhanced-get' };
       if (copy) headers['sync-token'] = copy.token;
       const res = await get(peer, headers);
+      if ('reason' in res) return { kind: 'failed', reason: res.reason };
       const offers = advertisesEnhancedGet(res.headers.link);
-      if (res.statusCode === 409 && copy && !restarted) {
+      if (res.status === 409 && copy && !restarted) {
         // The peer no longer knows our token: discard our copy and read the whole feed.
-        await res.body.dump();
         copies.delete(key(peer));
         copy = undefined;
         restarted = true;
@@ -173,32 +168,36 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
         logger.info({ listing: peer.listing, peer: peer.name }, 'peer sync token refused (409): reading in full');
         continue;
       }
-      if (res.statusCode === 304 && copy) {
-        await res.body.dump();
+      if (res.status === 304 && copy) {
         const token = headerText(res.headers['sync-token']);
         if (token) copy.token = token;
         return page === 0 && previous ? { kind: 'unchanged' } : whole(copy, delta);
       }
-      if (res.statusCode < 200 || res.statusCode > 299) {
-        await res.body.dump();
-        return { kind: 'failed', reason: `status ${res.statusCode}` };
-      }
-      const text = await calendarText(res);
-      if (typeof text !== 'string') return { kind: 'failed', ...text };
+      if (res.status < 200 || res.status > 299) return { kind: 'failed', reason: `status ${res.status}` };
+      if (!endsCalendar(res.body)) return { kind: 'failed', reason: 'not a complete calendar' };
       const applied = (headerText(res.headers['preference-applied']) ?? '').toLowerCase();
       const token = headerText(res.headers['sync-token']);
       if (!applied.includes('subscribe-enhanced-get') || !token) {
         // The peer answered a plain GET after all: that is the whole feed, and nothing to resume from.
         copies.delete(key(peer));
         if (!offers) offersEnhanced.delete(key(peer));
-        return { kind: 'calendar', text, via: 'conditional' };
+        return { kind: 'calendar', body: res.body, via: 'conditional' };
+      }
+      const outcome = await analyzer.analyze(`peer\u0000${key(peer)}`, res.body, { maxEntities: maxCopyEntities, deleted: true });
+      if (outcome.kind !== 'done' || !outcome.packed.complete || outcome.packed.offsets === undefined) {
+        // Too big or too costly to keep a copy of: read it whole from now on.
+        copies.delete(key(peer));
+        offersEnhanced.delete(key(peer));
+        return outcome.kind === 'done' && outcome.packed.complete
+          ? { kind: 'calendar', body: res.body, via: 'conditional' }
+          : { kind: 'failed', reason: outcome.kind === 'done' ? 'not a complete calendar' : outcome.kind };
       }
       // Without a token the answer (or its first page) is the whole feed: it replaces the copy.
-      copy = merge(copy, text, token);
+      copy = merge(copy, outcome.packed, token);
       // `limit=` applied means the peer cut the answer: the token resumes after its last entity.
       const cut = /(^|[\s,;])limit=/.test(applied);
       const fetched = cut ? undefined : whole(copy, delta);
-      copy.bytes = fetched ? fetched.text.length * 2 : copy.bytes + text.length * 2;
+      copy.bytes = fetched ? fetched.body.length * 2 : copy.bytes + res.body.length * 2;
       copies.set(key(peer), copy);
       if (fetched) return fetched;
     }
@@ -214,6 +213,19 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     } catch (err) {
       fetched = { kind: 'failed', reason: (err as { code?: string }).code ?? 'network error' };
     }
+    let nights: string[] | undefined;
+    if (fetched.kind === 'calendar') {
+      const outcome = await analyzer.analyze(`peer\u0000${key(peer)}\u0000whole`, fetched.body,
+        { maxEntities: 0, nights: { today: dateOf(now) } });
+      if (outcome.kind === 'done' && outcome.packed.complete && outcome.packed.nights) {
+        const { busy, unreadable, busySafe } = outcome.packed.nights;
+        nights = busy;
+        logger.debug({ listing: peer.listing, peer: peer.name, via: fetched.via, bytes: fetched.body.length,
+          nights: busy.length, unreadable, busySafe }, 'peer read');
+      } else {
+        fetched = { kind: 'failed', reason: outcome.kind === 'done' ? 'not a complete calendar' : outcome.kind };
+      }
+    }
     if (fetched.kind === 'failed') {
       const snapshot = previous ? { ...previous, lastError: { at: now, reason: fetched.reason } } : undefined;
       if (snapshot) snapshots.set(key(peer), snapshot);
@@ -226,18 +238,15 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
       snapshots.set(key(peer), snapshot);
       return { outcome: 'unchanged', snapshot };
     }
-    if (fetched.kind !== 'calendar') return { outcome: 'failed', snapshot: previous };
-    const { nights, unreadable } = await busyNights(fetched.text, { today: dateOf(now) });
-    logger.debug({ listing: peer.listing, peer: peer.name, via: fetched.via, bytes: fetched.text.length,
-      nights: nights.size, unreadable }, 'peer read');
-    const sorted = [...nights].sort();
-    const changed = !previous || sorted.join() !== previous.nights.join();
+    if (fetched.kind !== 'calendar' || !nights) return { outcome: 'failed', snapshot: previous };
+    const busy = new Set(nights);
+    const changed = !previous || nights.join() !== previous.nights.join();
     const freed: Record<string, number> = {};
     for (const [night, at] of Object.entries(previous?.freed ?? {})) if (now - at < freedMemoryMs) freed[night] = at;
-    for (const night of previous?.nights ?? []) if (!nights.has(night) && night >= dateOf(now)) freed[night] = now;
-    for (const night of sorted) delete freed[night];
+    for (const night of previous?.nights ?? []) if (!busy.has(night) && night >= dateOf(now)) freed[night] = now;
+    for (const night of nights) delete freed[night];
     const snapshot: PeerSnapshot = {
-      nights: sorted,
+      nights,
       freed,
       readAt: now,
       changedAt: changed ? now : (previous?.changedAt ?? now),
@@ -261,28 +270,24 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   };
 }
 
-/** Applies an enhanced answer to a copy (a delta) or makes a new copy of it (no copy yet: a full answer).
- * The answer's frame replaces the copy's; entities it carries replace theirs; tombstones remove theirs. */
-function merge(copy: EnhancedCopy | undefined, text: string, token: string): EnhancedCopy {
-  const split = splitCalendar(text);
-  const next: EnhancedCopy = copy ?? { token, bytes: 0, properties: [], timezones: new Map(), entities: new Map() };
+/** Applies an analysed enhanced answer to a copy (a delta) or makes a new copy of it (no copy yet: a full
+ * answer). The answer's frame replaces the copy's; entities it carries replace theirs; tombstones remove theirs. */
+function merge(copy: EnhancedCopy | undefined, packed: PackedAnalysis, token: string): EnhancedCopy {
+  const next: EnhancedCopy = copy ?? { token, bytes: 0, properties: '', timezones: new Map(), entities: new Map() };
   next.token = token;
-  if (split.properties.length > 0) next.properties = split.properties;
-  for (const timezone of split.timezones) next.timezones.set(propertyValue(timezone, 'TZID') ?? '', timezone);
-  for (const entity of groupEntities(split.components)) {
-    const deleted = entity.components.some((c) => propertyValue(c, 'STATUS')?.trim().toUpperCase() === 'DELETED');
-    if (deleted) next.entities.delete(entity.id);
-    else next.entities.set(entity.id, entity.components);
+  next.properties = packed.frame.properties;
+  for (const [tzid, text] of packed.frame.timezones) next.timezones.set(tzid, text);
+  const deleted = new Set(packed.deleted ?? []);
+  for (let i = 0; i < packedCount(packed); i += 1) {
+    const entity = unpackEntity(packed, i);
+    if (deleted.has(entity.id)) next.entities.delete(entity.id);
+    else next.entities.set(entity.id, entity.text());
   }
   return next;
 }
 
 /** The peer's whole calendar as the copy holds it. */
 function whole(copy: EnhancedCopy, delta: boolean): Fetched & { kind: 'calendar' } {
-  const text = serializeCalendar({
-    properties: copy.properties,
-    timezones: [...copy.timezones.values()],
-    components: [...copy.entities.values()].flat(),
-  });
-  return { kind: 'calendar', text, via: delta ? 'enhanced-delta' : 'enhanced-full' };
+  const text = assembleCalendar(copy.properties, [...copy.timezones.values(), ...copy.entities.values()]);
+  return { kind: 'calendar', body: Buffer.from(text, 'utf8'), via: delta ? 'enhanced-delta' : 'enhanced-full' };
 }

@@ -1,19 +1,19 @@
 // Push (SPEC "Push"): decides when a listing's own calendar changed in a way peers must hear about
 // (a primary change of its future busy nights), tells them with iPP HEADs, and answers their HEADs by
 // reading their feeds and making the upstream re-import now. Never echoes an import back (iPP §3.3).
-import { Agent, request } from 'undici';
-import type { Clock } from '../clock.ts';
-import { ownFeedTarget } from '../config/listings.ts';
+import type { Clock, Timer } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
-import { type FeedChange, type FeedEngine, type FeedKey, feedKey } from '../feeds/engine.ts';
-import { currentComponents, type FeedHistory } from '../feeds/history.ts';
+import type { FeedAnalyzer } from '../feeds/analyzer.ts';
+import type { FeedChange, StoredNights } from '../feeds/change-log.ts';
+import { type FeedEngine, feedKey } from '../feeds/engine.ts';
+import type { OutboundClient } from '../http/clients.ts';
 import { compilePathPattern, isPathPatternError, type PathPattern } from '../http/path-pattern.ts';
-import { serializeCalendar } from '../ical/serialize.ts';
 import { type Logger, redactUrl } from '../log.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
-import { busyNights, dateOf, diffNights, isHorizonOnly, type NightsDiff } from './availability.ts';
+import { dateOf, diffNights, isHorizonOnly, type NightsDiff } from './availability.ts';
 import type { Notifier } from './notifier.ts';
-import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
+import { createPeerReader, type PeerReader } from './peers.ts';
+import type { ListingPlan, ListingPlans } from './plans.ts';
 
 /** Why the last change of a listing did or did not notify: what operators ask first. */
 export type Classification = {
@@ -31,20 +31,24 @@ export type Classification = {
 export type PushOptions = {
   config: Pick<Config, 'feeds' | 'listings' | 'push' | 'refresh' | 'snapshots' | 'timeouts'>;
   engine: FeedEngine;
+  /** The connection map. */
+  plans: ListingPlans;
   notifier: Notifier;
+  /** Makes peer reads and refresh calls, each with a total deadline. */
+  client: OutboundClient;
+  /** Reads peers' calendars off the event loop. */
+  analyzer: FeedAnalyzer;
   clock: Clock;
   logger: Logger;
   registry: Registry;
-  /** Tells iCal Hooks subscribers of a feed that it changed. */
-  fireHooks?: (feed: FeedKey) => Promise<void>;
   /** Where inbound propagation times go (stages `refreshed`, `imported`); see createPropagationMetric. */
   propagation?: Histogram;
 };
 
 /** The push coordinator the app wires into requests. */
 export type Push = {
-  /** A feed's snapshot changed (engine onChange). */
-  onFeedChange(feed: FeedKey, change: FeedChange): Promise<void>;
+  /** A feed changed (the engine's journaled change): classify it and notify; resolves once durable. */
+  onFeedChange(change: FeedChange): Promise<void>;
   /** An inbound HEAD on a feed path of `listing` (already answered). */
   inbound(listing: string): void;
   /** A proxied request with a 2xx; re-reads the listing a trigger names. */
@@ -59,13 +63,11 @@ export type Push = {
   close(): Promise<void>;
 };
 
-type ListingPlan = { id: string; target: string; peers: Peer[] };
-
 type ListingState = {
   lastRunAt: number;
   running: boolean;
-  trailing: NodeJS.Timeout | undefined;
-  rereads: NodeJS.Timeout[];
+  trailing: Timer | undefined;
+  rereads: Timer[];
   lastClassification?: Classification;
   lastHorizonNotifyAt?: number;
   lastRefresh?: { at: string; outcome: string };
@@ -75,6 +77,8 @@ type ListingState = {
   importSince?: number;
   watchFailures: number;
   nextWatchAt: number;
+  /** A watch read of this listing is under way. */
+  watching?: boolean;
 };
 
 // Own-feed re-reads after a refresh, to see the import land (ms after the refresh answered).
@@ -84,7 +88,8 @@ const rereadAfterTriggerMs = [0, 2_000];
 // A peer snapshot older than this is re-read before a change is declared primary.
 const peerFreshMs = 30_000;
 // Own feeds re-read at once by the watch: with 10,000 listings at 60 s, enough for an upstream
-// answering in up to ~100 ms (measured by `npm run bench -- push`).
+// answering in up to ~100 ms (measured by `npm run bench -- push`). Each read holds its slot only until
+// it ends (its deadline at the latest): a stuck read costs one slot, never the watch.
 const watchConcurrency = 16;
 // A horizon-only change notifies at most this often.
 const horizonIntervalMs = 24 * 60 * 60 * 1000;
@@ -105,34 +110,17 @@ export function createPropagationMetric(registry: Registry): Histogram {
 
 /** Creates the push coordinator. */
 export function createPush(options: PushOptions): Push {
-  const { config, engine, notifier, clock, logger } = options;
-  const agent = new Agent({ connect: { timeout: config.timeouts.connect }, connections: 16 });
+  const { config, engine, notifier, clock, logger, client } = options;
   const peers: PeerReader = createPeerReader({
     clock,
     logger,
-    dispatcher: agent,
+    client,
+    analyzer: options.analyzer,
     userAgent: config.push.userAgent,
     timeoutMs: Math.min(config.timeouts.upstream, 15_000),
     maxBodyBytes: config.snapshots.maxBodyBytes,
   });
-  const plans = new Map<string, ListingPlan>();
-  const byTarget = new Map<string, ListingPlan>();
-  for (const [id, listing] of Object.entries(config.listings)) {
-    const target = ownFeedTarget(config, id);
-    if (target === undefined) continue;
-    const plan: ListingPlan = {
-      id,
-      target,
-      peers: listing.peers.map((p) => ({
-        listing: id,
-        name: p.name ?? new URL(p.url).host,
-        url: p.url,
-        notify: p.notify,
-      })),
-    };
-    plans.set(id, plan);
-    byTarget.set(target, plan);
-  }
+  const plans = options.plans.byId;
   const triggers = config.push.triggers.flatMap((t) => {
     const compiled = compilePathPattern(t.path);
     return isPathPatternError(compiled) ? [] : [{ method: t.method, pattern: compiled as PathPattern }];
@@ -147,9 +135,8 @@ export function createPush(options: PushOptions): Push {
     }
     return state;
   };
-  const nightsCache = new Map<string, Set<string>>();
-  let watchTimer: NodeJS.Timeout | undefined;
-  let watching: Promise<void> | undefined;
+  let watchTimer: Timer | undefined;
+  const watchReads = new Set<Promise<void>>();
   let closed = false;
 
   const counters = {
@@ -158,19 +145,6 @@ export function createPush(options: PushOptions): Push {
     refreshes: options.registry.counter('icalpush_push_refreshes_total', 'Refresh actions called, by outcome.', ['outcome']),
     changes: options.registry.counter('icalpush_push_changes_total', 'Own-feed changes classified, by kind.', ['kind']),
   };
-
-  async function nightsOf(history: FeedHistory | undefined, today: string): Promise<Set<string>> {
-    if (!history) return new Set();
-    const cacheKey = `${history.lineage}:${history.version}:${today}`;
-    const cached = nightsCache.get(cacheKey);
-    if (cached) return cached;
-    const text = serializeCalendar({ ...history.frame, components: currentComponents(history) });
-    const { nights } = await busyNights(text, { today });
-    // Two entries per listing are all classification needs: before and after.
-    if (nightsCache.size > plans.size * 2 + 16) nightsCache.clear();
-    nightsCache.set(cacheKey, nights);
-    return nights;
-  }
 
   function readOwn(plan: ListingPlan, why: string): Promise<unknown> {
     if (closed) return Promise.resolve();
@@ -183,13 +157,12 @@ export function createPush(options: PushOptions): Push {
 
   function scheduleRereads(plan: ListingPlan, delays: number[], why: string): void {
     const state = stateOf(plan.id);
-    for (const timer of state.rereads) clearTimeout(timer);
+    for (const timer of state.rereads) clock.clearTimeout(timer);
     state.rereads = delays.map((ms) => {
-      const timer = setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         state.rereads = state.rereads.filter((t) => t !== timer);
         void readOwn(plan, why).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'own feed re-read failed'));
       }, ms);
-      timer.unref();
       return timer;
     });
   }
@@ -198,21 +171,14 @@ export function createPush(options: PushOptions): Push {
     const refresh = config.refresh;
     if (!refresh) return 'not-configured';
     const url = refresh.url.replaceAll('{listing}', encodeURIComponent(plan.id));
-    try {
-      const res = await request(url, {
-        method: refresh.method,
-        headers: { 'user-agent': `${config.push.userAgent} icalpush`, ...refresh.headers },
-        dispatcher: agent,
-        headersTimeout: refresh.timeout,
-        bodyTimeout: refresh.timeout,
-        signal: AbortSignal.timeout(refresh.timeout),
-      });
-      await res.body.dump();
-      const outcome = res.statusCode >= 200 && res.statusCode < 300 ? 'ok' : `status ${res.statusCode}`;
-      return outcome;
-    } catch (err) {
-      return (err as { code?: string }).code ?? 'network error';
-    }
+    const result = await client.request(url, {
+      method: refresh.method,
+      headers: { 'user-agent': `${config.push.userAgent} icalpush`, ...refresh.headers },
+      deadlineMs: refresh.timeout,
+      maxBodyBytes: 0,
+    });
+    if (result.kind === 'failed') return result.error.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : result.error.code;
+    return result.status >= 200 && result.status < 300 ? 'ok' : `status ${result.status}`;
   }
 
   /** One inbound run: read every peer; when any changed or cannot be compared, refresh; re-read own. */
@@ -261,7 +227,7 @@ export function createPush(options: PushOptions): Push {
     // SPEC: a HEAD inside the window schedules one trailing run at its end, never more.
     if (state.trailing) return;
     const wait = Math.max(0, state.lastRunAt + debounce - now);
-    state.trailing = setTimeout(() => {
+    state.trailing = clock.setTimeout(() => {
       state.trailing = undefined;
       if (state.running) {
         inbound(listing);
@@ -269,17 +235,20 @@ export function createPush(options: PushOptions): Push {
       }
       void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
     }, Math.max(wait, 10));
-    state.trailing.unref();
   }
 
   async function classify(plan: ListingPlan, change: FeedChange): Promise<Classification> {
     const now = clock.now();
     const today = dateOf(now);
     const at = new Date(now).toISOString();
-    const diff = diffNights(await nightsOf(change.before, today), await nightsOf(change.after, today));
-    if (!change.before || (diff.added.length === 0 && diff.removed.length === 0)) {
-      return { at, kind: 'no-night-change', version: change.after.version };
+    const { before, after } = change.nights ?? {};
+    if (!before || !after) {
+      // The first read of a listing is its baseline: nothing to compare with.
+      return { at, kind: 'no-night-change', ...(change.version === undefined ? {} : { version: change.version }) };
     }
+    const diff = nightsDiff(before, after);
+    const version = change.version === undefined ? {} : { version: change.version };
+    if (diff.added.length === 0 && diff.removed.length === 0) return { at, kind: 'no-night-change', ...version };
     // iPP §3.3: before calling a change primary, make sure stale peer snapshots are current.
     await Promise.all(plan.peers.map((peer) => {
       const snap = peers.snapshot(peer);
@@ -299,16 +268,16 @@ export function createPush(options: PushOptions): Push {
       removed: diff.removed.filter((n) => freedAtPeer(n)),
     };
     if (primary.added.length === 0 && primary.removed.length === 0) {
-      return { at, kind: 'imported', version: change.after.version, imported };
+      return { at, kind: 'imported', ...version, imported };
     }
     const state = stateOf(plan.id);
     if (isHorizonOnly(primary, today)) {
       if (state.lastHorizonNotifyAt !== undefined && now - state.lastHorizonNotifyAt < horizonIntervalMs) {
-        return { at, kind: 'horizon-suppressed', version: change.after.version, primary, imported };
+        return { at, kind: 'horizon-suppressed', ...version, primary, imported };
       }
       state.lastHorizonNotifyAt = now;
     }
-    return { at, kind: 'primary', version: change.after.version, primary, imported };
+    return { at, kind: 'primary', ...version, primary, imported };
   }
 
   async function notifyPeers(plan: ListingPlan, reason: string): Promise<string[]> {
@@ -317,29 +286,45 @@ export function createPush(options: PushOptions): Push {
     return targets.map((t) => t.name);
   }
 
-  async function watchTick(): Promise<void> {
+  /** Starts a read of every listing whose slot came, while fewer than watchConcurrency are under way. */
+  function watchTick(): void {
     const now = clock.now();
-    const due = [...plans.values()].filter((plan) => stateOf(plan.id).nextWatchAt <= now);
-    for (let i = 0; i < due.length && !closed; i += watchConcurrency) {
-      await Promise.all(due.slice(i, i + watchConcurrency).map(async (plan) => {
-        const state = stateOf(plan.id);
-        const planned = state.nextWatchAt;
-        const read = await readOwn(plan, 'watch').catch(() => undefined) as { kind?: string } | undefined;
-        // Back off while the upstream errs: the interval doubles per failure, up to 16 times.
-        state.watchFailures = read?.kind === 'calendar' ? 0 : Math.min(state.watchFailures + 1, 4);
-        // From the planned slot, not from when the read ended: the listing keeps its place in the
-        // spread, and the interval does not stretch by the upstream's answer time and the tick.
-        state.nextWatchAt = Math.max(planned + config.push.watch * 2 ** state.watchFailures, clock.now());
-      }));
+    for (const plan of plans.values()) {
+      if (closed || watchReads.size >= watchConcurrency) return;
+      const state = stateOf(plan.id);
+      if (state.watching || state.nextWatchAt > now) continue;
+      state.watching = true;
+      const planned = state.nextWatchAt;
+      const reading: Promise<void> = readOwn(plan, 'watch')
+        .catch(() => undefined)
+        .then((read) => {
+          // Back off while the upstream errs: the interval doubles per failure, up to 16 times.
+          const ok = (read as { kind?: string } | undefined)?.kind === 'calendar';
+          state.watchFailures = ok ? 0 : Math.min(state.watchFailures + 1, 4);
+          // From the planned slot, not from when the read ended: the listing keeps its place in the
+          // spread, and the interval does not stretch by the upstream's answer time and the tick.
+          state.nextWatchAt = Math.max(planned + config.push.watch * 2 ** state.watchFailures, clock.now());
+        })
+        .finally(() => {
+          state.watching = false;
+          watchReads.delete(reading);
+        });
+      watchReads.add(reading);
     }
   }
 
+  function scheduleWatch(tickMs: number): void {
+    watchTimer = clock.setTimeout(() => {
+      if (closed) return;
+      watchTick();
+      scheduleWatch(tickMs);
+    }, tickMs);
+  }
+
   return {
-    async onFeedChange(feed, change) {
-      if (options.fireHooks) await options.fireHooks(feed);
-      const plan = byTarget.get(feed.target);
-      // Only the listing's own feed, read anonymously, speaks for the listing.
-      if (!plan || feed.key !== feed.target || plan.id !== feed.listing) return;
+    async onFeedChange(change) {
+      const plan = options.plans.ownPlan(change.feed);
+      if (!plan) return;
       const classification = await classify(plan, change);
       if (classification.kind === 'primary') {
         classification.notified = await notifyPeers(plan, 'primary change');
@@ -413,27 +398,31 @@ export function createPush(options: PushOptions): Push {
         stateOf(plan.id).nextWatchAt = now + Math.floor((config.push.watch * i) / plans.size);
         i += 1;
       }
-      const tickMs = Math.max(50, Math.min(1_000, Math.floor(config.push.watch / Math.max(1, plans.size))));
-      let ticking = false;
-      watchTimer = setInterval(() => {
-        if (ticking) return;
-        ticking = true;
-        watching = watchTick().finally(() => {
-          ticking = false;
-        });
-      }, tickMs);
-      watchTimer.unref();
+      scheduleWatch(Math.max(50, Math.min(1_000, Math.floor(config.push.watch / Math.max(1, plans.size)))));
     },
     async close() {
       closed = true;
-      if (watchTimer) clearInterval(watchTimer);
-      // A watch pass under way finishes before the upstream pool and the store close under it.
-      await watching?.catch(() => undefined);
+      clock.clearTimeout(watchTimer);
       for (const state of states.values()) {
-        if (state.trailing) clearTimeout(state.trailing);
-        for (const timer of state.rereads) clearTimeout(timer);
+        clock.clearTimeout(state.trailing);
+        for (const timer of state.rereads) clock.clearTimeout(timer);
       }
-      await agent.close();
+      // Watch reads under way end by their deadline, or at once when the app aborts its outbound requests.
+      await Promise.allSettled([...watchReads]);
     },
   };
+}
+
+/** The nights that became busy and free between two reads, over the days both reads counted: a night
+ * entering the far end of the window, or passing at its near end, is no change. */
+export function nightsDiff(before: StoredNights, after: StoredNights): NightsDiff {
+  const from = before.today > after.today ? before.today : after.today;
+  const end = (n: StoredNights) => addDays(n.today, n.days);
+  const until = end(before) < end(after) ? end(before) : end(after);
+  const within = (nights: string[]) => new Set(nights.filter((night) => night >= from && night < until));
+  return diffNights(within(before.busy), within(after.busy));
+}
+
+function addDays(date: string, days: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }

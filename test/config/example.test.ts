@@ -27,6 +27,8 @@ test('proxy.example.yaml yields the documented values', async () => {
       retention: 30 * 86_400_000,
       maxBodyBytes: 20 * 1024 * 1024,
       maxFeeds: 10_000,
+      maxVariantsPerPath: 16,
+      maxEntitiesPerFeed: 25_000,
       hold: { span: 2 * 3_600_000, fraction: 0.5 },
     },
     listings: {

@@ -4,11 +4,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { applySnapshot, changesSince, currentComponents, type FeedHistory, isTokenUsable } from '../../src/feeds/history.ts';
+import { applyAnalysis, changesSince, currentTexts, type FeedHistory, isTokenUsable } from '../../src/feeds/history.ts';
 import { decodeToken, encodeToken } from '../../src/feeds/sync-token.ts';
-import { type Entity, groupEntities } from '../../src/ical/entities.ts';
-import { entityContentHash, entityHash } from '../../src/ical/normalize.ts';
-import { type Component, propertyValue, splitCalendar } from '../../src/ical/split.ts';
+import { packCalendar, packedCount, unpackEntity } from '../../src/work/feed-tasks.ts';
+
+const applySnapshot = (history: FeedHistory | undefined, text: string, now: number) =>
+  applyAnalysis(history, packCalendar(Buffer.from(text)), now);
+const entitiesOf = (text: string) => {
+  const packed = packCalendar(Buffer.from(text));
+  return Array.from({ length: packedCount(packed) }, (_, i) => unpackEntity(packed, i));
+};
+const propertyOf = (text: string, name: string) => new RegExp(`\\r\\n${name}:([^\\r]*)`).exec(text)?.[1];
 
 type Operation =
   | { kind: 'add'; summary: number }
@@ -66,10 +72,10 @@ class Upstream {
 /** The subscriber: its copy of the feed (id → hash) and its Sync-Token. */
 type Client = { copy: Map<string, string>; token: string; received: Set<string> };
 
-function hashOf(components: Component[]): { id: string; hash: string } {
-  const [entity] = groupEntities(components);
+function hashOf(text: string): { id: string; hash: string } {
+  const [entity] = entitiesOf(`BEGIN:VCALENDAR\r\n${text}END:VCALENDAR\r\n`);
   assert.ok(entity);
-  return { id: entity.id, hash: entityHash(entity) };
+  return { id: entity.id, hash: entity.hash };
 }
 
 // One enhanced GET with a token: decode, check, apply the delta, keep the new token.
@@ -82,17 +88,17 @@ function syncOnce(client: Client, history: FeedHistory, limit: number | undefine
     ...(position.after === undefined ? {} : { after: position.after }),
     ...(position.initial ? { initial: true } : {}),
   }, limit);
-  for (const components of changes.entities) {
-    const { id, hash } = hashOf(components);
-    const key = `${id}@${history.entities[id]?.version}`;
+  for (const text of changes.entities) {
+    const { id, hash } = hashOf(text);
+    const key = `${id}@${history.entities.get(id)?.version}`;
     assert.ok(!client.received.has(key), `received ${key} twice`);
     client.received.add(key);
     client.copy.set(id, hash);
   }
   for (const skeleton of changes.tombstones) {
-    assert.equal(propertyValue(skeleton, 'STATUS'), 'DELETED');
-    const id = propertyValue(skeleton, 'UID') ?? '';
-    const key = `${id}@${history.tombstones[id]?.version}`;
+    assert.equal(propertyOf(skeleton, 'STATUS'), 'DELETED');
+    const id = propertyOf(skeleton, 'UID') ?? '';
+    const key = `${id}@${history.tombstones.get(id)?.version}`;
     assert.ok(!client.received.has(key), `received ${key} twice`);
     client.received.add(key);
     client.copy.delete(id);
@@ -111,14 +117,17 @@ test('a client applying every delta ends with the latest entity set, each change
       const upstream = new Upstream();
       for (const value of initial) upstream.add(value);
       let now = Date.UTC(2025, 2, 1);
-      let history = applySnapshot(undefined, splitCalendar(upstream.text()), now).history;
+      let history = applySnapshot(undefined, upstream.text(), now).history;
 
       // The first answer: every live entity and a token at the current version, or (odd limits) a
       // paged first sync whose later pages interleave with the changes below.
       const client: Client = { copy: new Map(), token: '', received: new Set() };
       if (finalLimit % 2 === 0) {
         client.token = encodeToken({ feed, lineage: history.lineage, version: history.version });
-        for (const entity of groupEntities(currentComponents(history))) client.copy.set(entity.id, entityHash(entity));
+        for (const text of currentTexts(history)) {
+          const { id, hash } = hashOf(text);
+          client.copy.set(id, hash);
+        }
       } else {
         client.token = encodeToken({ feed, lineage: history.lineage, version: history.version, initial: true });
         syncOnce(client, history, finalLimit);
@@ -145,19 +154,18 @@ test('a client applying every delta ends with the latest entity set, each change
         } else if (op.kind === 'churn') upstream.stamp += 1;
         now += day;
         const before = history.version;
-        const result = applySnapshot(history, splitCalendar(upstream.text()), now);
+        const result = applySnapshot(history, upstream.text(), now);
         assert.equal(result.history.version, before + (result.changed ? 1 : 0));
         if (op.kind === 'churn') assert.equal(result.changed, false);
         history = result.history;
       }
 
       for (let pages = 0; syncOnce(client, history, finalLimit); pages += 1) assert.ok(pages < 200);
-      const latest = new Map(Object.entries(history.entities).map(([id, e]) => [id, e.hash]));
+      const latest = new Map([...history.entities].map(([id, e]) => [id, e.hash]));
       assert.deepEqual(new Map([...client.copy].sort()), new Map([...latest].sort()));
       // The snapshot holds the upstream's events exactly; only re-keyed ones keep their earlier UID.
-      const contentOf = (entities: Entity[]) => entities.map(entityContentHash).sort();
-      const stored = Object.entries(history.entities).map(([id, e]) => ({ id, components: e.components }));
-      assert.deepEqual(contentOf(stored), contentOf(groupEntities(splitCalendar(upstream.text()).components)));
+      const stored = [...history.entities.values()].map((e) => e.content).sort();
+      assert.deepEqual(stored, entitiesOf(upstream.text()).map((e) => e.content).sort());
     },
   ), { numRuns: 300 });
 });

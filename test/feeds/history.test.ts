@@ -1,27 +1,29 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  applySnapshot, changesSince, type FeedHistory, isTokenUsable, pruneTombstones, versionOfTag,
+  applyAnalysis, capTombstones, changesSince, type FeedHistory, isTokenUsable, pruneTombstones, versionOfTag,
 } from '../../src/feeds/history.ts';
-import { type Component, propertyValue, splitCalendar } from '../../src/ical/split.ts';
+import { packCalendar } from '../../src/work/feed-tasks.ts';
 
 const t0 = Date.UTC(2025, 2, 1, 12, 0, 0);
 const day = 24 * 60 * 60 * 1000;
-const calendar = (...components: string[]) => splitCalendar(
-  `BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n${components.join('\n')}\nEND:VCALENDAR\n`,
-);
+const calendar = (...components: string[]) =>
+  `BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n${components.join('\n')}\nEND:VCALENDAR\n`;
+const applySnapshot = (history: FeedHistory | undefined, text: string, now: number) =>
+  applyAnalysis(history, packCalendar(Buffer.from(text)), now);
 // Each UID gets its own default summary: same-content events under new UIDs are a re-keying (below).
 const vevent = (uid: string, summary = `Booked ${uid}`, dtstamp = '20250301T000000Z') =>
   `BEGIN:VEVENT\nUID:${uid}\nDTSTAMP:${dtstamp}\nDTSTART;VALUE=DATE:20250310\nSUMMARY:${summary}\nEND:VEVENT`;
 const first = (...components: string[]) => applySnapshot(undefined, calendar(...components), t0).history;
-const uids = (entities: Component[][]) => entities.map((e) => propertyValue(e[0]!, 'UID'));
+const uidOf = (text: string) => /\r\nUID:([^\r]*)/.exec(text)?.[1];
+const uids = (texts: string[]) => texts.map(uidOf);
 
 test('applySnapshot: the first read is version 1 with every entity added', () => {
   const result = applySnapshot(undefined, calendar(vevent('a'), vevent('b')), t0);
   assert.equal(result.changed, true);
   assert.equal(result.history.version, 1);
   assert.deepEqual(result.added, ['a', 'b']);
-  assert.deepEqual(Object.values(result.history.entities).map((e) => e.version), [1, 1]);
+  assert.deepEqual([...result.history.entities.values()].map((e) => e.version), [1, 1]);
 });
 
 test('applySnapshot: a first read of an empty calendar is still version 1', () => {
@@ -43,8 +45,8 @@ test('applySnapshot: a modification bumps the version by one and stamps the enti
   const result = applySnapshot(history, calendar(vevent('a', 'Blocked'), vevent('b')), t0);
   assert.equal(result.history.version, 2);
   assert.deepEqual(result.modified, ['a']);
-  assert.equal(result.history.entities.a!.version, 2);
-  assert.equal(result.history.entities.b!.version, 1);
+  assert.equal(result.history.entities.get('a')!.version, 2);
+  assert.equal(result.history.entities.get('b')!.version, 1);
 });
 
 test('applySnapshot: an addition bumps the version by one', () => {
@@ -63,21 +65,15 @@ test('applySnapshot: a removal bumps the version and leaves a tombstone at that 
   const result = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), t0 + day);
   assert.equal(result.history.version, 2);
   assert.deepEqual(result.removed, ['b']);
-  assert.equal(result.history.entities.b, undefined);
-  assert.equal(result.history.tombstones.b!.version, 2);
-  assert.equal(result.history.tombstones.b!.removedAt, t0 + day);
+  assert.equal(result.history.entities.get('b'), undefined);
+  assert.equal(result.history.tombstones.get('b')!.version, 2);
+  assert.equal(result.history.tombstones.get('b')!.removedAt, t0 + day);
 });
 
 test('applySnapshot: a tombstone skeleton has UID, DTSTAMP of the read, last DTSTART and STATUS:DELETED', () => {
   const result = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), Date.UTC(2025, 2, 2, 8, 5, 9));
-  const skeleton = result.history.tombstones.b!.skeleton;
-  assert.equal(skeleton.type, 'VEVENT');
-  assert.deepEqual(skeleton.lines, [
-    { name: 'UID', params: '', value: 'b' },
-    { name: 'DTSTAMP', params: '', value: '20250302T080509Z' },
-    { name: 'DTSTART', params: ';VALUE=DATE', value: '20250310' },
-    { name: 'STATUS', params: '', value: 'DELETED' },
-  ]);
+  assert.equal(result.history.tombstones.get('b')!.text,
+    'BEGIN:VEVENT\r\nUID:b\r\nDTSTAMP:20250302T080509Z\r\nDTSTART;VALUE=DATE:20250310\r\nSTATUS:DELETED\r\nEND:VEVENT\r\n');
 });
 
 test('applySnapshot: an entity coming back drops its tombstone and is added at a new version', () => {
@@ -85,17 +81,17 @@ test('applySnapshot: an entity coming back drops its tombstone and is added at a
   const back = applySnapshot(removed, calendar(vevent('a'), vevent('b')), t0);
   assert.equal(back.history.version, 3);
   assert.deepEqual(back.added, ['b']);
-  assert.equal(back.history.tombstones.b, undefined);
-  assert.equal(back.history.entities.b!.version, 3);
+  assert.equal(back.history.tombstones.get('b'), undefined);
+  assert.equal(back.history.entities.get('b')!.version, 3);
 });
 
 test('applySnapshot: a frame change bumps the version', () => {
   const history = first(vevent('a'));
   const text = `BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\nX-WR-CALNAME:Villa\n${vevent('a')}\nEND:VCALENDAR\n`;
-  const result = applySnapshot(history, splitCalendar(text), t0);
+  const result = applySnapshot(history, text, t0);
   assert.equal(result.changed, true);
   assert.equal(result.history.version, 2);
-  assert.deepEqual(result.history.frame.properties.map((l) => l.name), ['VERSION', 'PRODID', 'X-WR-CALNAME']);
+  assert.equal(result.history.frame.properties, 'VERSION:2.0\r\nPRODID:-//test//EN\r\nX-WR-CALNAME:Villa\r\n');
 });
 
 test('applySnapshot: does not change the history it is given', () => {
@@ -105,9 +101,17 @@ test('applySnapshot: does not change the history it is given', () => {
   assert.deepEqual(history, copy);
 });
 
-test('applySnapshot: the history survives a JSON round trip unchanged', () => {
-  const history = applySnapshot(first(vevent('a'), vevent('b')), calendar(vevent('a')), t0).history;
-  assert.deepEqual(JSON.parse(JSON.stringify(history)) as FeedHistory, history);
+test('capTombstones: keeps the newest tombstones and raises the floor past the dropped ones', () => {
+  let history = first(vevent('a'), vevent('b'), vevent('c'), vevent('d'));
+  history = applySnapshot(history, calendar(vevent('b'), vevent('c'), vevent('d')), t0).history; // v2: a removed
+  history = applySnapshot(history, calendar(vevent('c'), vevent('d')), t0).history; // v3: b removed
+  history = applySnapshot(history, calendar(vevent('d')), t0).history; // v4: c removed
+  const capped = capTombstones(history, 2);
+  assert.deepEqual([...capped.tombstones.keys()].sort(), ['b', 'c']);
+  assert.equal(capped.floor, 2);
+  assert.equal(isTokenUsable(capped, { lineage: capped.lineage, version: 1 }), false);
+  assert.equal(isTokenUsable(capped, { lineage: capped.lineage, version: 2 }), true);
+  assert.equal(capTombstones(capped, 2), capped);
 });
 
 test('pruneTombstones: drops tombstones past retention and raises the floor to their version', () => {
@@ -115,7 +119,7 @@ test('pruneTombstones: drops tombstones past retention and raises the floor to t
   history = applySnapshot(history, calendar(vevent('a'), vevent('c')), t0).history; // v2: b removed
   history = applySnapshot(history, calendar(vevent('a')), t0 + 20 * day).history; // v3: c removed
   const pruned = pruneTombstones(history, t0 + 31 * day, 30 * day);
-  assert.deepEqual(Object.keys(pruned.tombstones), ['c']);
+  assert.deepEqual([...pruned.tombstones.keys()], ['c']);
   assert.equal(pruned.floor, 2);
   assert.equal(isTokenUsable(pruned, { lineage: pruned.lineage, version: 1 }), false);
   assert.equal(isTokenUsable(pruned, { lineage: pruned.lineage, version: 2 }), true);
@@ -151,7 +155,7 @@ test('changesSince: returns changed entities and tombstones, not the unchanged o
   history = applySnapshot(history, calendar(vevent('a', 'x'), vevent('c'), vevent('d')), t0).history;
   const changes = changesSince(history, { version: 1 });
   assert.deepEqual(uids(changes.entities), ['a', 'd']);
-  assert.deepEqual(changes.tombstones.map((c) => propertyValue(c, 'UID')), ['b']);
+  assert.deepEqual(uids(changes.tombstones), ['b']);
   assert.deepEqual(changes.next, { version: 2 });
   assert.equal(changes.truncated, false);
 });
@@ -164,7 +168,7 @@ test('changesSince: paging resumes exactly after the last id sent and delivers e
   let since: { version: number; after?: string } = { version: 1 };
   for (let page = 0; page < 10; page += 1) {
     const changes = changesSince(history, since, 2);
-    seen.push(...uids(changes.entities) as string[], ...changes.tombstones.map((c) => `-${propertyValue(c, 'UID')}`));
+    seen.push(...uids(changes.entities) as string[], ...changes.tombstones.map((c) => `-${uidOf(c)}`));
     since = changes.next;
     if (!changes.truncated) break;
   }
@@ -195,14 +199,14 @@ test('applySnapshot: an exporter minting new UIDs for the same events is matched
   const result = applySnapshot(history, calendar(vevent('run2-a', 'A'), vevent('run2-b', 'B')), t0 + 1000);
   assert.equal(result.changed, false);
   assert.equal(result.rekeyed, 2);
-  assert.deepEqual(Object.keys(result.history.entities).sort(), ['run1-a', 'run1-b']);
+  assert.deepEqual([...result.history.entities.keys()].sort(), ['run1-a', 'run1-b']);
   assert.equal(result.history.tag, history.tag);
   // The next run's UIDs match the kept entities by content again, and a real change still counts.
   const next = applySnapshot(result.history, calendar(vevent('run3-a', 'A'), vevent('run3-b', 'B2')), t0 + 2000);
   assert.equal(next.changed, true);
   assert.equal(next.rekeyed, 1);
   assert.deepEqual([next.added, next.removed], [['run3-b'], ['run1-b']]);
-  assert.deepEqual(Object.keys(next.history.entities).sort(), ['run1-a', 'run3-b']);
+  assert.deepEqual([...next.history.entities.keys()].sort(), ['run1-a', 'run3-b']);
 });
 
 test('applySnapshot: twins are matched one to one, so a duplicated event is still an addition', () => {
@@ -211,7 +215,7 @@ test('applySnapshot: twins are matched one to one, so a duplicated event is stil
   assert.equal(result.changed, true);
   assert.equal(result.rekeyed, 1);
   assert.equal(result.added.length, 1);
-  assert.equal(Object.keys(result.history.entities).length, 2);
+  assert.equal(result.history.entities.size, 2);
 });
 
 test('applySnapshot: the content tag follows content, not versions', () => {

@@ -9,6 +9,7 @@ import { type ConfigInput, configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/log.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { testPool } from './analysis.ts';
 
 /** A started app and what the test needs to look at. */
 export type TestApp = {
@@ -48,7 +49,7 @@ export async function startApp(
   });
   const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
   const logger = createLogger({ level: 'debug', destination });
-  const app = createApp(config, { store: store ?? (await openStore('memory')), logger, ...(clock ? { clock } : {}) });
+  const app = createApp(config, { store: store ?? (await openStore('memory')), logger, pool: testPool(), ...(clock ? { clock } : {}) });
   const { url } = await app.listen();
   t.after(() => app.close());
   return {

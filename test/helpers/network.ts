@@ -8,6 +8,7 @@ import { freePort, meshSidecarConfig } from '../../src/demo/mesh.ts';
 import { type Platform, startPlatform } from '../../src/demo/platform.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { Writable } from 'node:stream';
+import { testPool } from './analysis.ts';
 
 export const listing = 'beach-house';
 
@@ -46,7 +47,7 @@ export async function startNetwork(
         done();
       },
     });
-    const app = createApp(config, { store: await openStore('memory'), logger: createLogger({ level: 'debug', destination }) });
+    const app = createApp(config, { store: await openStore('memory'), logger: createLogger({ level: 'debug', destination }), pool: testPool() });
     await app.listen();
     t.after(() => app.close());
     nodes.push({

@@ -5,7 +5,8 @@ import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import ICAL from 'ical.js';
-import { applySnapshot, changesSince, currentComponents } from '../../src/feeds/history.ts';
+import { applyAnalysis, calendarText, changesSince, currentTexts, type FeedHistory } from '../../src/feeds/history.ts';
+import { packCalendar } from '../../src/work/feed-tasks.ts';
 import { groupEntities } from '../../src/ical/entities.ts';
 import { entityHash } from '../../src/ical/normalize.ts';
 import { serializeCalendar, tombstone } from '../../src/ical/serialize.ts';
@@ -37,6 +38,9 @@ async function goldenEntityIds(name: string): Promise<string[]> {
 }
 
 const now = Date.parse('2026-01-01T00:00:00Z');
+
+const applySnapshot = (history: FeedHistory | undefined, text: string, at: number) =>
+  applyAnalysis(history, packCalendar(Buffer.from(text)), at);
 
 function serializeFeed(feed: ParsedFeed): string {
   return serializeCalendar({ ...feed.split, components: feed.entities.flatMap((e) => e.components) });
@@ -90,30 +94,28 @@ for (const name of names) {
 for (const name of names) {
   test(`${name}: a snapshot's full body keeps the golden entity ids and ical.js sees every component`, async () => {
     const feed = await readFixture(name);
-    const { history } = applySnapshot(undefined, feed.split, now);
-    assert.deepEqual(Object.keys(history.entities).sort(), await goldenEntityIds(name));
-    const components = currentComponents(history);
-    const { properties, timezones } = history.frame;
-    const body = serializeCalendar({ properties, timezones, components });
-    assert.deepEqual(icalJsCounts(body), { timezones: feed.split.timezones.length, components: components.length });
+    const { history } = applySnapshot(undefined, feed.decoded.text, now);
+    assert.deepEqual([...history.entities.keys()].sort(), await goldenEntityIds(name));
+    const body = calendarText(history, currentTexts(history));
+    const components = feed.entities.reduce((n, e) => n + e.components.length, 0);
+    assert.deepEqual(icalJsCounts(body), { timezones: feed.split.timezones.length, components });
   });
 
   test(`${name}: a delta after removing the first entity carries a tombstone ical.js reads`, async (t) => {
     const feed = await readFixture(name);
     const [removed] = feed.entities;
     if (!removed) return t.skip('no entity');
-    const first = applySnapshot(undefined, feed.split, now).history;
+    const first = applySnapshot(undefined, feed.decoded.text, now).history;
     // By entity id, not by component: a superseded duplicate would otherwise bring the entity back.
     const kept = feed.split.components.filter((c) => groupEntities([c])[0]?.id !== removed.id);
-    const { history, removed: removedIds } = applySnapshot(first, { ...feed.split, components: kept }, now + 60_000);
+    const text = serializeCalendar({ ...feed.split, components: kept });
+    const { history, removed: removedIds } = applySnapshot(first, text, now + 60_000);
     assert.deepEqual(removedIds, [removed.id]);
 
     const changes = changesSince(history, { version: 1 });
     assert.equal(changes.tombstones.length, 1);
-    const components = [...changes.entities.flat(), ...changes.tombstones];
-    const { properties, timezones } = history.frame;
-    const body = serializeCalendar({ properties, timezones, components });
-    assert.equal(icalJsCounts(body).components, components.length);
+    const body = calendarText(history, [...changes.entities, ...changes.tombstones]);
+    assert.equal(icalJsCounts(body).components, changes.entities.length + changes.tombstones.length);
 
     const root = new ICAL.Component(ICAL.parse(body));
     const deleted = root.getAllSubcomponents().filter((c) => c.getFirstPropertyValue('status') === 'DELETED');

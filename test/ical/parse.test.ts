@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { test } from 'node:test';
-import { type EventSpan, maxOccurrences, parseEventSpans } from '../../src/ical/parse.ts';
+import { type EventSpan, maxIterationsPerEvent, parseEventSpans } from '../../src/ical/parse.ts';
 import { assertDirectMatchesNodeIcal, feedsDir, readFixture } from './feeds.ts';
 
 const calendar = (...components: string[]) => `BEGIN:VCALENDAR\nVERSION:2.0\n${components.join('\n')}\nEND:VCALENDAR\n`;
@@ -176,17 +176,44 @@ test('parseEventSpans expands from a day ago to two years on by default', async 
   assert.ok(spans.at(-1)!.start.getTime() < now + 2 * 366 * 86_400_000);
 });
 
-test('parseEventSpans stops a FREQ=MINUTELY rule at the occurrence cap', async () => {
-  const started = performance.now();
+test('parseEventSpans stands a FREQ=MINUTELY rule past its budget as one busy-safe span to the window end', async () => {
+  const from = new Date('2026-01-01T00:00:00Z');
   const { spans, capped } = await parseEventSpans(calendar(
     vevent('UID:m', 'DTSTART:20200101T000000Z', 'RRULE:FREQ=MINUTELY'),
     vevent('UID:after', 'DTSTART:20260301T000000Z'),
-  ), { from: new Date('2026-01-01T00:00:00Z') });
+  ), { from });
   assert.equal(capped, 1);
   const minutely = spans.filter((s) => s.uid === 'm');
-  assert.ok(minutely.length > 0 && minutely.length <= maxOccurrences, `${minutely.length} occurrences`);
+  assert.ok(minutely.length <= maxIterationsPerEvent, `${minutely.length} occurrences`);
+  const safe = minutely.filter((s) => s.busySafe);
+  assert.equal(safe.length, 1);
+  assert.equal(safe[0]!.start.getTime(), from.getTime());
+  assert.equal(safe[0]!.end.toISOString(), '2028-01-01T00:00:00.000Z');
   assert.ok(spans.some((s) => s.uid === 'after'), 'the events after a capped one are still read');
-  assert.ok(performance.now() - started < 10_000);
+});
+
+test('parseEventSpans ends a budget-cut rule at its UNTIL', async () => {
+  const { spans } = await parseEventSpans(calendar(
+    vevent('UID:h', 'DTSTART:20200101T000000Z', 'DTEND:20200101T003000Z', 'RRULE:FREQ=HOURLY;UNTIL=20260310T000000Z'),
+  ), { from: new Date('2026-03-01T00:00:00Z'), expandUntil: new Date('2027-01-01T00:00:00Z') });
+  const safe = spans.filter((s) => s.busySafe);
+  assert.equal(safe.length, 1);
+  assert.equal(safe[0]!.end.toISOString(), '2026-03-11T00:00:00.000Z');
+});
+
+test('parseEventSpans spends one budget across a feed: 300 FREQ=MINUTELY rules stay bounded and busy-safe', async () => {
+  const events = Array.from({ length: 300 }, (_, i) => vevent(`UID:m${i}`, 'DTSTART:20200101T000000Z', 'RRULE:FREQ=MINUTELY'));
+  const { spans, capped } = await parseEventSpans(calendar(...events), { from: new Date('2026-01-01T00:00:00Z') });
+  assert.equal(capped, 300);
+  assert.equal(spans.filter((s) => s.busySafe).length, 300);
+});
+
+test('parseEventSpans reads a DAILY;COUNT=100000 rule from 2020 in one pass', async () => {
+  const { spans, capped } = await parseEventSpans(calendar(
+    vevent('UID:d', 'DTSTART:20200101T100000Z', 'DTEND:20200101T110000Z', 'RRULE:FREQ=DAILY;COUNT=100000'),
+  ), { from: new Date('2026-03-01T00:00:00Z'), expandUntil: new Date('2026-03-11T00:00:00Z') });
+  assert.equal(capped, 0);
+  assert.equal(spans.length, 10);
 });
 
 test('parseEventSpans gives nothing for text that is not a calendar, without throwing', async () => {

@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { type TestContext, test } from 'node:test';
-import { Agent } from 'undici';
 import { type Clock, systemClock } from '../../src/clock.ts';
+import { createOutboundClient } from '../../src/http/clients.ts';
 import { createLogger } from '../../src/log.ts';
 import { advertisesEnhancedGet, createPeerReader, type Peer, type PeerReader } from '../../src/push/peers.ts';
+import { inlineAnalyzer } from '../helpers/analysis.ts';
 import { startApp } from '../helpers/app.ts';
 import { startServer } from '../helpers/servers.ts';
 
@@ -22,12 +23,13 @@ const calendar = (...events: string[]) =>
   ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//peer//test//EN', ...events, 'END:VCALENDAR', ''].join('\r\n');
 
 function reader(t: TestContext, copyBytes?: number): PeerReader {
-  const dispatcher = new Agent();
-  t.after(() => dispatcher.close());
+  const client = createOutboundClient({ clock, connectTimeoutMs: 2_000 });
+  t.after(() => client.close());
   return createPeerReader({
     clock,
     logger: createLogger({ level: 'silent' }),
-    dispatcher,
+    client,
+    analyzer: inlineAnalyzer(),
     userAgent: 'iPP/0.1 test',
     timeoutMs: 2_000,
     maxBodyBytes: 1024 * 1024,

@@ -1,0 +1,67 @@
+// The write-ahead journal of feed changes (SPEC "Outbound": no kill -9 between "feed changed" and "peers
+// notified" may lose a notification). A change is written here before the snapshot that contains it, and
+// removed only once everything it causes (iCal Hooks marked due, the push decision and its notifications
+// in the outbox) is itself durable; on start, whatever is still here is processed again.
+import { randomUUID } from 'node:crypto';
+import type { Store, StoreNamespace } from '../store/store.ts';
+
+/** A listing's busy nights as one read saw them (push decides from two of these). */
+export type StoredNights = {
+  /** The date the nights are counted from, and how many days ahead. */
+  today: string;
+  days: number;
+  /** Busy nights, sorted. */
+  busy: string[];
+  unreadable: number;
+  busySafe: number;
+};
+
+/** One change of a feed's content, as journaled. */
+export type FeedChange = {
+  id: string;
+  feed: { key: string; target: string; listing: string };
+  /** The history's new version; absent for a feed served unversioned. */
+  version?: number;
+  tag: string;
+  at: number;
+  /** For a listing's own feed: its nights before (when known) and after the change. */
+  nights?: { before?: StoredNights; after: StoredNights };
+};
+
+/** The journal. */
+export type ChangeLog = {
+  /** Makes a change durable; resolves once it is in the store. */
+  record(change: Omit<FeedChange, 'id'>): Promise<FeedChange>;
+  /** Forgets a change whose effects are durable. */
+  done(id: string): Promise<void>;
+  /** Every change not done yet, oldest first. */
+  pending(): Promise<FeedChange[]>;
+};
+
+// A change nobody processed in a week is past helping: the peers have long polled since.
+const ttlMs = 7 * 24 * 60 * 60 * 1000;
+
+/** The store namespace of the journal. */
+export const changeLogNamespace = 'feed_changes';
+
+/** Creates the journal over `store`. */
+export function createChangeLog(store: Store): ChangeLog {
+  const journal: StoreNamespace = store.namespace(changeLogNamespace);
+  return {
+    async record(change) {
+      const entry: FeedChange = { id: randomUUID(), ...change };
+      await journal.set(entry.id, entry, ttlMs);
+      return entry;
+    },
+    async done(id) {
+      await journal.delete(id);
+    },
+    async pending() {
+      const out: FeedChange[] = [];
+      for await (const [, change] of journal.entries<FeedChange>()) {
+        if (typeof change === 'object' && change !== null && typeof change.at === 'number') out.push(change);
+      }
+      return out.sort((a, b) => a.at - b.at || (a.version ?? 0) - (b.version ?? 0));
+    },
+  };
+}

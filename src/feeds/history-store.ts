@@ -1,0 +1,168 @@
+// Keeps feed histories in the store as a small head and pages of entities and tombstones, so that no
+// store write serializes a whole 20,000-event feed on the event loop, and a read that changed one event
+// rewrites one page. The head names its pages; pages are written first under new keys and the head last,
+// so a crash at any point leaves the previous head and its pages intact (orphans expire by TTL).
+import type { FrameSummary } from '../ical/analyze.ts';
+import type { Logger } from '../log.ts';
+import type { Store, StoreNamespace } from '../store/store.ts';
+import type { FeedHistory, HistoryEntity, HistoryTombstone } from './history.ts';
+
+/** The stored format; a head of another format is not read (the feed starts a new lineage). */
+const format = 2;
+// Entities (and tombstones) a page holds about at most: a page is ~100-300 KB of JSON, under a
+// millisecond to write.
+const targetPerPage = 400;
+const maxPageBits = 8;
+
+type StoredHead = {
+  format: typeof format;
+  lineage: string;
+  version: number;
+  frame: FrameSummary;
+  floor: number;
+  frameVersion: number;
+  tag: string;
+  changedAt: number;
+  tags: [string, number][];
+  fingerprint?: string;
+  /** log2 of the page count, and each page's key suffix. */
+  bits: number;
+  pages: string[];
+};
+
+type StoredPage = {
+  e: [id: string, hash: string, version: number, text: string, content: string, stub: string][];
+  t: [id: string, version: number, removedAt: number, text: string][];
+};
+
+/** Where a history's pages are, as last read or written. */
+type Layout = { bits: number; pages: string[] };
+
+/** Loads and saves histories. */
+export type HistoryStore = {
+  load(key: string): Promise<FeedHistory | undefined>;
+  /** Writes `next`; `previous` (the history it was made from) lets only the pages that changed be written. */
+  save(key: string, next: FeedHistory, previous: FeedHistory | undefined, ttlMs: number,
+    options?: { all?: boolean }): Promise<void>;
+  /** Forgets a feed's history, head and pages. */
+  remove(key: string): Promise<void>;
+};
+
+/** Creates the history store over `store`. */
+export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
+  const heads: StoreNamespace = store.namespace('feed_history');
+  const pages: StoreNamespace = store.namespace('feed_pages');
+  const layouts = new WeakMap<FeedHistory, Layout>();
+
+  return {
+    async load(key) {
+      const head = await heads.get<StoredHead>(key);
+      if (!head || head.format !== format || !Array.isArray(head.pages)) return undefined;
+      const entities = new Map<string, HistoryEntity>();
+      const tombstones = new Map<string, HistoryTombstone>();
+      for (const suffix of head.pages) {
+        const page = await pages.get<StoredPage>(pageKey(key, suffix));
+        if (!page) {
+          // The head outlived a page (a store restored in part): the history cannot be trusted whole.
+          logger.warn({ pages: head.pages.length, version: head.version }, 'feed history page missing: history dropped');
+          return undefined;
+        }
+        for (const [id, hash, version, text, content, stub] of page.e) {
+          entities.set(id, { hash, version, text, content, stub });
+        }
+        for (const [id, version, removedAt, text] of page.t) tombstones.set(id, { version, removedAt, text });
+      }
+      const history: FeedHistory = {
+        lineage: head.lineage,
+        version: head.version,
+        frame: head.frame,
+        entities,
+        tombstones,
+        floor: head.floor,
+        frameVersion: head.frameVersion,
+        tag: head.tag,
+        changedAt: head.changedAt,
+        tags: head.tags,
+        ...(head.fingerprint === undefined ? {} : { fingerprint: head.fingerprint }),
+      };
+      layouts.set(history, { bits: head.bits, pages: head.pages });
+      return history;
+    },
+
+    async remove(key) {
+      const head = await heads.get<StoredHead>(key);
+      await heads.delete(key);
+      for (const suffix of Array.isArray(head?.pages) ? head.pages : []) {
+        await pages.delete(pageKey(key, suffix)).catch(() => false);
+      }
+    },
+
+    async save(key, next, previous, ttlMs, options = {}) {
+      const bits = pageBits(next.entities.size + next.tombstones.size);
+      const before = previous ? layouts.get(previous) : undefined;
+      const rewriteAll = options.all === true || !before || before.bits !== bits || !previous;
+      const dirty = new Set<number>();
+      if (rewriteAll) {
+        for (let p = 0; p < 2 ** bits; p += 1) dirty.add(p);
+      } else {
+        for (const [id, entity] of next.entities) if (previous.entities.get(id) !== entity) dirty.add(pageOf(id, bits));
+        for (const id of previous.entities.keys()) if (!next.entities.has(id)) dirty.add(pageOf(id, bits));
+        for (const [id, tomb] of next.tombstones) if (previous.tombstones.get(id) !== tomb) dirty.add(pageOf(id, bits));
+        for (const id of previous.tombstones.keys()) if (!next.tombstones.has(id)) dirty.add(pageOf(id, bits));
+      }
+      const suffixes = rewriteAll ? Array.from({ length: 2 ** bits }, () => '') : [...before.pages];
+      const groups = new Map<number, StoredPage>();
+      for (const p of dirty) groups.set(p, { e: [], t: [] });
+      for (const [id, e] of next.entities) {
+        groups.get(pageOf(id, bits))?.e.push([id, e.hash, e.version, e.text, e.content, e.stub]);
+      }
+      for (const [id, t] of next.tombstones) groups.get(pageOf(id, bits))?.t.push([id, t.version, t.removedAt, t.text]);
+      // Pages first, each under a new key; one write at a time, so none holds the event loop long.
+      for (const [p, page] of groups) {
+        const suffix = `${p}.${next.version}.${next.lineage}`;
+        await pages.set(pageKey(key, suffix), page, ttlMs);
+        suffixes[p] = suffix;
+      }
+      const head: StoredHead = {
+        format,
+        lineage: next.lineage,
+        version: next.version,
+        frame: next.frame,
+        floor: next.floor,
+        frameVersion: next.frameVersion,
+        tag: next.tag,
+        changedAt: next.changedAt,
+        tags: [...next.tags],
+        ...(next.fingerprint === undefined ? {} : { fingerprint: next.fingerprint }),
+        bits,
+        pages: suffixes,
+      };
+      await heads.set(key, head, ttlMs);
+      layouts.set(next, { bits, pages: suffixes });
+      // The superseded pages: nothing names them now. A failed delete only leaves them to their TTL.
+      const stale = before ? before.pages.filter((suffix) => !suffixes.includes(suffix)) : [];
+      for (const suffix of stale) await pages.delete(pageKey(key, suffix)).catch(() => false);
+    },
+  };
+}
+
+function pageKey(feed: string, suffix: string): string {
+  return `${feed}\u0000${suffix}`;
+}
+
+function pageBits(items: number): number {
+  let bits = 0;
+  while (bits < maxPageBits && items / 2 ** bits > targetPerPage) bits += 1;
+  return bits;
+}
+
+// FNV-1a of the id: a stable spread over the pages, cheap enough to run for every entity of a read.
+function pageOf(id: string, bits: number): number {
+  if (bits === 0) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i += 1) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) >>> (32 - bits);
+}

@@ -1,0 +1,183 @@
+// What the sidecar needs of one feed body, computed off the request path (work/feed-worker.ts runs it):
+// the frame, every entity as compact text with its content hashes and tombstone stub, the snapshot's
+// content tag and, when asked, the listing's busy nights. Components live only while their block is
+// read: a feed is never held as parsed objects, so a 12 MB feed costs a few times its size, not 70×.
+import { hash as oneShotHash } from 'node:crypto';
+import { type BusyNightsOptions, nightsOfSpans, nightWindow, withoutNodeIcalWarnings } from '../push/availability.ts';
+import { decodeFeed } from './decode.ts';
+import { type GroupMember, groupMembers, isDateLine, recurrenceKeys } from './entities.ts';
+import { combineHashes, componentHash, uidlessHash } from './normalize.ts';
+import { directSpan, type EventSpan, parseEventSpans, recurrenceBudget } from './parse.ts';
+import { type BlockMemo, scanReusing } from './reuse.ts';
+import { assembleCalendar, foldLine, frameProperties, serializeComponent } from './serialize.ts';
+import { type Component, type ContentLine, contentLineText, propertyLine, propertyValue, scanCalendar } from './split.ts';
+
+/** One top-level component as analysis keeps it: grouping facts, hashes and its canonical text. */
+export class ComponentSummary implements GroupMember {
+  readonly type: string;
+  readonly uid: string | undefined;
+  readonly rid: { date: string; full: string } | undefined;
+  readonly dateStart: boolean;
+  readonly sequence: number;
+  /** componentHash: DTSTAMP, property order and folding do not count. */
+  readonly contentHash: string;
+  /** The same without UID: equal for an event re-sent under a new UID. */
+  readonly uidlessHash: string;
+  /** Folded CRLF lines, BEGIN to END: what the sidecar serves for it. */
+  readonly text: string;
+  /** The folded DTSTART line with its CRLF, for the tombstone (draft -13: it carries DTSTART). */
+  readonly dtstart: string;
+  /** A plain VEVENT's span read without node-ical; null when it needs node-ical; undefined for others. */
+  readonly span: EventSpan | null | undefined;
+
+  constructor(component: Component) {
+    const ridLine = propertyLine(component, 'RECURRENCE-ID');
+    const dtstart = propertyLine(component, 'DTSTART');
+    this.type = component.type;
+    this.uid = propertyValue(component, 'UID')?.trim() || undefined;
+    this.rid = ridLine ? recurrenceKeys(ridLine) : undefined;
+    this.dateStart = isDateLine(dtstart);
+    this.sequence = Number.parseInt(propertyValue(component, 'SEQUENCE') ?? '', 10) || 0;
+    this.contentHash = componentHash(component);
+    this.uidlessHash = uidlessHash(component);
+    this.text = serializeComponent(component);
+    this.dtstart = dtstart ? `${foldLine(contentLineText(dtstart))}\r\n` : '';
+    this.span = component.type === 'VEVENT' ? (directSpan(component, this.uid) ?? null) : undefined;
+  }
+
+  hash(): string {
+    return this.contentHash;
+  }
+
+  /** About what this summary keeps in memory, in bytes. */
+  get bytes(): number {
+    return 2 * this.text.length + 400;
+  }
+}
+
+/** One entity as analysis gives it. */
+export type EntitySummary = {
+  id: string;
+  /** entityHash: what tells a changed entity from an unchanged one. */
+  hash: string;
+  /** entityContentHash: what tells a re-keyed entity (same content, new UID) from a new one. */
+  content: string;
+  /** The entity's components as folded CRLF text, master first. */
+  text: string;
+  /** `TYPE\n` then the folded UID and DTSTART lines of the master: what its tombstone is made of. */
+  stub: string;
+  members: ComponentSummary[];
+};
+
+/** The frame of a feed (SPEC "entity": VCALENDAR properties and VTIMEZONEs are the frame). */
+export type FrameSummary = {
+  /** The VCALENDAR property lines, folded, each with CRLF (VERSION and PRODID added when missing). */
+  properties: string;
+  /** Each VTIMEZONE as [TZID, folded CRLF text]. */
+  timezones: [tzid: string, text: string][];
+  /** The frame's content hash. */
+  hash: string;
+};
+
+/** What analyzeCalendar found. */
+export type CalendarAnalysis = {
+  complete: boolean;
+  encoding: 'utf-8' | 'latin1';
+  skippedLines: number;
+  frame: FrameSummary;
+  /** Entities in file order of first appearance. */
+  entities: EntitySummary[];
+  /** The snapshot's content tag: equal for equal normalized content, the semantic ETag's value. */
+  tag: string;
+  /** The blocks of this read, for the next read of the same feed to reuse. */
+  memo: BlockMemo<ComponentSummary> | undefined;
+};
+
+/** Decodes, splits and summarizes a feed body; never throws on its content. */
+export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSummary>): CalendarAnalysis {
+  const decoded = decodeFeed(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  const make = (component: Component) => new ComponentSummary(component);
+  let properties: ContentLine[];
+  let timezones: Component[];
+  let summaries: ComponentSummary[];
+  let skippedLines: number;
+  let complete = true;
+  let nextMemo: BlockMemo<ComponentSummary> | undefined;
+  const reused = scanReusing(decoded.text, memo, make);
+  if (reused) {
+    ({ properties, timezones, skippedLines } = reused);
+    summaries = reused.values;
+    nextMemo = reused.memo;
+  } else {
+    summaries = [];
+    const frame = scanCalendar(decoded.text, (component) => summaries.push(make(component)));
+    ({ properties, timezones, skippedLines, complete } = frame);
+  }
+  const frameHash = componentHash({ type: 'VCALENDAR', lines: properties, children: timezones });
+  const entities = groupMembers(summaries).map(({ id, members }): EntitySummary => {
+    const [master] = members as [ComponentSummary, ...ComponentSummary[]];
+    const single = members.length === 1;
+    return {
+      id,
+      hash: single ? master.contentHash : combineHashes(members.map((m) => m.contentHash)),
+      content: combineHashes(members.map((m) => m.uidlessHash)),
+      text: single ? master.text : members.map((m) => m.text).join(''),
+      stub: `${master.type}\n${foldLine(`UID:${master.uid ?? id}`)}\r\n${master.dtstart}`,
+      members,
+    };
+  });
+  return {
+    complete,
+    encoding: decoded.encoding,
+    skippedLines,
+    frame: {
+      properties: frameProperties(properties),
+      timezones: timezones.map((tz) => [propertyValue(tz, 'TZID')?.trim() ?? '', serializeComponent(tz)]),
+      hash: frameHash,
+    },
+    entities,
+    tag: contentTag(frameHash, entities),
+    memo: nextMemo,
+  };
+}
+
+/** The snapshot's identity: the frame's hash and every entity's, in id order. Equal content gives the
+ * same tag in any process, which is what makes it usable as an ETag. */
+export function contentTag(frameHash: string, entities: readonly { id: string; hash: string }[]): string {
+  const lines = entities.map((e) => `${e.id} ${e.hash}`);
+  lines.sort();
+  return oneShotHash('sha256', `${frameHash}\n${lines.join('\n')}`, 'base64url').slice(0, 27);
+}
+
+/** The busy nights of an analysed feed, and how many events could not be read or ran out of budget. */
+export type NightsResult = { busy: string[]; unreadable: number; busySafe: number };
+
+/** Busy nights from `options.today` on: plain events as read, the rest through node-ical, one recurrence
+ * budget for the whole feed (parse.ts). */
+export async function calendarNights(analysis: CalendarAnalysis, options: BusyNightsOptions): Promise<NightsResult> {
+  const spans: EventSpan[] = [];
+  const indirect: string[] = [];
+  for (const entity of analysis.entities) {
+    const [only] = entity.members;
+    if (only && entity.members.length === 1) {
+      if (only.span) spans.push(only.span);
+      else if (only.span === null) indirect.push(only.text);
+    } else if (entity.members.some((m) => m.type === 'VEVENT')) {
+      indirect.push(entity.text);
+    }
+  }
+  let unreadable = 0;
+  let busySafe = 0;
+  if (indirect.length > 0) {
+    const { fromMs, untilMs } = nightWindow(options);
+    const timezones = analysis.frame.timezones.map(([, tz]) => tz);
+    const text = assembleCalendar(analysis.frame.properties, [...timezones, ...indirect]);
+    const read = await withoutNodeIcalWarnings(() => parseEventSpans(text, {
+      from: new Date(fromMs), expandUntil: new Date(untilMs), budget: recurrenceBudget(),
+    }));
+    spans.push(...read.spans);
+    unreadable = read.unreadable;
+    busySafe = read.capped;
+  }
+  return { busy: [...nightsOfSpans(spans, options)].sort(), unreadable, busySafe };
+}

@@ -1,0 +1,49 @@
+// The connection map as push works from it (SPEC "Push"): each listing's own feed and its peers, and the
+// rules derived from it that the feed engine needs too (which feed speaks for a listing, what to compute
+// of it). Built once from the validated config.
+import type { Clock } from '../clock.ts';
+import { ownFeedTarget } from '../config/listings.ts';
+import type { Config } from '../config/schema.ts';
+import type { FeedKey, NightsRequest } from '../feeds/engine.ts';
+import { dateOf, defaultHorizonDays } from './availability.ts';
+import type { Peer } from './peers.ts';
+
+/** One listing of the map: its own feed's target and its peers. */
+export type ListingPlan = { id: string; target: string; peers: Peer[] };
+
+/** The map. */
+export type ListingPlans = {
+  readonly byId: ReadonlyMap<string, ListingPlan>;
+  /** The listing `feed` speaks for: only its own feed, read anonymously, does. */
+  ownPlan(feed: Pick<FeedKey, 'key' | 'target' | 'listing'>): ListingPlan | undefined;
+  /** What the engine computes of a listing's own feed besides its snapshot: its nights from today. */
+  nightsFor(feed: FeedKey): NightsRequest | undefined;
+};
+
+/** Builds the plans of `config.listings`. */
+export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'>, clock: Clock): ListingPlans {
+  const byId = new Map<string, ListingPlan>();
+  const byTarget = new Map<string, ListingPlan>();
+  for (const [id, listing] of Object.entries(config.listings)) {
+    const target = ownFeedTarget(config, id);
+    if (target === undefined) continue;
+    const plan: ListingPlan = {
+      id,
+      target,
+      peers: listing.peers.map((p) => ({
+        listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify,
+      })),
+    };
+    byId.set(id, plan);
+    byTarget.set(target, plan);
+  }
+  const ownPlan = (feed: Pick<FeedKey, 'key' | 'target' | 'listing'>) => {
+    const plan = byTarget.get(feed.target);
+    return plan && feed.key === feed.target && plan.id === feed.listing ? plan : undefined;
+  };
+  return {
+    byId,
+    ownPlan,
+    nightsFor: (feed) => (ownPlan(feed) ? { today: dateOf(clock.now()), days: defaultHorizonDays } : undefined),
+  };
+}

@@ -1,0 +1,178 @@
+// The feed task that worker threads run (feed-worker.ts), and how its answer crosses the thread
+// boundary: one transferred byte buffer with offsets instead of thousands of cloned strings, so the
+// event loop only ever decodes the entities it needs (a changed one, not the ten thousand others).
+import { LRUCache } from 'lru-cache';
+import { analyzeCalendar, type CalendarAnalysis, calendarNights, type ComponentSummary, type FrameSummary, type NightsResult } from '../ical/analyze.ts';
+import type { BlockMemo } from '../ical/reuse.ts';
+
+/** What to read of one feed body. */
+export type AnalyzeTask = {
+  /** The feed's store key: the worker keeps that feed's last blocks to reuse. */
+  key: string;
+  body: Uint8Array;
+  /** Entities beyond this count are not sent back (the feed is served unversioned). */
+  maxEntities: number;
+  /** Also compute the busy nights from `today` (a listing's own feed, a peer's feed). */
+  nights?: { today: string; days?: number };
+  /** Also list the entities carrying STATUS:DELETED (a peer's enhanced-GET delta). */
+  deleted?: boolean;
+};
+
+/** The answer of one analysis, packed for the trip back. */
+export type PackedAnalysis = {
+  complete: boolean;
+  encoding: 'utf-8' | 'latin1';
+  skippedLines: number;
+  frame: FrameSummary;
+  tag: string;
+  count: number;
+  /** Per entity: id, then 43 + 43 characters of hash and content hash, then text, then tombstone stub. */
+  data?: Uint8Array;
+  /** Four per entity: start of id, start of text, start of stub, end. */
+  offsets?: Int32Array;
+  nights?: NightsResult;
+  deleted?: string[];
+};
+
+/** A worker's answer: the value, and the buffers to move with it. */
+export type TaskAnswer = { value: PackedAnalysis; transfer: ArrayBuffer[] };
+
+/** The blocks of a feed's last read, kept for its next. */
+type FeedMemo = BlockMemo<ComponentSummary>;
+
+/** What packReusing gives: the packed analysis, and the blocks to reuse next time. */
+export type ReusedPack = { packed: PackedAnalysis; memo: FeedMemo | undefined };
+
+/** One unpacked entity: what a diff needs at once, the texts on demand. */
+export type PackedEntity = { id: string; hash: string; content: string; text(): string; stub(): string };
+
+const hashLength = 43;
+// A feed's blocks are kept for its next read only while they are small enough that keeping them is cheap.
+const maxMemoTextBytes = 8 * 1024 * 1024;
+
+type FeedCacheEntry = {
+  memo: BlockMemo<ComponentSummary> | undefined;
+  bytes: number;
+  nights?: { tag: string; today: string; days: number | undefined; result: NightsResult };
+};
+
+/** What one worker remembers of the feeds it read, bounded in bytes. */
+export type FeedCache = LRUCache<string, FeedCacheEntry>;
+
+/** A cache of at most `maxBytes` (estimated) of feed blocks. */
+export function createFeedCache(maxBytes = 96 * 1024 * 1024): FeedCache {
+  return new LRUCache<string, FeedCacheEntry>({ maxSize: maxBytes, sizeCalculation: (e) => Math.max(1, e.bytes) });
+}
+
+/** Analyses and packs a body on the calling thread, without nights: what the tests and tools use. */
+export function packCalendar(body: Uint8Array, maxEntities = Number.POSITIVE_INFINITY): PackedAnalysis {
+  return packAnalysis(analyzeCalendar(body), maxEntities, true);
+}
+
+/** packCalendar reusing the blocks of the feed's last read, and giving this read's for the next one. */
+export function packReusing(body: Uint8Array, memo: FeedMemo | undefined): ReusedPack {
+  const analysis = analyzeCalendar(body, memo);
+  return { packed: packAnalysis(analysis, Number.POSITIVE_INFINITY, true), memo: analysis.memo };
+}
+
+// An incomplete calendar never reaches a snapshot: its entities cross the thread only when asked for.
+function packAnalysis(analysis: CalendarAnalysis, maxEntities: number, evenIncomplete = false): PackedAnalysis {
+  const value: PackedAnalysis = {
+    complete: analysis.complete,
+    encoding: analysis.encoding,
+    skippedLines: analysis.skippedLines,
+    frame: analysis.frame,
+    tag: analysis.tag,
+    count: analysis.entities.length,
+  };
+  if ((analysis.complete || evenIncomplete) && analysis.entities.length <= maxEntities) {
+    const packed = pack(analysis.entities);
+    value.data = packed.data;
+    value.offsets = packed.offsets;
+  }
+  return value;
+}
+
+/** Runs one analysis; `transfer` lists the buffers to move rather than copy. */
+export async function runAnalyze(task: AnalyzeTask, cache: FeedCache): Promise<TaskAnswer> {
+  const cached = cache.get(task.key);
+  const analysis = analyzeCalendar(task.body, cached?.memo);
+  const value = packAnalysis(analysis, task.maxEntities);
+  const transfer: ArrayBuffer[] = [];
+  if (value.data && value.offsets) transfer.push(value.data.buffer as ArrayBuffer, value.offsets.buffer as ArrayBuffer);
+  let nights = cached?.nights;
+  if (task.nights && analysis.complete) {
+    const { today, days } = task.nights;
+    const fresh = nights && nights.tag === analysis.tag && nights.today === today && nights.days === days;
+    if (!fresh) {
+      const result = await calendarNights(analysis, { today, ...(days === undefined ? {} : { horizonDays: days }) });
+      nights = { tag: analysis.tag, today: task.nights.today, days: task.nights.days, result };
+    }
+    value.nights = nights?.result;
+  }
+  if (task.deleted) {
+    value.deleted = analysis.entities.filter((e) => e.members.some((m) => /\r\nSTATUS:DELETED\r\n/i.test(m.text))).map((e) => e.id);
+  }
+  const textBytes = task.body.byteLength;
+  if (analysis.memo && textBytes <= maxMemoTextBytes) {
+    cache.set(task.key, { memo: analysis.memo, bytes: memoBytes(analysis.memo), ...(nights ? { nights } : {}) });
+  } else if (nights) {
+    cache.set(task.key, { memo: undefined, bytes: 1_000, nights });
+  } else {
+    cache.delete(task.key);
+  }
+  return { value, transfer };
+}
+
+function memoBytes(memo: BlockMemo<ComponentSummary>): number {
+  let bytes = 0;
+  for (const entry of memo) bytes += 2 * entry.key.length + (entry.value?.bytes ?? 200);
+  return bytes;
+}
+
+function pack(entities: readonly { id: string; hash: string; content: string; text: string; stub: string }[]) {
+  let total = 0;
+  for (const e of entities) {
+    total += Buffer.byteLength(e.id, 'utf8') + 2 * hashLength + Buffer.byteLength(e.text, 'utf8')
+      + Buffer.byteLength(e.stub, 'utf8');
+  }
+  const data = Buffer.allocUnsafeSlow(total);
+  const offsets = new Int32Array(entities.length * 4);
+  let at = 0;
+  entities.forEach((e, i) => {
+    offsets[4 * i] = at;
+    at += data.write(e.id, at, 'utf8');
+    at += data.write(e.hash, at, 'latin1');
+    at += data.write(e.content, at, 'latin1');
+    offsets[4 * i + 1] = at;
+    at += data.write(e.text, at, 'utf8');
+    offsets[4 * i + 2] = at;
+    at += data.write(e.stub, at, 'utf8');
+    offsets[4 * i + 3] = at;
+  });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offsets };
+}
+
+/** The `index`-th entity of a packed analysis; strings are fresh copies (no slice keeps the buffer alive). */
+export function unpackEntity(packed: PackedAnalysis, index: number): PackedEntity {
+  const offsets = packed.offsets as Int32Array;
+  const data = Buffer.from((packed.data as Uint8Array).buffer, (packed.data as Uint8Array).byteOffset,
+    (packed.data as Uint8Array).byteLength);
+  const idStart = offsets[4 * index] as number;
+  const textStart = offsets[4 * index + 1] as number;
+  const stubStart = offsets[4 * index + 2] as number;
+  const end = offsets[4 * index + 3] as number;
+  const hashStart = textStart - 2 * hashLength;
+  return {
+    id: data.toString('utf8', idStart, hashStart),
+    hash: data.toString('latin1', hashStart, hashStart + hashLength),
+    content: data.toString('latin1', hashStart + hashLength, textStart),
+    text: () => data.toString('utf8', textStart, stubStart),
+    stub: () => data.toString('utf8', stubStart, end),
+  };
+}
+
+/** How many entities a packed analysis carries (0 when they were left out). */
+export function packedCount(packed: PackedAnalysis): number {
+  return packed.offsets === undefined ? 0 : packed.offsets.length / 4;
+}

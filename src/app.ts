@@ -44,7 +44,7 @@ export type App = {
   readonly server: Server;
   /** Binds `config.listen`; resolves with the bound address and its base URL. */
   listen(): Promise<{ host: string; port: number; url: string }>;
-  /** Graceful shutdown: drain in-flight requests (bounded), close the upstream pool and the store. */
+  /** Graceful shutdown: drain in-flight requests (bounded), close the outbound clients and the store. */
   close(): Promise<void>;
   /** The feed engine: reads and snapshots feeds (also used by push). */
   readonly feeds: FeedEngine;
@@ -102,8 +102,16 @@ export function createApp(config: Config, deps: AppDeps): App {
     onReplace: (reason) => logger.warn({ reason }, 'feed worker replaced'),
   });
   const analyzer = createFeedAnalyzer(pool);
-  const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent,
-    onSent: (_peer, ms) => notified.observe(ms / 1000) });
+  const notifier = createNotifier({
+    store,
+    clock,
+    logger,
+    registry,
+    client: outbound,
+    userAgent: config.push.userAgent,
+    retryForMs: config.push.retryFor,
+    onSent: (_peer, ms) => notified.observe(ms / 1000),
+  });
   const hooks = createHooks({
     store,
     clock,

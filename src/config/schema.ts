@@ -208,6 +208,9 @@ export const configSchema = z
         debounce: duration
           .prefault('5m')
           .describe('Inbound HEAD: at most one peer read + refresh per listing per window.'),
+        retryFor: positiveDuration
+          .prefault('24h')
+          .describe('How long a failing outbound notification is retried before it is dropped.'),
         watch: duration
           .prefault('60s')
           .describe('Re-read own feeds this often to catch primary changes (0 = off).'),

@@ -1,11 +1,11 @@
 // Outbound iPP notifications (SPEC "Push" → "Outbound", iPP §3.1): one body-less HEAD per peer,
-// coalesced, bounded in concurrency, retried with backoff, and kept in a durable outbox in the
-// store so that a crash or restart loses no pending notification.
+// coalesced, bounded in concurrency, retried with backoff for `push.retryFor`, and kept in a durable
+// outbox in the store so that a crash or restart loses no pending notification.
 import { createHash } from 'node:crypto';
-import { Agent, type Dispatcher, request } from 'undici';
 import pkg from '../../package.json' with { type: 'json' };
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
+import type { OutboundClient } from '../http/clients.ts';
 import { type Logger, redactUrl } from '../log.ts';
 import type { CounterSeries, Registry } from '../metrics/registry.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
@@ -50,22 +50,22 @@ export type NotifierOptions = {
   clock: Clock;
   logger: Logger;
   registry: Registry;
+  /** The one outbound client (owned by the caller, closed after the notifier). */
+  client: OutboundClient;
   /** `push.userAgent` (e.g. `iPP/0.1`); the User-Agent sent starts with it. */
   userAgent: string;
-  /** Longest wait per HEAD for connect + response headers; 5000 by default. */
+  /** Total deadline of one HEAD (connect, headers, the drained body); 5000 by default. */
   timeoutMs?: number;
   /** HEADs in flight at once; 8 by default. */
   concurrency?: number;
   /** Window in which notifications for the same peer are coalesced; 10 ms by default. */
   coalesceMs?: number;
-  /** HEADs sent for one notification before it is dropped; 8 by default. */
-  maxAttempts?: number;
-  /** Retry delay: `baseMs` doubling per attempt up to `maxMs`, with jitter; 1 s and 5 min by default. */
+  /** `push.retryFor`: how long after it was queued a failing notification is still retried; 24 h by default. */
+  retryForMs?: number;
+  /** Retry delay: `baseMs` doubling per attempt up to `maxMs`, with equal jitter; 1 s and 5 min by default. */
   backoff?: { baseMs: number; maxMs: number };
   /** Bound on the outbox; past it new notifications are refused (logged, counted); 100,000 by default. */
   maxPending?: number;
-  /** The undici dispatcher; by default an Agent owned (and closed) by the notifier. */
-  dispatcher?: Dispatcher;
   /** Called on each delivery with the time since the notification was queued, in ms. */
   onSent?: (target: PeerTarget, ms: number) => void;
 };
@@ -109,9 +109,7 @@ type Slot = {
 type Attempt =
   | { kind: 'delivered'; status: number }
   | { kind: 'refused'; status: number }
-  | { kind: 'retry'; error: string; retryAfterMs?: number };
-
-const maxTimerMs = 2 ** 31 - 1;
+  | { kind: 'retry'; error: string; cause?: string; retryAfterMs?: number };
 
 // Keys are a hash so the store never holds the peer URL (and its secret) in a key, and so two
 // listings sharing a peer URL stay distinct.
@@ -155,11 +153,10 @@ function parseRetryAfter(value: string | string[] | undefined, nowMs: number): n
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code !== '') return code;
-  const name = (err as { name?: unknown } | null)?.name;
-  return typeof name === 'string' ? name : 'error';
+/** The code of what an IcalpushError wraps (`ECONNREFUSED`, `ENOTFOUND`, …), for the log line. */
+function causeCode(err: IcalpushError): string | undefined {
+  const code = (err.cause as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && code !== '' ? code : undefined;
 }
 
 /** A min-heap of (dueAt, key); stale items are skipped by the reader, at most one live item per key. */
@@ -207,18 +204,14 @@ function createDueHeap(): DueHeap {
 
 /** Creates the notifier; call start() once to resume the outbox left by a previous run. */
 export function createNotifier(options: NotifierOptions): Notifier {
-  const { store, clock, logger, registry, onSent } = options;
+  const { store, clock, logger, registry, client, onSent } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const concurrency = options.concurrency ?? 8;
   const coalesceMs = options.coalesceMs ?? 10;
-  const maxAttempts = options.maxAttempts ?? 8;
+  const retryForMs = options.retryForMs ?? 86_400_000;
   const backoff = options.backoff ?? { baseMs: 1_000, maxMs: 300_000 };
   const maxPending = options.maxPending ?? 100_000;
   const userAgent = `${options.userAgent} icalpush/${pkg.version}`;
-  const ownedAgent = options.dispatcher === undefined
-    ? new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
-    : undefined;
-  const dispatcher: Dispatcher = options.dispatcher ?? (ownedAgent as Agent);
   const log = logger.child({ component: 'push' });
 
   const outbox: StoreNamespace = store.namespace(outboxNamespace);
@@ -228,14 +221,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
   // Store writes per key run one after another, so a delete and a re-queue cannot land out of order.
   const writes = new Map<string, Promise<void>>();
   const inflight = new Set<Promise<void>>();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let timerDueAt = Infinity;
   let closed = false;
 
   const counter = registry.counter(
     notificationsMetricName,
     'Outbound iPP notifications (HEAD to a peer) by outcome: sent, failed (4xx, not retried), ' +
-    'retried, dropped (out of attempts), refused (outbox full).',
+    'retried, dropped (still failing after push.retryFor), refused (outbox full).',
     ['outcome'],
   );
   const counted = new Map(outcomes.map((o) => [o, counter.labels(o)])) as Map<NotifyOutcome, CounterSeries>;
@@ -305,15 +298,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (next === undefined) return;
     if (inflight.size >= concurrency) return; // a finishing HEAD calls pump()
     if (timer !== undefined && timerDueAt <= next.entry.dueAt) return;
-    if (timer !== undefined) clearTimeout(timer);
+    clock.clearTimeout(timer);
     timerDueAt = next.entry.dueAt;
-    const delay = Math.min(Math.max(0, next.entry.dueAt - clock.now()), maxTimerMs);
-    timer = setTimeout(() => {
+    timer = clock.setTimeout(() => {
       timer = undefined;
       timerDueAt = Infinity;
       pump();
-    }, delay);
-    timer.unref();
+    }, Math.max(0, next.entry.dueAt - clock.now()));
   }
 
   function pump(): void {
@@ -335,39 +326,42 @@ export function createNotifier(options: NotifierOptions): Notifier {
   }
 
   async function head(url: string): Promise<Attempt> {
-    const controller = new AbortController();
-    const timeout = setTimeout(() => controller.abort(), timeoutMs);
-    timeout.unref();
-    try {
-      const res = await request(url, {
-        method: 'HEAD',
-        dispatcher,
-        headers: { 'user-agent': userAgent },
-        headersTimeout: timeoutMs,
-        signal: controller.signal,
-      });
-      res.body.resume();
-      const status = res.statusCode;
-      if (status >= 500 || status === 408 || status === 429) {
-        const retryAfterMs = status === 429 || status === 503
-          ? parseRetryAfter(res.headers['retry-after'], clock.now())
-          : undefined;
-        return { kind: 'retry', error: `status ${status}`, retryAfterMs };
-      }
-      if (status >= 400) return { kind: 'refused', status };
-      return { kind: 'delivered', status };
-    } catch (err) {
-      return { kind: 'retry', error: controller.signal.aborted ? 'timeout' : errorCode(err) };
-    } finally {
-      clearTimeout(timeout);
+    const result = await client.request(url, {
+      method: 'HEAD',
+      headers: { 'user-agent': userAgent },
+      deadlineMs: timeoutMs,
+      maxBodyBytes: 0,
+    });
+    if (result.kind === 'failed') {
+      const { error } = result;
+      const cause = causeCode(error);
+      return {
+        kind: 'retry',
+        error: error.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : error.code,
+        ...(cause === undefined ? {} : { cause }),
+      };
     }
+    const { status } = result;
+    if (status >= 500 || status === 408 || status === 429) {
+      const retryAfterMs = result.kind === 'answer' && (status === 429 || status === 503)
+        ? parseRetryAfter(result.headers['retry-after'], clock.now())
+        : undefined;
+      return { kind: 'retry', error: `status ${status}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+    }
+    if (status >= 400) return { kind: 'refused', status };
+    return { kind: 'delivered', status };
   }
 
-  function retryDelay(attempts: number, retryAfterMs: number | undefined): number {
-    if (retryAfterMs !== undefined) return Math.min(retryAfterMs, backoff.maxMs);
+  /** When the next attempt is due, or undefined when the notification is past its `retryFor`. */
+  function nextAttemptAt(entry: OutboxEntry, attempts: number, now: number, retryAfterMs: number | undefined) {
+    const deadline = entry.firstQueuedAt + retryForMs;
+    if (now >= deadline) return undefined;
     const full = Math.min(backoff.baseMs * 2 ** Math.min(attempts - 1, 30), backoff.maxMs);
     // Equal jitter: peers that failed together do not all come back in the same instant.
-    return Math.round(full / 2 + Math.random() * (full / 2));
+    const jittered = Math.round(full / 2 + Math.random() * (full / 2));
+    // Retry-After is a lower bound (RFC 9110 §10.2.3); the deadline bounds everything, so the
+    // last attempt is at the deadline at the latest.
+    return Math.min(now + Math.max(jittered, retryAfterMs ?? 0), deadline);
   }
 
   async function send(slot: Slot): Promise<void> {
@@ -381,14 +375,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const fields = { listing, peer: name, host: hostOf(entry.url), attempts, reason };
     const state = peerStateFor(entry.listing, entry.url);
 
-    if (outcome.kind === 'retry' && attempts < maxAttempts) {
-      const delayMs = retryDelay(attempts, outcome.retryAfterMs);
-      slot.entry = { ...entry, attempts, dueAt: now + delayMs, lastError: outcome.error };
+    const dueAt = outcome.kind === 'retry' ? nextAttemptAt(entry, attempts, now, outcome.retryAfterMs) : undefined;
+    if (outcome.kind === 'retry' && dueAt !== undefined) {
+      const delayMs = dueAt - now;
+      slot.entry = { ...entry, attempts, dueAt, lastError: outcome.error };
       slot.sending = false;
       slot.again = false; // the retry will reach the peer after the newer change anyway
       state.lastError = { at: now, reason: outcome.error };
       count('retried');
-      log.debug({ ...fields, error: outcome.error, delayMs }, 'push notification will be retried');
+      const cause = outcome.cause === undefined ? {} : { cause: outcome.cause };
+      log.debug({ ...fields, error: outcome.error, ...cause, delayMs }, 'push notification will be retried');
       heap.push(slot.entry.dueAt, slot.key);
       await persist(slot);
       return;
@@ -407,7 +403,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
     } else {
       state.lastError = { at: now, reason: outcome.error };
       count('dropped');
-      log.error({ ...fields, error: outcome.error }, 'push notification dropped after last attempt');
+      // Host, never the URL: its query carries the peer's secret.
+      const cause = outcome.cause === undefined ? {} : { cause: outcome.cause };
+      log.error(
+        { ...fields, error: outcome.error, ...cause, retriedForMs: now - entry.firstQueuedAt, retryForMs },
+        'push notification dropped after last attempt',
+      );
     }
 
     if (slot.again && !closed) {
@@ -515,11 +516,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
     async close() {
       if (closed) return;
       closed = true;
-      if (timer !== undefined) clearTimeout(timer);
+      clock.clearTimeout(timer);
       timer = undefined;
+      // Each HEAD is bounded by its deadline; the client is the caller's to close, after this.
       await Promise.allSettled([...inflight]);
       await Promise.allSettled([...writes.values()]);
-      if (ownedAgent !== undefined) await ownedAgent.close();
     },
   };
 }

@@ -46,6 +46,7 @@ test('proxy.example.yaml yields the documented values', async () => {
     },
     push: {
       debounce: 300_000,
+      retryFor: 86_400_000,
       watch: 60_000,
       triggers: [{ method: 'POST', path: '/bookings/{listing}/**' }],
       userAgent: 'iPP/0.1',

@@ -101,6 +101,12 @@ const cases: Array<{
     message: /must be a duration .*a bare number has no unit/,
   },
   {
+    fixture: 'push-retry-for-zero.yaml',
+    path: 'push.retryFor',
+    line: 5,
+    message: /^must be a duration like 500ms, 30s, 5m, 1h or 7d$/,
+  },
+  {
     fixture: 'bad-url-ftp.yaml',
     path: 'listings.beach-house.peers[0].url',
     line: 7,

@@ -1,20 +1,21 @@
 // Outbound push across a sidecar restart, through the whole app (createApp) on 127.0.0.1: a
 // notification to a peer that is down is retried, kept in the sqlite outbox when the sidecar stops,
 // and delivered once by the next sidecar on the same store when the peer is back; a peer that
-// fails forever gets a bounded number of HEADs.
+// fails forever is retried for push.retryFor (on a fake clock), then given up on.
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { request } from 'undici';
-import { type Clock, systemClock } from '../../src/clock.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/network.ts';
 import { closedPort, startServer } from '../helpers/servers.ts';
+import { createFakeClock } from '../store/fake-clock.ts';
 
 const listing = 'beach-house';
 
@@ -169,7 +170,8 @@ test('a notification to a peer that is down is retried, survives a restart, and 
     assert.equal(pending.length, 1, JSON.stringify(pending));
     assert.equal(pending[0]?.name, 'peer');
     assert.ok((pending[0]?.attempts ?? 0) >= 1, JSON.stringify(pending));
-    assert.equal(pending[0]?.lastError, 'ECONNREFUSED');
+    assert.equal(pending[0]?.lastError, 'UPSTREAM_UNREACHABLE');
+    assert.equal(retried.cause, 'ECONNREFUSED');
     // The status redacts the peer URL's secret.
     assert.doesNotMatch(JSON.stringify(pending), /peer-secret/);
     await first.app.close();
@@ -208,47 +210,69 @@ test('a notification to a peer that is down is retried, survives a restart, and 
     assert.equal(heads.length, 1, JSON.stringify(heads));
   });
 
-test('a peer answering 503 forever gets maxAttempts HEADs with growing delays, then the notification is dropped',
+test('a peer answering 503 forever is retried with growing delays for push.retryFor, then the notification is dropped',
   { timeout: 15_000 }, async (t) => {
-    let heads = 0;
+    const clock = createFakeClock(Date.now());
+    const heads: number[] = [];
+    const headed = new EventEmitter();
     const peer = await startServer(t, (req, res) => {
-      if (req.method === 'HEAD') heads += 1;
+      if (req.method === 'HEAD') {
+        heads.push(clock.now());
+        headed.emit('head');
+      }
       res.writeHead(503).end();
     });
+    /** Resolves once the peer has had `n` HEADs. */
+    const head = (n: number) => new Promise<void>((resolve) => {
+      const check = () => {
+        if (heads.length < n) return;
+        headed.off('head', check);
+        resolve();
+      };
+      headed.on('head', check);
+      check();
+    });
     const upstream = await startUpstream(t, calendar([{ uid: 'stay@test', start: day(10), end: day(12) }]));
-    // Each reading is 301 s past the previous one, longer than the longest backoff (5 min): every
-    // retry is due by the time the notifier next looks, so the whole schedule runs in milliseconds.
-    let offset = 0;
-    const clock: Clock = {
-      ...systemClock,
-      now: () => {
-        offset += 301_000;
-        return Date.now() + offset;
-      },
-    };
+    const retryFor = 30 * 60_000;
     const sidecar = await startApp(t, upstream.url, {
       listings: { [listing]: { peers: [{ name: 'peer', url: `${peer.url}/feed.ics`, notify: true }] } },
-      push: { watch: 0 },
+      push: { watch: 0, retryFor: '30m' },
     }, undefined, clock);
     const res = await request(`${sidecar.url}/_icalpush/listings/${listing}/changed`, { method: 'POST' });
     assert.equal(res.statusCode, 202);
     await res.body.dump();
 
+    // Fake time: each step moves the clock to the pending notification's due time, once the notifier
+    // has armed its timer, and waits for the HEAD it sends and for what the notifier made of the answer.
+    const outcome = (l: Record<string, unknown>) => l.msg === 'push notification will be retried'
+      || l.msg === 'push notification dropped after last attempt';
+    for (let attempt = 1; ; attempt += 1) {
+      const [next] = await pendingOf(sidecar.url);
+      assert.ok(next, `attempt ${attempt} is pending`);
+      await clock.whenTimerAt(next.dueAt);
+      clock.advance(next.dueAt - clock.now());
+      await head(attempt);
+      const line = await sidecar.waitForLog((l) => outcome(l) && l.attempts === attempt);
+      if (line.msg === 'push notification dropped after last attempt') break;
+    }
+
     const dropped = await logLine(sidecar, 'push notification dropped after last attempt');
-    // 8: the notifier's default maxAttempts, which the app keeps.
-    assert.equal(dropped.attempts, 8);
-    assert.equal(heads, 8);
+    assert.equal(dropped.attempts, heads.length);
+    assert.equal(dropped.retriedForMs, retryFor);
+    assert.equal(dropped.error, 'status 503');
     const delays = sidecar.logs
       .filter((l) => l.msg === 'push notification will be retried')
       .map((l) => Number(l.delayMs));
-    assert.equal(delays.length, 7);
-    // Equal jitter on a doubling base of 1 s: each delay at least the one before, none past 5 min.
+    assert.equal(delays.length, heads.length - 1);
+    assert.ok(delays.length > 8, JSON.stringify(delays));
+    // Equal jitter on a doubling base of 1 s: each delay at least the one before until the 5 min cap
+    // (reached from the 10th), none past it; the last one is cut short by the deadline.
     assert.ok((delays[0] ?? 0) >= 500, JSON.stringify(delays));
-    const growing = delays.every((ms, i) => ms <= 300_000 && (i === 0 || ms >= (delays[i - 1] ?? 0)));
+    const growing = delays.every((ms, i) => ms <= 300_000 && (i === 0 || i >= 9 || ms >= (delays[i - 1] ?? 0)));
     assert.ok(growing, JSON.stringify(delays));
-    await until(async () => (await pendingOf(sidecar.url)).length === 0);
-    assert.equal(await notifications(sidecar.url, 'retried'), 7);
+    assert.deepEqual(heads.slice(1).map((at, i) => at - (heads[i] ?? 0)), delays);
+    assert.deepEqual(await pendingOf(sidecar.url), []);
+    assert.equal(await notifications(sidecar.url, 'retried'), heads.length - 1);
     assert.equal(await notifications(sidecar.url, 'dropped'), 1);
     assert.equal(await notifications(sidecar.url, 'sent'), 0);
-    assert.equal(heads, 8);
   });

@@ -10,6 +10,11 @@ export type FakeClock = Clock & {
   pending(): number;
   /** The due time of the soonest pending timer, if any. */
   nextDueAt(): number | undefined;
+  /**
+   * Resolves once a timer due at `at` exactly is pending: for code that arms its timer after work the
+   * test cannot await (a scheduler re-arming once a store write is done), so the test advances only then.
+   */
+  whenTimerAt(at: number): Promise<void>;
 };
 
 type FakeTimer = Timer & { dueAt: number; seq: number; callback: () => void; done: boolean };
@@ -19,6 +24,11 @@ export function createFakeClock(startMs = Date.UTC(2025, 0, 1)): FakeClock {
   let nowMs = startMs;
   let seq = 0;
   const timers = new Set<FakeTimer>();
+  const waiters = new Set<{ at: number; resolve: () => void }>();
+  const hasTimerAt = (at: number) => {
+    for (const timer of timers) if (timer.dueAt === at) return true;
+    return false;
+  };
   const soonest = (): FakeTimer | undefined => {
     let best: FakeTimer | undefined;
     for (const timer of timers) {
@@ -32,6 +42,11 @@ export function createFakeClock(startMs = Date.UTC(2025, 0, 1)): FakeClock {
       seq += 1;
       const timer: FakeTimer = { dueAt: nowMs + Math.max(0, ms), seq, callback, done: false };
       timers.add(timer);
+      for (const waiter of waiters) {
+        if (waiter.at !== timer.dueAt) continue;
+        waiters.delete(waiter);
+        waiter.resolve();
+      }
       return timer;
     },
     clearTimeout(timer) {
@@ -52,5 +67,9 @@ export function createFakeClock(startMs = Date.UTC(2025, 0, 1)): FakeClock {
     },
     pending: () => timers.size,
     nextDueAt: () => soonest()?.dueAt,
+    whenTimerAt(at) {
+      if (hasTimerAt(at)) return Promise.resolve();
+      return new Promise((resolve) => waiters.add({ at, resolve }));
+    },
   };
 }

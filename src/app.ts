@@ -15,7 +15,7 @@ import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
-import { createUpstreamPool } from './http/clients.ts';
+import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
 import { IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
 import { type Logger, redactUrl } from './log.ts';
@@ -35,7 +35,7 @@ export type App = {
   readonly server: Server;
   /** Binds `config.listen`; resolves with the bound address and its base URL. */
   listen(): Promise<{ host: string; port: number; url: string }>;
-  /** Graceful shutdown: drain in-flight requests (bounded), close the upstream pool and the store. */
+  /** Graceful shutdown: drain in-flight requests (bounded), stop push and hooks, close the clients and the store. */
   close(): Promise<void>;
   /** The feed engine: reads and snapshots feeds (also used by push). */
   readonly feeds: FeedEngine;
@@ -87,11 +87,13 @@ export function createApp(config: Config, deps: AppDeps): App {
   const notified = propagation.labels('notified');
   const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent,
     onSent: (_peer, ms) => notified.observe(ms / 1000) });
+  const outbound = createOutboundClient({ clock, connectTimeoutMs: config.timeouts.connect });
   const hooks = createHooks({
     store,
     clock,
     logger,
     registry,
+    client: outbound,
     enabled: config.hooks.enabled,
     allowPrivateNetworks: config.hooks.allowPrivateNetworks,
     maxPerFeed: config.hooks.maxPerFeed,
@@ -206,6 +208,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       const { host, port } = parseListen(config.listen);
       const bound = await http.listen(host, port);
       await notifier.start();
+      await hooks.start();
       pushed.start();
       const urlHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
       logger.info({ listen: bound, upstream: upstream.origin, store: store.kind }, 'listening');
@@ -217,6 +220,8 @@ export function createApp(config: Config, deps: AppDeps): App {
         if (unfinished > 0) logger.warn({ unfinished }, 'shutdown cut in-flight requests');
         await pushed.close();
         await notifier.close();
+        await hooks.close();
+        await outbound.close();
         await upstream.destroy();
         await store.close();
         logger.info({}, 'closed');

@@ -336,7 +336,7 @@ export function createPush(options: PushOptions): Push {
 
   return {
     async onFeedChange(feed, change) {
-      if (options.fireHooks) await options.fireHooks(feed);
+      void options.fireHooks?.(feed).catch((err: unknown) => logger.error({ err }, 'hook fire failed'));
       const plan = byTarget.get(feed.target);
       // Only the listing's own feed, read anonymously, speaks for the listing.
       if (!plan || feed.key !== feed.target || plan.id !== feed.listing) return;

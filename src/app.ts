@@ -44,7 +44,7 @@ export type App = {
   readonly server: Server;
   /** Binds `config.listen`; resolves with the bound address and its base URL. */
   listen(): Promise<{ host: string; port: number; url: string }>;
-  /** Graceful shutdown: drain in-flight requests (bounded), close the outbound clients and the store. */
+  /** Graceful shutdown: drain in-flight requests (bounded), stop push and hooks, close the clients and the store. */
   close(): Promise<void>;
   /** The feed engine: reads and snapshots feeds (also used by push). */
   readonly feeds: FeedEngine;
@@ -117,6 +117,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     clock,
     logger,
     registry,
+    client: outbound,
     enabled: config.hooks.enabled,
     allowPrivateNetworks: config.hooks.allowPrivateNetworks,
     maxPerFeed: config.hooks.maxPerFeed,
@@ -246,6 +247,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       const { host, port } = parseListen(config.listen);
       const bound = await http.listen(host, port);
       await notifier.start();
+      await hooks.start();
       // Changes journaled before a crash are classified (and their hooks fired) again.
       const recovered = await feeds.recover();
       if (recovered > 0) logger.info({ recovered }, 'feed changes recovered');
@@ -263,7 +265,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         const reserveMs = Math.min(2_000, config.timeouts.shutdown / 4);
         const { unfinished } = await http.drain(Math.max(0, config.timeouts.shutdown - reserveMs));
         if (unfinished > 0) logger.warn({ unfinished }, 'shutdown cut in-flight requests');
-        const background = Promise.allSettled([pushed.close(), feeds.settled(), notifier.close()]);
+        const background = Promise.allSettled([pushed.close(), feeds.settled(), notifier.close(), hooks.close()]);
         await within(background, left() / 2);
         await outbound.close();
         await within(background, left());

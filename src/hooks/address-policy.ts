@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
+import { type Clock, systemClock, type Timer } from '../clock.ts';
 
 /** One resolved address of a host. */
 export type ResolvedAddress = { address: string; family: 4 | 6 };
@@ -58,11 +59,12 @@ export type TargetResolution =
 /**
  * Resolves `hostname` (a URL hostname: IPv6 literals in brackets) within `timeoutMs` and
  * checks every address: one refused address refuses the host, since the resolver may hand any
- * of them to a later connection. The first address is the one the HEAD will be sent to.
+ * of them to a later connection. The first address is the one the HEAD will be sent to. The
+ * timeout runs on `clock` (the system clock by default).
  */
 export async function resolveTarget(
   hostname: string,
-  options: { lookup: HostLookup; timeoutMs: number; allowPrivateNetworks: boolean },
+  options: { lookup: HostLookup; timeoutMs: number; allowPrivateNetworks: boolean; clock?: Clock },
 ): Promise<TargetResolution> {
   const bare = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
   const literal = isIP(bare);
@@ -70,7 +72,7 @@ export async function resolveTarget(
   if (literal !== 0) {
     addresses = [{ address: bare, family: literal === 6 ? 6 : 4 }];
   } else {
-    const found = await lookupWithin(options.lookup, bare, options.timeoutMs);
+    const found = await lookupWithin(options.lookup, bare, options.timeoutMs, options.clock ?? systemClock);
     if (found === undefined) return { ok: false, reason: 'unresolvable' };
     addresses = found;
   }
@@ -87,10 +89,11 @@ async function lookupWithin(
   lookup: HostLookup,
   hostname: string,
   timeoutMs: number,
+  clock: Clock,
 ): Promise<ResolvedAddress[] | undefined> {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), timeoutMs);
+    timer = clock.setTimeout(() => resolve(undefined), timeoutMs);
   });
   try {
     const found = await Promise.race([lookup(hostname), timeout]);
@@ -103,6 +106,6 @@ async function lookupWithin(
   } catch {
     return undefined;
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }

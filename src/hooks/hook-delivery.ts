@@ -1,62 +1,27 @@
-// The undici adapter of iCal Hooks: one HEAD to a hook URL, connected to the address that was
-// checked at registration (SPEC "iCal Hooks": the address checked is the address used).
-import type { LookupAddress } from 'node:dns';
-import { Agent } from 'undici';
+// What one iCal Hooks HEAD came to, read from the outbound client's result: an answer of any status
+// means the HEAD was sent (the subscriber was told); only a failure on the way is worth a retry.
+import type { OutboundResult } from '../http/clients.ts';
 
 /** What one hook HEAD came to (the `outcome` label). */
 export type DeliveryOutcome = 'ok' | 'http_error' | 'network_error';
 
-/** One HEAD to send. */
-export type HookHead = {
-  url: string;
-  /** The address checked at registration; the connection goes here, never to a fresh lookup. */
-  address: string;
-  family: 4 | 6;
-  userAgent: string;
-  timeoutMs: number;
-};
-
-/** The result of sendHookHead; `status` when an answer came. */
-export type DeliveryResult = { outcome: DeliveryOutcome; status?: number; errorCode?: string };
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+/** The reading of one HEAD's result; `status` when an answer came, `errorCode` when none did. */
+export type DeliveryResult = { outcome: DeliveryOutcome; status?: number; errorCode?: string; cause?: string };
 
 /**
- * Sends one HEAD with no body and no redirect following (undici follows none unless told to):
- * a 3xx counts as `http_error`. A fresh Agent per HEAD pins the connection to the stored
- * address while Host and TLS SNI keep the URL's hostname; hooks are one-shot, so there is
- * no keep-alive to lose. Never throws.
+ * A 2xx is `ok`; any other status (3xx included: redirects are never followed) is `http_error`;
+ * no answer (refused, reset, timed out) is `network_error`, with the icalpush code and the
+ * socket's code when there is one.
  */
-export async function sendHookHead(head: HookHead): Promise<DeliveryResult> {
-  const { address, family } = head;
-  const lookup = (_hostname: string, options: { all?: boolean }, callback: LookupCallback) => {
-    // Node's happy-eyeballs connect asks for `all`; plain connect for one address.
-    if (options.all === true) callback(null, [{ address, family }]);
-    else callback(null, address, family);
-  };
-  const agent = new Agent({
-    connect: { lookup, timeout: head.timeoutMs },
-    headersTimeout: head.timeoutMs,
-    bodyTimeout: head.timeoutMs,
-    connections: 1,
-    pipelining: 0,
-  });
-  try {
-    const url = new URL(head.url);
-    const response = await agent.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method: 'HEAD',
-      headers: { 'user-agent': head.userAgent },
-      signal: AbortSignal.timeout(head.timeoutMs),
-    });
-    await response.body.dump();
-    const ok = response.statusCode >= 200 && response.statusCode < 300;
-    return { outcome: ok ? 'ok' : 'http_error', status: response.statusCode };
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code;
-    return { outcome: 'network_error', errorCode: typeof code === 'string' ? code : 'UNKNOWN' };
-  } finally {
-    await agent.destroy().catch(() => {});
+export function deliveryResult(result: OutboundResult): DeliveryResult {
+  if (result.kind === 'failed') {
+    const cause = (result.error.cause as { code?: unknown } | undefined)?.code;
+    return {
+      outcome: 'network_error',
+      errorCode: result.error.code,
+      ...(typeof cause === 'string' ? { cause } : {}),
+    };
   }
+  const ok = result.status >= 200 && result.status < 300;
+  return { outcome: ok ? 'ok' : 'http_error', status: result.status };
 }

@@ -7,10 +7,11 @@ import { freePort } from '../../src/demo/mesh.ts';
 /** A plain node:http server standing in for an upstream or a peer. */
 export type FakeServer = { server: Server; url: string; port: number };
 
-/** Starts `handler` on 127.0.0.1:0 and registers its teardown on `t`. */
+/** Starts `handler` on 127.0.0.1 (`port` 0, any free one, by default) and registers its teardown on `t`. */
 export async function startServer(
   t: TestContext,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  port = 0,
 ): Promise<FakeServer> {
   const server = createServer(handler);
   // Upgraded sockets leave the HTTP server's bookkeeping; track every socket to close them all.
@@ -19,7 +20,7 @@ export async function startServer(
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   t.after(() => {
     for (const socket of sockets) socket.destroy();
     return new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,5 +1,6 @@
 // Through the whole app: push.watch re-reads own feeds on its own and notifies on a primary change;
-// an iCal Hooks subscription made on a feed GET gets one HEAD at the feed's next change.
+// an iCal Hooks subscription made on a feed GET gets one HEAD at the feed's next change, and hook
+// targets that never answer do not hold up the peers' notification.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +14,7 @@ const event = (uid: string, offset: number) => `BEGIN:VEVENT\r\nUID:${uid}\r\nDT
   + `DTSTART;VALUE=DATE:${day(offset)}\r\nDTEND;VALUE=DATE:${day(offset + 2)}\r\nEND:VEVENT\r\n`;
 const calendar = (...events: string[]) => `BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n${events.join('')}END:VCALENDAR\r\n`;
 
-async function setup(t: TestContext, overrides: Record<string, unknown>) {
+async function setup(t: TestContext, overrides: Record<string, unknown>, onPeerHead?: () => void) {
   const upstream = { text: calendar(event('a', 10)), reads: 0 };
   const server = await startServer(t, (_req, res) => {
     upstream.reads += 1;
@@ -21,7 +22,10 @@ async function setup(t: TestContext, overrides: Record<string, unknown>) {
   });
   const heads: string[] = [];
   const peer = await startServer(t, (req, res) => {
-    if (req.method === 'HEAD') heads.push(req.url ?? '');
+    if (req.method === 'HEAD') {
+      heads.push(req.url ?? '');
+      onPeerHead?.();
+    }
     res.writeHead(200, { 'content-type': 'text/calendar' }).end(calendar());
   });
   const app = await startApp(t, server.url, {
@@ -106,4 +110,30 @@ test('a hook URL on loopback is refused by default and the GET is answered as us
   assert.deepEqual(hookHeads, []);
   const metrics = await (await request(`${app.url}/_icalpush/metrics`)).body.text();
   assert.match(metrics, /icalpush_hook_refusals_total\{reason="private-address"\} 1/);
+});
+
+test('hook targets that never answer do not delay the peers\' iPP HEAD', async (t) => {
+  const hole = { received: 0, open: 0 };
+  const blackHole = await startServer(t, (req) => {
+    hole.received += 1;
+    hole.open += 1;
+    req.socket.once('close', () => {
+      hole.open -= 1;
+    });
+  });
+  let answeredAtPeerHead: number | undefined;
+  const { upstream, heads, app } = await setup(t, { push: { watch: 0 }, hooks: { allowPrivateNetworks: true } }, () => {
+    answeredAtPeerHead ??= hole.received - hole.open;
+  });
+  const feed = `${app.url}/calendar/beach-house.ics`;
+  for (let i = 0; i < 20; i += 1) {
+    await (await request(feed, { headers: { 'x-icalhooks-url': `${blackHole.url}/hook-${i}` } })).body.dump();
+  }
+  await eventually(() => app.logs.filter((l) => l.msg === 'hook registered').length === 20);
+  upstream.text = calendar(event('a', 10), event('e', 50));
+  await (await request(feed)).body.dump();
+  // The old behaviour held the classification until every hook HEAD had timed out (5 s each, 16 at a time).
+  await eventually(() => heads.length === 1 && hole.received === 16, 4_000);
+  assert.equal(answeredAtPeerHead, 0);
+  assert.equal(hole.open, 16);
 });

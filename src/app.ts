@@ -18,7 +18,8 @@ import { createHttpServer } from './http/server.ts';
 import { createUpstreamPool } from './http/clients.ts';
 import { IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
-import { type Logger, redactUrl } from './log.ts';
+import type { Logger } from './log.ts';
+import { createRedactor, type Redactor } from './redact.ts';
 import { createRegistry } from './metrics/registry.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
 import type { Store } from './store/store.ts';
@@ -61,6 +62,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const passthrough = createPassthrough(upstream);
   const router = createRouter(config.feeds.map((feed) => feed.path));
+  // Knows the feeds patterns, so a `{secret}` segment is hidden even when it looks like a word.
+  const redact = createRedactor(config.feeds.map((feed) => feed.path));
   let closePromise: Promise<void> | undefined;
 
   const http = createHttpServer({
@@ -74,7 +77,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       }
       passthrough.upgrade(req, socket, head, (err) => {
         logger.warn(
-          { err, req: { method: req.method, url: redactUrl(req.url ?? '') } },
+          { err, req: { method: req.method, url: redact(req.url ?? '') } },
           'upgrade failed',
         );
       });
@@ -85,12 +88,22 @@ export function createApp(config: Config, deps: AppDeps): App {
   const feedMetrics = createFeedMetrics(registry);
   const propagation = createPropagationMetric(registry);
   const notified = propagation.labels('notified');
+  // The engine and hooks have no config: their `feed` fields are redacted again here, with the
+  // feeds patterns. A feed key is its target, then ` auth:<hash>` for feeds behind HTTP auth.
+  const redactFeed = (feed: unknown) => (typeof feed === 'string' ? feed.replace(/^\S+/, (target) => redact(target)) : feed);
+  const engineLogger = logger.child({}, { serializers: { feed: redactFeed } });
+  const hooksLogger = logger.child({}, {
+    serializers: {
+      hook: (hook: unknown) => (typeof hook === 'object' && hook !== null && 'feed' in hook
+        ? { ...hook, feed: redactFeed(hook.feed) } : hook),
+    },
+  });
   const notifier = createNotifier({ store, clock, logger, registry, userAgent: config.push.userAgent,
     onSent: (_peer, ms) => notified.observe(ms / 1000) });
   const hooks = createHooks({
     store,
     clock,
-    logger,
+    logger: hooksLogger,
     registry,
     enabled: config.hooks.enabled,
     allowPrivateNetworks: config.hooks.allowPrivateNetworks,
@@ -103,7 +116,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     store,
     fetcher: createFeedFetcher({ upstream, maxBodyBytes: config.snapshots.maxBodyBytes, clock }),
     clock,
-    logger,
+    logger: engineLogger,
     metrics: feedMetrics,
     retentionMs: config.snapshots.retention,
     maxFeeds: config.snapshots.maxFeeds,
@@ -151,7 +164,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const startedAt = clock.now();
     const route = router.route(req.url ?? '/');
     // Read now: once the answer is sent, the socket may already serve the next request.
-    const fields = requestFields(req, route);
+    const fields = requestFields(req, route, redact);
     let errorCode: string | undefined;
     if (route.kind === 'admin') {
       await admin(req, res, route.path);
@@ -162,10 +175,19 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
     const durationMs = clock.now() - startedAt;
     metrics.record(route.kind, res.statusCode, durationMs, errorCode);
+    logRequest(fields, res.statusCode, durationMs, errorCode);
+  }
+
+  function logRequest(
+    fields: ReturnType<typeof requestFields>,
+    statusCode: number,
+    durationMs: number,
+    errorCode: string | undefined,
+  ): void {
     requestLog.info(
       {
         req: fields,
-        res: { statusCode: res.statusCode },
+        res: { statusCode },
         durationMs,
         ...(errorCode === undefined ? {} : { errCode: errorCode }),
       },
@@ -178,7 +200,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       return await feedHandler(req, res, route);
     } catch (err) {
       // A bug must not take the process down or leave the client hanging.
-      logger.error({ err, req: requestFields(req, route) }, 'feed request failed');
+      logger.error({ err, req: requestFields(req, route, redact) }, 'feed request failed');
       sendError(res, new IcalpushError('INTERNAL_ERROR', 'feed request failed', { cause: err }));
       return { kind: 'answered' as const, errorCode: 'INTERNAL_ERROR' };
     }
@@ -226,10 +248,10 @@ export function createApp(config: Config, deps: AppDeps): App {
   };
 }
 
-function requestFields(req: IncomingMessage, route: Route) {
+function requestFields(req: IncomingMessage, route: Route, redact: Redactor) {
   return {
     method: req.method,
-    url: redactUrl(req.url ?? ''),
+    url: redact(req.url ?? ''),
     route: route.kind,
     ...(route.kind === 'feed' ? { listing: route.listing } : {}),
     remote: req.socket.remoteAddress,

@@ -1,7 +1,8 @@
 // iCal Hooks (SPEC "iCal Hooks", seeds/ical-hooks.md): one-shot X-ICALHOOKS-URL subscriptions
 // per feed, kept in the store for 7 days, each fired with one HEAD on the feed's next change.
 import type { Clock } from '../clock.ts';
-import { type Logger, redactUrl } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Store } from '../store/store.ts';
 import { type HostLookup, resolveTarget, systemLookup } from './address-policy.ts';

@@ -9,7 +9,8 @@ import { type FeedChange, type FeedEngine, type FeedKey, feedKey } from '../feed
 import { currentComponents, type FeedHistory } from '../feeds/history.ts';
 import { compilePathPattern, isPathPatternError, type PathPattern } from '../http/path-pattern.ts';
 import { serializeCalendar } from '../ical/serialize.ts';
-import { type Logger, redactUrl } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
 import { busyNights, dateOf, diffNights, isHorizonOnly, type NightsDiff } from './availability.ts';
 import type { Notifier } from './notifier.ts';

@@ -16,7 +16,7 @@ import { createPassthrough } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createUpstreamPool } from './http/clients.ts';
-import { IcalpushError } from './errors.ts';
+import { type ErrorCode, errorCodes, IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
 import type { Logger } from './log.ts';
 import { createRedactor, type Redactor } from './redact.ts';
@@ -70,6 +70,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     logger,
     onRequest: handle,
     onUpgrade(req, socket, head) {
+      if (!isOriginForm(req.url)) {
+        socket.end(targetInvalidUpgradeAnswer);
+        return;
+      }
       const route = router.route(req.url ?? '/');
       if (route.kind === 'admin') {
         socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -162,6 +166,10 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = clock.now();
+    if (!isOriginForm(req.url)) {
+      answerOddTarget(req, res, startedAt);
+      return;
+    }
     const route = router.route(req.url ?? '/');
     // Read now: once the answer is sent, the socket may already serve the next request.
     const fields = requestFields(req, route, redact);
@@ -175,6 +183,27 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
     const durationMs = clock.now() - startedAt;
     metrics.record(route.kind, res.statusCode, durationMs, errorCode);
+    logRequest(fields, res.statusCode, durationMs, errorCode);
+  }
+
+  /**
+   * `*` and absolute-form targets (RFC 9112 §3.2) are answered here: passed on as they are, the
+   * upstream would be asked for something no client of a sidecar means, and a healthy upstream
+   * would show up as unreachable. `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7).
+   */
+  function answerOddTarget(req: IncomingMessage, res: ServerResponse, startedAt: number): void {
+    const fields = requestFields(req, { kind: 'passthrough', path: req.url ?? '' }, redact);
+    let errorCode: ErrorCode | undefined;
+    if (req.method === 'OPTIONS' && req.url === '*') {
+      res.writeHead(204).end();
+    } else {
+      errorCode = 'REQUEST_TARGET_INVALID';
+      req.resume();
+      sendError(res, new IcalpushError(errorCode, 'request target is not origin-form'));
+    }
+    const durationMs = clock.now() - startedAt;
+    // Counted as passthrough, but not as an upstream error: the upstream was never asked.
+    metrics.record('passthrough', res.statusCode, durationMs, undefined);
     logRequest(fields, res.statusCode, durationMs, errorCode);
   }
 
@@ -246,6 +275,17 @@ export function createApp(config: Config, deps: AppDeps): App {
       return closePromise;
     },
   };
+}
+
+const targetInvalidBody = `${errorCodes.REQUEST_TARGET_INVALID.text}\n`;
+// An Upgrade request has no ServerResponse: its refusal is written on the socket, which then closes.
+const targetInvalidUpgradeAnswer = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\n'
+  + `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(targetInvalidBody)}\r\n\r\n`
+  + targetInvalidBody;
+
+/** True for an origin-form request target (RFC 9112 §3.2.1): a path, then maybe a query. */
+function isOriginForm(target: string | undefined): boolean {
+  return target?.startsWith('/') ?? false;
 }
 
 function requestFields(req: IncomingMessage, route: Route, redact: Redactor) {

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
 import { startApp } from '../helpers/app.ts';
@@ -124,4 +124,40 @@ test('notify tells the running sidecar, which sends the iPP HEAD; refusals exit 
   const down = await run(['notify', 'beach-house', '--config', await tempConfig(t, yaml(`127.0.0.1:${await closedPort()}`))]);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /not reachable/);
+});
+
+test('check refuses a store path under a regular file, in the format of config problems', async (t) => {
+  const config = await tempConfig(t, 'upstream: http://127.0.0.1:9\nfeeds:\n  - path: /c/{listing}.ics\n');
+  const dir = dirname(config);
+  await writeFile(join(dir, 'file.txt'), 'not a directory');
+  const store = join(dir, 'file.txt', 'db.sqlite');
+  await writeFile(config, `store: ${store}\n`, { flag: 'a' });
+  const { code, stdout, stderr } = await run(['check', '--config', config]);
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.equal(
+    stderr,
+    `${config}: invalid configuration\nstore: cannot write ${store}: ${join(dir, 'file.txt')} is not a directory (${config})\n`,
+  );
+});
+
+test('check accepts a store in a writable directory and creates nothing', async (t) => {
+  const config = await tempConfig(t, 'upstream: http://127.0.0.1:9\nstore: ./data/sub/state.db\nfeeds:\n  - path: /c/{listing}.ics\n');
+  const { code, stdout, stderr } = await run(['check', '--config', config]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /store\s+.*\/data\/sub\/state\.db \(file\)/);
+  await assert.rejects(stat(join(dirname(config), 'data')), { code: 'ENOENT' });
+});
+
+// Root writes through permission bits, so this runs where the suite is not root; the
+// file-as-directory case above covers the check as root.
+const isRoot = process.getuid?.() === 0;
+test('check refuses a store file it cannot write', { skip: isRoot && 'running as root' }, async (t) => {
+  const config = await tempConfig(t, 'upstream: http://127.0.0.1:9\nstore: ./state.db\nfeeds:\n  - path: /c/{listing}.ics\n');
+  const store = join(dirname(config), 'state.db');
+  await writeFile(store, '');
+  await chmod(store, 0o444);
+  const { code, stderr } = await run(['check', '--config', config]);
+  assert.equal(code, 1);
+  assert.match(stderr, new RegExp(`^store: cannot write ${store.replaceAll('.', '\\.')}: permission denied \\(`, 'm'));
 });

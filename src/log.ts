@@ -48,6 +48,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       base: { name: 'icalpush' },
       redact: { paths: redactedPaths, censor: redactedMarker },
+      // Expected failures are logged as a plain `{ code, message }`: pino's serializer would add
+      // an empty stack and `type: Object` to them. Thrown errors keep their stack and causes.
+      serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
       formatters: { level: (label) => ({ level: label }) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -124,6 +125,49 @@ test('notify tells the running sidecar, which sends the iPP HEAD; refusals exit 
   const down = await run(['notify', 'beach-house', '--config', await tempConfig(t, yaml(`127.0.0.1:${await closedPort()}`))]);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /not reachable/);
+});
+
+/** Every line the process wrote, stdout (log lines) and stderr together. */
+const linesOf = (out: { stdout: string; stderr: string }) => `${out.stdout}\n${out.stderr}`.split('\n').filter(Boolean);
+
+test('serve on a port in use exits 1 with one line naming the address and the cause, no stack', async (t) => {
+  const taken = createNetServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const { port } = taken.address() as AddressInfo;
+  const config = await tempConfig(t, `listen: 127.0.0.1:${port}\nupstream: http://127.0.0.1:9\nstore: memory\nfeeds:\n  - path: /c/{listing}.ics\n`);
+  const out = await run(['serve', '--config', config]);
+  assert.equal(out.code, 1);
+  const lines = linesOf(out);
+  const mentions = lines.filter((line) => line.includes(String(port)));
+  assert.equal(mentions.length, 1, lines.join('\n'));
+  const fatal = JSON.parse(mentions[0] ?? '{}') as { level: string; msg: string; err: { code: string; message: string } };
+  assert.equal(fatal.level, 'fatal');
+  assert.equal(fatal.msg, 'cannot listen');
+  assert.deepEqual(fatal.err, {
+    code: 'LISTEN_UNAVAILABLE',
+    message: `cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
+  });
+  assert.ok(!lines.some((line) => line.includes('    at ') || line.includes('\\n    at ')), lines.join('\n'));
+  assert.equal(lines.join('\n').split('EADDRINUSE').length - 1, 1, 'the cause is told once');
+});
+
+test('serve with a store that cannot be created exits 1 with one line naming the file, no stack', async (t) => {
+  const config = await tempConfig(t, 'listen: 127.0.0.1:0\nupstream: http://127.0.0.1:9\nfeeds:\n  - path: /c/{listing}.ics\n');
+  const dir = dirname(config);
+  await writeFile(join(dir, 'file.txt'), 'not a directory');
+  const store = join(dir, 'file.txt', 'db.sqlite');
+  await writeFile(config, `store: ${store}\n`, { flag: 'a' });
+  const out = await run(['serve', '--config', config]);
+  assert.equal(out.code, 1);
+  const lines = linesOf(out);
+  assert.equal(lines.length, 1, lines.join('\n'));
+  const fatal = JSON.parse(lines[0] ?? '{}') as { msg: string; err: { code: string; message: string } };
+  assert.equal(fatal.msg, 'store unavailable');
+  assert.deepEqual(fatal.err, {
+    code: 'STORE_UNAVAILABLE',
+    message: `cannot create the directory of store file ${store}: ${join(dir, 'file.txt')} is not a directory`,
+  });
 });
 
 test('check refuses a store path under a regular file, in the format of config problems', async (t) => {

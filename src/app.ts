@@ -19,9 +19,10 @@ import { createPassthrough } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
-import { IcalpushError } from './errors.ts';
+import { type ErrorCode, errorCodes, IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
-import { type Logger, redactUrl } from './log.ts';
+import type { Logger } from './log.ts';
+import { createRedactor, type Redactor } from './redact.ts';
 import { createRegistry } from './metrics/registry.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
 import type { Store } from './store/store.ts';
@@ -70,12 +71,18 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const passthrough = createPassthrough(upstream);
   const router = createRouter(config.feeds.map((feed) => feed.path));
+  // Knows the feeds patterns, so a `{secret}` segment is hidden even when it looks like a word.
+  const redact = createRedactor(config.feeds.map((feed) => feed.path));
   let closePromise: Promise<void> | undefined;
 
   const http = createHttpServer({
     logger,
     onRequest: handle,
     onUpgrade(req, socket, head) {
+      if (!isOriginForm(req.url)) {
+        socket.end(targetInvalidUpgradeAnswer);
+        return;
+      }
       const route = router.route(req.url ?? '/');
       if (route.kind === 'admin') {
         socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -83,7 +90,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       }
       passthrough.upgrade(req, socket, head, (err) => {
         logger.warn(
-          { err, req: { method: req.method, url: redactUrl(req.url ?? '') } },
+          { err, req: { method: req.method, url: redact(req.url ?? '') } },
           'upgrade failed',
         );
       });
@@ -102,6 +109,15 @@ export function createApp(config: Config, deps: AppDeps): App {
     onReplace: (reason) => logger.warn({ reason }, 'feed worker replaced'),
   });
   const analyzer = createFeedAnalyzer(pool);
+  // Hooks have no config: their `feed` fields are redacted again here, with the feeds patterns. A feed
+  // key is its target, then ` auth:<hash>` for feeds behind HTTP auth.
+  const redactFeed = (feed: unknown) => (typeof feed === 'string' ? feed.replace(/^\S+/, (target) => redact(target)) : feed);
+  const hooksLogger = logger.child({}, {
+    serializers: {
+      hook: (hook: unknown) => (typeof hook === 'object' && hook !== null && 'feed' in hook
+        ? { ...hook, feed: redactFeed(hook.feed) } : hook),
+    },
+  });
   const notifier = createNotifier({
     store,
     clock,
@@ -115,7 +131,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const hooks = createHooks({
     store,
     clock,
-    logger,
+    logger: hooksLogger,
     registry,
     client: outbound,
     enabled: config.hooks.enabled,
@@ -137,7 +153,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     clock,
     logger,
     metrics: feedMetrics,
-    redact: redactUrl,
+    redact,
     retentionMs: config.snapshots.retention,
     maxFeeds: config.snapshots.maxFeeds,
     maxVariantsPerPath: config.snapshots.maxVariantsPerPath,
@@ -190,9 +206,13 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = clock.now();
+    if (!isOriginForm(req.url)) {
+      answerOddTarget(req, res, startedAt);
+      return;
+    }
     const route = router.route(req.url ?? '/');
     // Read now: once the answer is sent, the socket may already serve the next request.
-    const fields = requestFields(req, route);
+    const fields = requestFields(req, route, redact);
     let errorCode: string | undefined;
     if (route.kind === 'admin') {
       await admin(req, res, route.path);
@@ -203,10 +223,40 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
     const durationMs = clock.now() - startedAt;
     metrics.record(route.kind, res.statusCode, durationMs, errorCode);
+    logRequest(fields, res.statusCode, durationMs, errorCode);
+  }
+
+  /**
+   * `*` and absolute-form targets (RFC 9112 §3.2) are answered here: passed on as they are, the
+   * upstream would be asked for something no client of a sidecar means, and a healthy upstream
+   * would show up as unreachable. `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7).
+   */
+  function answerOddTarget(req: IncomingMessage, res: ServerResponse, startedAt: number): void {
+    const fields = requestFields(req, { kind: 'passthrough', path: req.url ?? '' }, redact);
+    let errorCode: ErrorCode | undefined;
+    if (req.method === 'OPTIONS' && req.url === '*') {
+      res.writeHead(204).end();
+    } else {
+      errorCode = 'REQUEST_TARGET_INVALID';
+      req.resume();
+      sendError(res, new IcalpushError(errorCode, 'request target is not origin-form'));
+    }
+    const durationMs = clock.now() - startedAt;
+    // Counted as passthrough, but not as an upstream error: the upstream was never asked.
+    metrics.record('passthrough', res.statusCode, durationMs, undefined);
+    logRequest(fields, res.statusCode, durationMs, errorCode);
+  }
+
+  function logRequest(
+    fields: ReturnType<typeof requestFields>,
+    statusCode: number,
+    durationMs: number,
+    errorCode: string | undefined,
+  ): void {
     requestLog.info(
       {
         req: fields,
-        res: { statusCode: res.statusCode },
+        res: { statusCode },
         durationMs,
         ...(errorCode === undefined ? {} : { errCode: errorCode }),
       },
@@ -219,7 +269,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       return await feedHandler(req, res, route);
     } catch (err) {
       // A bug must not take the process down or leave the client hanging.
-      logger.error({ err, req: requestFields(req, route) }, 'feed request failed');
+      logger.error({ err, req: requestFields(req, route, redact) }, 'feed request failed');
       sendError(res, new IcalpushError('INTERNAL_ERROR', 'feed request failed', { cause: err }));
       return { kind: 'answered' as const, errorCode: 'INTERNAL_ERROR' };
     }
@@ -288,10 +338,21 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 }
 
-function requestFields(req: IncomingMessage, route: Route) {
+const targetInvalidBody = `${errorCodes.REQUEST_TARGET_INVALID.text}\n`;
+// An Upgrade request has no ServerResponse: its refusal is written on the socket, which then closes.
+const targetInvalidUpgradeAnswer = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\n'
+  + `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(targetInvalidBody)}\r\n\r\n`
+  + targetInvalidBody;
+
+/** True for an origin-form request target (RFC 9112 §3.2.1): a path, then maybe a query. */
+function isOriginForm(target: string | undefined): boolean {
+  return target?.startsWith('/') ?? false;
+}
+
+function requestFields(req: IncomingMessage, route: Route, redact: Redactor) {
   return {
     method: req.method,
-    url: redactUrl(req.url ?? ''),
+    url: redact(req.url ?? ''),
     route: route.kind,
     ...(route.kind === 'feed' ? { listing: route.listing } : {}),
     remote: req.socket.remoteAddress,

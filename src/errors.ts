@@ -5,6 +5,8 @@
 export const errorCodes = {
   CONFIG_INVALID: { status: 500, text: 'invalid configuration' },
   CONFIG_UNREADABLE: { status: 500, text: 'configuration file unreadable' },
+  LISTEN_UNAVAILABLE: { status: 500, text: 'cannot listen on the configured address' },
+  REQUEST_TARGET_INVALID: { status: 400, text: 'request target must be a path (origin-form)' },
   UPSTREAM_UNREACHABLE: { status: 502, text: 'upstream unreachable' },
   UPSTREAM_TIMEOUT: { status: 504, text: 'upstream timed out' },
   UPSTREAM_PROTOCOL: { status: 502, text: 'upstream answered badly' },

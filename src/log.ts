@@ -1,5 +1,7 @@
-// Structured logs: one JSON line per event, object first, a constant message, secrets redacted.
+// Structured logs: one JSON line per event, object first, a constant message, secrets redacted
+// (header paths here; URLs by the callers, with src/redact.ts).
 import pino from 'pino';
+import { redactedMarker } from './redact.ts';
 
 /** The logger type every module receives. */
 export type Logger = pino.Logger;
@@ -18,23 +20,6 @@ export const redactedPaths = [
   'headers.authorization',
   'headers.cookie',
 ];
-
-/**
- * Removes query-string values from a request target for logging: feed URLs carry their
- * secret in the query (`/ical/123.ics?s=…`), so only parameter names are kept.
- */
-export function redactUrl(url: string): string {
-  const q = url.indexOf('?');
-  if (q === -1) return url;
-  const parts = url
-    .slice(q + 1)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      return eq === -1 ? pair : `${pair.slice(0, eq)}=[REDACTED]`;
-    });
-  return `${url.slice(0, q)}?${parts.join('&')}`;
-}
 
 /** Options for createLogger. */
 export type LoggerOptions = {
@@ -62,7 +47,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     {
       level: options.level ?? 'info',
       base: { name: 'icalpush' },
-      redact: { paths: redactedPaths, censor: '[REDACTED]' },
+      redact: { paths: redactedPaths, censor: redactedMarker },
+      // Expected failures are logged as a plain `{ code, message }`: pino's serializer would add
+      // an empty stack and `type: Object` to them. Thrown errors keep their stack and causes.
+      serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
       formatters: { level: (label) => ({ level: label }) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point: argv → cli. The only place that exits the process or handles signals.
-import { runCli } from './cli/program.ts';
+import { fatalLine, runCli } from './cli/program.ts';
 
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
@@ -18,7 +18,7 @@ try {
       running.close().then(
         () => process.exit(0),
         (err: unknown) => {
-          process.stderr.write(`shutdown failed: ${String(err)}\n`);
+          process.stderr.write(fatalLine(err, process.env, 'shutdown failed'));
           process.exit(1);
         },
       );
@@ -27,8 +27,6 @@ try {
     process.once('SIGTERM', stop);
   }
 } catch (err) {
-  process.stderr.write(
-    `icalpush: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-  );
+  process.stderr.write(fatalLine(err, process.env));
   process.exit(1);
 }

@@ -70,3 +70,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
   }
   return outcome;
 }
+
+/**
+ * The line main.ts prints for an error nothing else handled: `icalpush: <code or name>: <message>`,
+ * one line an operator can paste; the stack only with ICALPUSH_DEBUG=1, for whoever fixes the bug.
+ */
+export function fatalLine(err: unknown, env: Record<string, string | undefined>, context?: string): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const name = typeof code === 'string' ? code : err instanceof Error ? err.name : typeof err;
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
+  const line = `icalpush: ${context === undefined ? '' : `${context}: `}${name}: ${message}\n`;
+  const stack = env.ICALPUSH_DEBUG === '1' && err instanceof Error ? err.stack : undefined;
+  return stack === undefined ? line : `${line}${stack}\n`;
+}

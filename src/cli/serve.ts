@@ -30,7 +30,7 @@ export async function runServe(
   try {
     store = await openStore(config.store);
   } catch (err) {
-    logger.fatal({ err }, 'store unavailable');
+    logger.fatal({ err: briefError(err), store: config.store }, 'store unavailable');
     logger.flush();
     return { exitCode: 1 };
   }
@@ -47,9 +47,23 @@ export async function runServe(
       },
     };
   } catch (err) {
-    logger.fatal({ err, listen: config.listen }, 'cannot listen');
+    const brief = briefError(err);
+    logger.fatal({ err: brief, listen: config.listen }, brief.code === 'LISTEN_UNAVAILABLE' ? 'cannot listen' : 'cannot start');
     await app.close();
     logger.flush();
     return { exitCode: 1 };
   }
+}
+
+/**
+ * A startup failure as the operator needs it: its code and one message that says what and where
+ * (`cannot listen on 127.0.0.1:8080: address already in use (EADDRINUSE)`). No stack, and no
+ * `cause` repeating what the message already says: the failure is expected, not a bug.
+ */
+function briefError(err: unknown): { code: string; message: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return {
+    code: typeof code === 'string' ? code : err instanceof Error ? err.name : 'UNKNOWN',
+    message: err instanceof Error ? err.message : String(err),
+  };
 }

@@ -65,7 +65,7 @@ const listenAddress = z
     error: 'port must be 0-65535',
   });
 
-/** A path pattern with exactly one `{listing}` capture. */
+/** A path pattern with exactly one `{listing}` capture (and any number of `{secret}`). */
 function pathPattern(what: string) {
   return z
     .string({ error: `must be a ${what} path pattern such as /calendar/{listing}.ics` })
@@ -112,7 +112,7 @@ const listing = z
 const feedPattern = z
   .strictObject({
     path: pathPattern('feed').describe(
-      'Upstream path of a calendar feed; {listing} captures one segment.',
+      'Upstream path of a calendar feed; {listing} captures one segment, {secret} marks one to redact.',
     ),
     maxAge: duration
       .prefault(0)
@@ -294,8 +294,20 @@ export const configSchema = z
       });
       const listings =
         typeof config.listings === 'object' && config.listings !== null ? config.listings : {};
+      // A listing's own feed defaults to the first pattern filled in, which a {secret} makes
+      // impossible: only the operator knows the secret.
+      const firstPath = (feeds[0] as { path?: unknown } | null | undefined)?.path;
+      const first = typeof firstPath === 'string' ? compilePathPattern(firstPath) : undefined;
+      const firstHasSecret = first !== undefined && !isPathPatternError(first) && first.hasSecret;
       for (const [id, entry] of Object.entries(listings)) {
         const { feed, peers } = (entry ?? {}) as { feed?: unknown; peers?: unknown };
+        if (firstHasSecret && feed === undefined && typeof entry === 'object' && entry !== null) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listings', id],
+            message: 'needs an explicit feed: the first feeds pattern has {secret}',
+          });
+        }
         // Without one usable pattern there is nothing to match against; feeds reports why.
         if (typeof feed === 'string' && patterns.length > 0) {
           const path = feed.split('?')[0] ?? '';

@@ -1,7 +1,7 @@
 // The one-screen summary `icalpush check` prints for a valid configuration. It is read on
 // terminals and pasted into tickets, so it never shows a secret: no tokens, no header
-// values, no query values or passwords in URLs.
-import { redactUrl } from '../log.ts';
+// values, no query values, passwords or secret path segments in URLs (src/redact.ts).
+import { createRedactor } from '../redact.ts';
 import { ownFeedTarget } from './listings.ts';
 import type { Config } from './schema.ts';
 
@@ -11,17 +11,18 @@ const maxPeers = 5;
 /** A short human summary of `config`, one line per setting, listing and peer. */
 export function summarizeConfig(config: Config, sourceName: string): string {
   const lines: string[] = [`${sourceName}: valid configuration`];
+  const redact = createRedactor(config.feeds.map((feed) => feed.path));
   // Aligned columns; a label longer than the column still gets one space.
   const row = (label: string, value: string, indent = 2) =>
     lines.push(`${' '.repeat(indent)}${label.padEnd(17 - indent)} ${value}`);
 
   row('listen', config.listen);
-  row('upstream', redactSecrets(config.upstream));
+  row('upstream', redact(config.upstream));
   row(
     'publicBaseUrl',
     config.publicBaseUrl === undefined
       ? '(from each request\'s Host)'
-      : redactSecrets(config.publicBaseUrl),
+      : redact(config.publicBaseUrl),
   );
   row(
     'store',
@@ -35,12 +36,14 @@ export function summarizeConfig(config: Config, sourceName: string): string {
     lines.push('  (none: inbound HEADs are acknowledged, nothing is pushed)');
   for (const [id, listing] of listings.slice(0, maxListings)) {
     const own = ownFeedTarget(config, id);
-    const feed = listing.feed !== undefined ? `${redactUrl(listing.feed)} (explicit)` : (own ?? '(no feed)');
+    const feed = listing.feed !== undefined
+      ? `${redact(listing.feed)} (explicit)`
+      : own === undefined ? '(no feed)' : redact(own);
     row(id, `feed ${feed}`);
     if (listing.peers.length === 0) lines.push('    no peers');
     for (const peer of listing.peers.slice(0, maxPeers)) {
       const label = peer.name ?? hostOf(peer.url);
-      row(label, `${redactSecrets(peer.url)}  notify ${peer.notify ? 'on' : 'off'}`, 4);
+      row(label, `${redact(peer.url)}  notify ${peer.notify ? 'on' : 'off'}`, 4);
     }
     if (listing.peers.length > maxPeers) {
       lines.push(`    … and ${listing.peers.length - maxPeers} more peers`);
@@ -68,7 +71,7 @@ export function summarizeConfig(config: Config, sourceName: string): string {
     // Header values are credentials (Authorization): only their names are shown.
     const headers = Object.keys(refresh.headers);
     const parts = [
-      `${refresh.method} ${redactSecrets(refresh.url)}`,
+      `${refresh.method} ${redact(refresh.url)}`,
       headers.length > 0 ? `headers: ${headers.join(', ')}` : 'no headers',
       `timeout ${formatDuration(refresh.timeout)}`,
     ];
@@ -109,11 +112,6 @@ function formatDuration(ms: number): string {
   if (ms === 0) return '0';
   for (const [unit, size] of units) if (ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
-}
-
-/** Query values and userinfo removed: peer feed URLs carry their secret in one of them. */
-function redactSecrets(url: string): string {
-  return redactUrl(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1[REDACTED]@'));
 }
 
 function hostOf(url: string): string {

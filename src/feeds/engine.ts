@@ -8,6 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import type { IcalpushError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
 import { createKeyedQueue } from '../util/keyed-queue.ts';
 import type { AnalyzeOutcome, FeedAnalyzer } from './analyzer.ts';
@@ -174,7 +175,7 @@ const recentlyReadMs = 60 * 60 * 1000;
 /** Creates the feed engine. */
 export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   const { store, fetcher, analyzer, clock, logger, metrics, retentionMs, maxFeeds, hold } = options;
-  const redact = options.redact ?? ((target: string) => target.split('?')[0] ?? target);
+  const redact = options.redact ?? redactUrl;
   const maxVariantsPerPath = options.maxVariantsPerPath ?? 16;
   const maxEntities = options.maxEntitiesPerFeed ?? 25_000;
   const histories = createHistoryStore(store, logger);

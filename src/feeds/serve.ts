@@ -279,16 +279,9 @@ function matchesAny(header: string | string[] | undefined, tag: string): boolean
   return tags.includes('*') || tags.includes(tag);
 }
 
-/** The origin-form target (path and query) of a request, also for absolute-form requests. */
+/** The request target (path and query): src/app.ts answers every target that is not origin-form. */
 function targetOf(req: IncomingMessage): string {
-  const url = req.url ?? '/';
-  if (url.startsWith('/')) return url;
-  try {
-    const parsed = new URL(url);
-    return `${parsed.pathname}${parsed.search}`;
-  } catch {
-    return url;
-  }
+  return req.url ?? '/';
 }
 
 // The target is the client's own (already encoded) request target; only what would end the

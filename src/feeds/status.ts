@@ -1,10 +1,10 @@
 // The feed part of /_icalpush/status (SPEC "Admin"): every known feed with its version, entity
 // count, last read, last change and last error, and each configured listing's own feed.
-// Targets are shown with query values redacted: feed queries carry secrets.
+// Targets are shown redacted with the feeds patterns ({secret} parts too): feed URLs carry secrets.
 import type { Clock } from '../clock.ts';
 import { ownFeedTarget } from '../config/listings.ts';
 import type { Config } from '../config/schema.ts';
-import { redactUrl } from '../log.ts';
+import { createRedactor, type Redactor } from '../redact.ts';
 import type { FeedEngine, FeedState } from './engine.ts';
 
 /** One feed in the status report; times are ISO 8601. */
@@ -44,26 +44,27 @@ export async function statusReport(
   const states = (await engine.states()).sort((a, b) => b.lastReadAt - a.lastReadAt);
   const byTarget = new Map<string, FeedState>();
   for (const state of states) if (!byTarget.has(state.target)) byTarget.set(state.target, state);
+  const redact = createRedactor(config.feeds.map((feed) => feed.path));
   const listings: StatusReport['listings'] = {};
   for (const id of Object.keys(config.listings)) {
     const target = ownFeedTarget(config, id);
     const state = target === undefined ? undefined : byTarget.get(target);
     listings[id] = {
-      feed: target === undefined ? undefined : redactUrl(target),
+      feed: target === undefined ? undefined : redact(target),
       ...(state ? { version: state.version, lastRead: iso(state.lastReadAt), lastChange: iso(state.changedAt) } : {}),
     };
   }
   return {
     generatedAt: iso(clock.now()),
-    feeds: states.slice(0, maxFeedsShown).map(feedStatus),
+    feeds: states.slice(0, maxFeedsShown).map((state) => feedStatus(state, redact)),
     feedsOmitted: Math.max(0, states.length - maxFeedsShown),
     listings,
   };
 }
 
-function feedStatus(state: FeedState): FeedStatus {
+function feedStatus(state: FeedState, redact: Redactor): FeedStatus {
   return {
-    feed: redactUrl(state.target),
+    feed: redact(state.target),
     listing: state.listing,
     ...(state.version === undefined ? {} : { version: state.version }),
     entities: state.entities,

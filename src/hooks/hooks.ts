@@ -4,7 +4,8 @@
 // each hook only once its HEAD was answered or refused (SPEC "Outbound"), so a crash loses none.
 import type { Clock } from '../clock.ts';
 import type { OutboundClient } from '../http/clients.ts';
-import { type Logger, redactUrl } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Store } from '../store/store.ts';
 import { type HostLookup, isAllowedAddress, resolveTarget, systemLookup } from './address-policy.ts';

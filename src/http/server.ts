@@ -3,7 +3,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { IcalpushError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { systemErrorText } from '../util/system-error.ts';
 
 /** A running HTTP server with a graceful drain. */
 export type HttpServer = {
@@ -12,7 +14,10 @@ export type HttpServer = {
   isClosing(): boolean;
   /** Requests received and not yet answered. */
   inflight(): number;
-  /** Binds `host:port` (port 0: any free port) and resolves with the bound address. */
+  /**
+   * Binds `host:port` (port 0: any free port) and resolves with the bound address; rejects with
+   * LISTEN_UNAVAILABLE saying where and why (`cannot listen on 127.0.0.1:8080: address already in use`).
+   */
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /**
    * Stops accepting, waits up to `timeoutMs` for in-flight requests, then closes every
@@ -75,7 +80,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     inflight: () => inflight,
     listen(host, port) {
       return new Promise((resolve, reject) => {
-        const onError = (err: Error) => reject(err);
+        const onError = (err: Error) => reject(listenError(host, port, err));
         server.once('error', onError);
         server.listen(port, host, () => {
           server.off('error', onError);
@@ -111,4 +116,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return { unfinished };
     },
   };
+}
+
+function listenError(host: string, port: number, err: Error): IcalpushError {
+  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new IcalpushError('LISTEN_UNAVAILABLE', `cannot listen on ${where}: ${systemErrorText(err, { withCode: true })}`,
+    { cause: err });
 }

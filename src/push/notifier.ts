@@ -6,7 +6,8 @@ import pkg from '../../package.json' with { type: 'json' };
 import type { Clock, Timer } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import type { OutboundClient } from '../http/clients.ts';
-import { type Logger, redactUrl } from '../log.ts';
+import type { Logger } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import type { CounterSeries, Registry } from '../metrics/registry.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
 

@@ -7,6 +7,8 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { type Clock, systemClock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
+import { systemErrorText } from '../util/system-error.ts';
+import { storeFileProblem } from './store-path.ts';
 
 /** How the sqlite adapter is opened; every field has a production default. */
 export type SqliteAdapterOptions = {
@@ -130,6 +132,13 @@ export function openSqliteAdapter(path: string, options: SqliteAdapterOptions = 
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
+    // A recursive mkdir meeting a regular file says EEXIST (or ENOTDIR) without naming the file.
+    const code = (err as { code?: unknown }).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      const problem = storeFileProblem(path) ?? 'a component of the path is not a directory';
+      throw new IcalpushError('STORE_UNAVAILABLE', `cannot create the directory of store file ${path}: ${problem}`,
+        { cause: err });
+    }
     throw unavailable(`cannot create the directory of store file ${path}`, err);
   }
   let db: DatabaseSync | undefined;
@@ -156,11 +165,11 @@ export function openSqliteAdapter(path: string, options: SqliteAdapterOptions = 
   } catch (err) {
     db?.close();
     // SQLite's own text for SQLITE_CANTOPEN (14) names neither the path nor a likely cause.
-    const hint =
-      (err as { errcode?: unknown }).errcode === 14
-        ? ' (is it a directory, or in a directory this process cannot write?)'
-        : '';
-    throw unavailable(`cannot open store file ${path}${hint}`, err);
+    if ((err as { errcode?: unknown }).errcode === 14) {
+      const problem = storeFileProblem(path) ?? 'unable to open it (is it a directory, or in a directory this process cannot write?)';
+      throw new IcalpushError('STORE_UNAVAILABLE', `cannot open store file ${path}: ${problem}`, { cause: err });
+    }
+    throw unavailable(`cannot open store file ${path}`, err);
   }
   const connection = db;
 
@@ -229,6 +238,5 @@ function prefixRange(namespace: string | undefined): [low: string, high: string]
 }
 
 function unavailable(message: string, cause: unknown): IcalpushError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new IcalpushError('STORE_UNAVAILABLE', `${message}: ${reason}`, { cause });
+  return new IcalpushError('STORE_UNAVAILABLE', `${message}: ${systemErrorText(cause)}`, { cause });
 }

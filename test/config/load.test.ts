@@ -9,6 +9,7 @@ import {
   loadConfigFile,
   parseConfigText,
 } from '../../src/config/load.ts';
+import { ownFeedTarget } from '../../src/config/listings.ts';
 
 const fixtures = resolve(import.meta.dirname, '../fixtures/config');
 const fixture = (name: string) => join(fixtures, name);
@@ -155,6 +156,12 @@ const cases: Array<{
     message: /must match a feeds pattern with \{listing\} = beach-house/,
   },
   {
+    fixture: 'listing-without-feed-under-secret-pattern.yaml',
+    path: 'listings.lake-cabin',
+    line: 7,
+    message: /^needs an explicit feed: the first feeds pattern has \{secret\}$/,
+  },
+  {
     fixture: 'duplicate-peer-url.yaml',
     path: 'listings.beach-house.peers[1].url',
     line: 10,
@@ -241,6 +248,30 @@ test('every problem of a file is reported in one run', async () => {
     lines.toSorted((a, b) => a - b),
     'problems come in file order',
   );
+});
+
+test('a {secret} in a later feeds pattern needs no explicit feed: defaults come from the first', () => {
+  const result = parseConfigText(
+    [
+      'upstream: http://127.0.0.1:9000',
+      'feeds:',
+      '  - path: /calendar/{listing}.ics',
+      '  - path: /ical/{listing}/{secret}.ics',
+      'listings:',
+      '  lake-cabin: {}',
+      '  beach-house:',
+      '    feed: /ical/beach-house/hunter2.ics',
+    ].join('\n'),
+    { env: {}, sourceName: 'proxy.yaml', baseDir: '/etc/icalpush' },
+  );
+  assert.ok(result.ok, result.ok ? '' : show(result.problems));
+  assert.equal(ownFeedTarget(result.config, 'lake-cabin'), '/calendar/lake-cabin.ics');
+  assert.equal(ownFeedTarget(result.config, 'beach-house'), '/ical/beach-house/hunter2.ics');
+});
+
+test('no own feed is derived from a first feeds pattern with {secret}', () => {
+  const config = { feeds: [{ path: '/ical/{listing}/{secret}.ics', maxAge: 0 }], listings: { x: { peers: [] } } };
+  assert.equal(ownFeedTarget(config, 'x'), undefined);
 });
 
 test('a cross-key check is reported together with type errors elsewhere', () => {

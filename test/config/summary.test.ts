@@ -101,3 +101,14 @@ test('the example summary fits in about 40 lines', async () => {
   const summary = summarizeConfig(await exampleConfig(), 'proxy.example.yaml');
   assert.ok(summary.split('\n').length <= 40, summary);
 });
+
+test('a {secret} segment of an explicit feed and a token-like peer path are redacted', () => {
+  const config = configFrom(
+    'upstream: http://127.0.0.1:9000\nfeeds:\n  - path: /ical/{listing}/{secret}.ics\nlistings:\n  a:\n    feed: /ical/a/swordfish.ics\n    peers:\n      - url: https://www.vrbo.com/icalendar/3f2a9c7e1b8d4a6f0e5d.ics?nonTentative\n',
+  );
+  const summary = summarizeConfig(config, 'proxy.yaml');
+  assert.match(summary, /a\s+feed \/ical\/a\/\[REDACTED\]\.ics \(explicit\)/);
+  assert.match(summary, /https:\/\/www\.vrbo\.com\/icalendar\/\[REDACTED\]\.ics\?\[REDACTED\]\s+notify on/);
+  assert.match(summary, /feeds\s+\/ical\/\{listing\}\/\{secret\}\.ics/);
+  assert.doesNotMatch(summary, /swordfish|3f2a9c7e1b8d4a6f0e5d|nonTentative/);
+});

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { type App, createApp } from '../../src/app.ts';
 import type { Clock } from '../../src/clock.ts';
-import { type ConfigInput, configSchema } from '../../src/config/schema.ts';
+import { type Config, type ConfigInput, configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/log.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -15,6 +15,8 @@ import { testPool } from './analysis.ts';
 export type TestApp = {
   app: App;
   url: string;
+  /** The validated config the app was built from. */
+  config: Config;
   /** Every log line written so far, parsed. */
   logs: Array<Record<string, unknown>>;
   /** Raw log text, for "this secret never appears" checks. */
@@ -55,6 +57,7 @@ export async function startApp(
   return {
     app,
     url,
+    config,
     get logs() {
       return parsed();
     },

@@ -94,6 +94,8 @@ type OutboxEntry = {
   attempts: number;
   dueAt: number;
   firstQueuedAt: number;
+  /** The latest notify() that joined this entry: a newer change is retried for retryFor from then. */
+  lastQueuedAt?: number;
   lastError?: string;
 };
 
@@ -355,7 +357,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
 
   /** When the next attempt is due, or undefined when the notification is past its `retryFor`. */
   function nextAttemptAt(entry: OutboxEntry, attempts: number, now: number, retryAfterMs: number | undefined) {
-    const deadline = entry.firstQueuedAt + retryForMs;
+    const deadline = (entry.lastQueuedAt ?? entry.firstQueuedAt) + retryForMs;
     if (now >= deadline) return undefined;
     const full = Math.min(backoff.baseMs * 2 ** Math.min(attempts - 1, 30), backoff.maxMs);
     // Equal jitter: peers that failed together do not all come back in the same instant.
@@ -371,15 +373,18 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const outcome = await head(entry.url);
     const now = clock.now();
     const attempts = entry.attempts + 1;
+    // A notify() during the HEAD may have restarted the retry period.
+    const lastQueuedAt = slot.entry.lastQueuedAt;
     const target: PeerTarget = { listing: entry.listing, name: entry.name, url: entry.url };
     const { listing, name, reason } = entry;
     const fields = { listing, peer: name, host: hostOf(entry.url), attempts, reason };
     const state = peerStateFor(entry.listing, entry.url);
 
-    const dueAt = outcome.kind === 'retry' ? nextAttemptAt(entry, attempts, now, outcome.retryAfterMs) : undefined;
+    const current = lastQueuedAt === undefined ? entry : { ...entry, lastQueuedAt };
+    const dueAt = outcome.kind === 'retry' ? nextAttemptAt(current, attempts, now, outcome.retryAfterMs) : undefined;
     if (outcome.kind === 'retry' && dueAt !== undefined) {
       const delayMs = dueAt - now;
-      slot.entry = { ...entry, attempts, dueAt, lastError: outcome.error };
+      slot.entry = { ...current, attempts, dueAt, lastError: outcome.error };
       slot.sending = false;
       slot.again = false; // the retry will reach the peer after the newer change anyway
       state.lastError = { at: now, reason: outcome.error };
@@ -436,7 +441,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
         const key = outboxKey(target.listing, target.url);
         const existing = slots.get(key);
         if (existing !== undefined) {
+          // Coalesced into the waiting one; a newer change restarts its retry period (SPEC: push.retryFor).
+          existing.entry = { ...existing.entry, lastQueuedAt: now };
           if (existing.sending) existing.again = true;
+          else stored.push(persist(existing));
           continue;
         }
         const fields = { listing: target.listing, peer: target.name, host: hostOf(target.url) };

@@ -336,6 +336,26 @@ test('a peer down for longer than retryFor is dropped once, at the deadline, and
   assert.equal(clock.pending(), 0);
 });
 
+test('a change while a notification is being retried restarts its retryFor from that change', async (t) => {
+  const clock = createFakeClock();
+  const port = await closedPort();
+  const url = `http://127.0.0.1:${port}/x.ics`;
+  const retryForMs = 10 * minute;
+  const { notifier, logs } = await setup(t, { store: await memoryStore(t), clock, backoff: undefined, retryForMs });
+  await notifier.notify([{ listing: 'x', name: 'down', url }], 'booking');
+  // Two attempts fail, then a second booking joins the waiting notification.
+  const queuedAt = clock.now();
+  await nextAttempt(clock, notifier, logs);
+  await nextAttempt(clock, notifier, logs);
+  const joinedAt = clock.now();
+  assert.ok(joinedAt > queuedAt);
+  await notifier.notify([{ listing: 'x', name: 'down', url }], 'booking');
+  assert.equal((await notifier.pending()).length, 1, 'coalesced into one notification');
+  const lines = await untilSettled(clock, notifier, logs);
+  assert.equal(lines.at(-1)?.msg, 'push notification dropped after last attempt');
+  assert.equal(clock.now(), joinedAt + retryForMs, 'retried for retryFor from the later change');
+});
+
 test('backoff between attempts doubles from 1 s with equal jitter and never exceeds 5 min', async (t) => {
   const clock = createFakeClock();
   const peer = await startPeer(t, status(503), clock);

@@ -176,7 +176,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     propagation,
   });
   // A change marks the feed's hooks due and is classified for push, side by side: hooks never delay iPP.
-  feeds.onChange((change) => hooks.fire(change.feed.key));
+  feeds.onChange((change) => hooks.fire(change.feed.key, change.tag));
   feeds.onChange((change) => pushed.onFeedChange(change));
   const feedHandler = createFeedHandler({
     engine: feeds,
@@ -185,8 +185,8 @@ export function createApp(config: Config, deps: AppDeps): App {
     publicBaseUrl: config.publicBaseUrl,
     maxAge: new Map(config.feeds.map((feed) => [feed.path, feed.maxAge])),
     onHead: (route) => pushed.inbound(route.listing),
-    onHookHeader(feed, value) {
-      void hooks.register(feed.key, value);
+    onHookHeader(feed, value, seen) {
+      void hooks.register(feed.key, value, seen);
     },
   });
   const admin = createAdminHandler({

@@ -15,6 +15,11 @@ try {
       if (stopping) return;
       stopping = true;
       process.stderr.write(`${signal}: shutting down\n`);
+      // close() keeps to timeouts.shutdown; should anything still hang, the process does not.
+      setTimeout(() => {
+        process.stderr.write(`icalpush: SHUTTING_DOWN: not closed within ${running.shutdownMs} ms, exiting\n`);
+        process.exit(1);
+      }, running.shutdownMs + 2_000).unref();
       running.close().then(
         () => process.exit(0),
         (err: unknown) => {

@@ -9,6 +9,8 @@ import type { CliIo } from './program.ts';
 /** A listening sidecar, for main.ts to stop on a signal. */
 export type RunningServer = {
   url: string;
+  /** `timeouts.shutdown`: close() finishes within it. */
+  shutdownMs: number;
   /** Graceful shutdown; resolves when everything is closed. */
   close(): Promise<void>;
 };
@@ -40,6 +42,7 @@ export async function runServe(
     return {
       running: {
         url,
+        shutdownMs: config.timeouts.shutdown,
         close: async () => {
           await app.close();
           logger.flush();

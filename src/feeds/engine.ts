@@ -11,13 +11,14 @@ import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
 import { createKeyedQueue } from '../util/keyed-queue.ts';
+import { createSlice } from '../util/yield.ts';
 import type { AnalyzeOutcome, FeedAnalyzer } from './analyzer.ts';
 import type { ChangeLog, FeedChange, StoredNights } from './change-log.ts';
 import type { FeedMetrics } from './feed-metrics.ts';
 import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, UpstreamAnswer } from './fetch.ts';
 import { fingerprintAsync } from './fingerprint.ts';
 import { createHistoryStore } from './history-store.ts';
-import { applyAnalysis, calendarText, currentTexts, type FeedHistory, historyBytes, pruneTombstones } from './history.ts';
+import { applyAnalysisInSlices, calendarText, currentTexts, type FeedHistory, historyBytes, pruneTombstones } from './history.ts';
 
 /** A feed as the engine keys it: the upstream target, and the credentials that select its content. */
 export type FeedKey = {
@@ -426,7 +427,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         previous, nights, history);
     }
 
-    const result = applyAnalysis(history, packed, now, { fingerprint, maxTombstones: maxEntities });
+    const result = await applyAnalysisInSlices(history, packed, now, { fingerprint, maxTombstones: maxEntities }, createSlice());
     if (result.rekeyed > 0) metrics.rekeyed(result.rekeyed);
     const after = result.history.entities.size;
     if (history && result.changed && isDrop(history.entities.size, after, result.removed.length)) {

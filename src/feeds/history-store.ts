@@ -5,6 +5,7 @@
 import type { FrameSummary } from '../ical/analyze.ts';
 import type { Logger } from '../log.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
+import { createSlice } from '../util/yield.ts';
 import type { FeedHistory, HistoryEntity, HistoryTombstone } from './history.ts';
 
 /** The stored format; a head of another format is not read (the feed starts a new lineage). */
@@ -111,6 +112,7 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         for (const id of previous.tombstones.keys()) if (!next.tombstones.has(id)) dirty.add(pageOf(id, bits));
       }
       const suffixes = rewriteAll ? Array.from({ length: 2 ** bits }, () => '') : [...before.pages];
+      const slice = createSlice();
       const groups = new Map<number, StoredPage>();
       for (const p of dirty) groups.set(p, { e: [], t: [] });
       for (const [id, e] of next.entities) {
@@ -122,6 +124,8 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         const suffix = `${p}.${next.version}.${next.lineage}`;
         await pages.set(pageKey(key, suffix), page, ttlMs);
         suffixes[p] = suffix;
+        // A store that answers at once (memory) resolves by microtask: the loop must be let go explicitly.
+        if (slice.due()) await slice.pause();
       }
       const head: StoredHead = {
         format,

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { contentTag } from '../ical/analyze.ts';
 import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
+import type { Slice } from '../util/yield.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
@@ -90,6 +91,30 @@ export type ApplyOptions = {
  */
 export function applyAnalysis(history: FeedHistory | undefined, packed: PackedAnalysis, now: number,
   options: ApplyOptions = {}): SnapshotResult {
+  const steps = applying(history, packed, now, options);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** applyAnalysis in slices: a 25,000-entity first read never holds the event loop more than `slice` allows. */
+export async function applyAnalysisInSlices(history: FeedHistory | undefined, packed: PackedAnalysis, now: number,
+  options: ApplyOptions, slice: Slice): Promise<SnapshotResult> {
+  const steps = applying(history, packed, now, options);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (slice.due()) await slice.pause();
+  }
+}
+
+// Entities handled between two looks at the clock.
+const stride = 256;
+
+// The work of applyAnalysis; it yields every `stride` entities so a caller may let the event loop run.
+function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now: number,
+  options: ApplyOptions): Generator<void, SnapshotResult> {
   const previous = history ?? emptyHistory();
   const version = previous.version + 1;
   const entities = new Map<string, HistoryEntity>();
@@ -99,6 +124,7 @@ export function applyAnalysis(history: FeedHistory | undefined, packed: PackedAn
 
   const count = packedCount(packed);
   for (let i = 0; i < count; i += 1) {
+    if (i % stride === stride - 1) yield;
     const entity = unpackEntity(packed, i);
     const held = previous.entities.get(entity.id);
     // Same hash: keep the stored entry (and its DTSTAMP), so DTSTAMP churn is no change (SPEC "GET").
@@ -117,7 +143,9 @@ export function applyAnalysis(history: FeedHistory | undefined, packed: PackedAn
   // the old identity, version and text, so nothing churns and clients keep a stable UID.
   const vanished = new Map<string, string[]>();
   if (fresh.length > 0) {
+    let seen = 0;
     for (const [id, held] of previous.entities) {
+      if (++seen % stride === 0) yield;
       if (entities.has(id)) continue;
       const twins = vanished.get(held.content);
       if (twins) twins.push(id);
@@ -126,7 +154,8 @@ export function applyAnalysis(history: FeedHistory | undefined, packed: PackedAn
   }
   const added: string[] = [];
   let rekeyed = 0;
-  for (const entity of fresh) {
+  for (const [i, entity] of fresh.entries()) {
+    if (i % stride === stride - 1) yield;
     const twin = vanished.get(entity.content)?.pop();
     const held = twin === undefined ? undefined : previous.entities.get(twin);
     if (twin !== undefined && held) {
@@ -142,7 +171,9 @@ export function applyAnalysis(history: FeedHistory | undefined, packed: PackedAn
 
   const removed: string[] = [];
   const dtstamp = utcStamp(now);
+  let looked = 0;
   for (const [id, held] of previous.entities) {
+    if (++looked % stride === 0) yield;
     if (entities.has(id)) continue;
     removed.push(id);
     tombstones.set(id, { version, removedAt: now, text: tombstoneText(held.stub, dtstamp) });

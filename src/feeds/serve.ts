@@ -10,6 +10,7 @@ import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
 import { calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
+import { createSlice } from '../util/yield.ts';
 import { parsePrefer } from './prefer.ts';
 import { decodeToken, encodeToken } from './sync-token.ts';
 
@@ -33,8 +34,9 @@ export type FeedHandlerOptions = {
   maxAge: ReadonlyMap<string, number>;
   /** After a HEAD is answered: it is an inbound iPP notification for the listing (SPEC "HEAD"). */
   onHead?: (route: FeedRoute) => void;
-  /** A GET carried X-ICALHOOKS-URL: register it for the feed; never changes the answer. */
-  onHookHeader?: (feed: FeedKey, value: string | string[]) => void;
+  /** A GET carried X-ICALHOOKS-URL: register it for the feed (with the content tag it got, if any); never
+   * changes the answer. */
+  onHookHeader?: (feed: FeedKey, value: string | string[], seen: string | undefined) => void;
 };
 
 // SPEC: always on enhanced answers; sent on every feed answer, because any of them varies by these.
@@ -70,11 +72,11 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     return { link: `<${origin}${escapeForLink(target)}>; rel="${relations}"` };
   }
 
-  function fullBody(key: string, history: FeedHistory): Buffer {
+  async function fullBody(key: string, history: FeedHistory): Promise<Buffer> {
     const cacheKey = `${key}\u0000${history.lineage}\u0000${history.version}`;
     const cached = fullBodies.get(cacheKey);
     if (cached) return cached;
-    const body = Buffer.from(calendarText(history, currentTexts(history)), 'utf8');
+    const body = await calendarBuffer(history, currentTexts(history));
     fullBodies.set(cacheKey, body);
     return body;
   }
@@ -119,14 +121,14 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       return { kind: 'answered' };
     }
 
-    const hookHeader = req.headers['x-icalhooks-url'];
-    if (hookHeader !== undefined) options.onHookHeader?.(feed, hookHeader);
     const prefs = parsePrefer(req.headers.prefer);
     const variant: FeedVariant = prefs.enhanced ? 'enhanced' : prefs.minimal && req.headers['if-none-match'] ? 'minimal' : 'plain';
     const maxAgeMs = options.maxAge.get(route.pattern) ?? 0;
     const anonymous = req.headers.authorization === undefined && req.headers.cookie === undefined;
     const read = (maxAgeMs > 0 && anonymous ? await freshRead(feed, maxAgeMs).catch(() => undefined) : undefined)
       ?? await engine.read(feed, forwardedRequestHeaders(req));
+    const hookHeader = req.headers['x-icalhooks-url'];
+    if (hookHeader !== undefined) options.onHookHeader?.(feed, hookHeader, read.kind === 'calendar' ? read.tag : undefined);
 
     if (read.kind === 'failed' || read.kind === 'too-large') {
       const error = read.kind === 'failed' ? read.error : new IcalpushError('UPSTREAM_TOO_LARGE', 'feed body over the byte cap');
@@ -172,7 +174,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
           }
         }
         return send(200, { 'content-type': calendarType, 'sync-token': token({ version: history.version }),
-          'preference-applied': applied, ...validators(history.tag, history.changedAt) }, fullBody(feed.key, history), 'full');
+          'preference-applied': applied, ...validators(history.tag, history.changedAt) }, await fullBody(feed.key, history), 'full');
       }
       const decoded = decodeToken(Array.isArray(tokenHeader) ? tokenHeader.join(',') : tokenHeader, feed.key);
       if (!decoded.ok || !isTokenUsable(history, decoded)) {
@@ -258,6 +260,24 @@ function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' 
 /** A calendar with the history's frame and these entity texts (a delta or a page). */
 function calendarBody(history: FeedHistory, texts: string[]): Buffer {
   return Buffer.from(calendarText(history, texts), 'utf8');
+}
+
+// Entity texts encoded at once when a whole feed is written out.
+const piecesPerChunk = 1_000;
+
+/** calendarBody for a whole feed, encoded a thousand entities at a time so the event loop keeps running. */
+async function calendarBuffer(history: FeedHistory, texts: string[]): Promise<Buffer> {
+  if (texts.length <= piecesPerChunk) return calendarBody(history, texts);
+  const slice = createSlice();
+  const frame = calendarText(history, []);
+  const end = 'END:VCALENDAR\r\n';
+  const chunks = [Buffer.from(frame.slice(0, frame.length - end.length), 'utf8')];
+  for (let at = 0; at < texts.length; at += piecesPerChunk) {
+    chunks.push(Buffer.from(texts.slice(at, at + piecesPerChunk).join(''), 'utf8'));
+    if (slice.due()) await slice.pause();
+  }
+  chunks.push(Buffer.from(end, 'utf8'));
+  return Buffer.concat(chunks);
 }
 
 /** The semantic validators: a weak ETag (bytes differ, content does not) and Last-Modified. */

@@ -49,14 +49,16 @@ export type Hooks = {
    * Registers the X-ICALHOOKS-URL value(s) of a feed GET for `feed` (an opaque store key).
    * Never throws; waits at most for the DNS lookup (bounded by `lookupTimeoutMs`) and the store.
    * A URL already due stays due: it fires for the change that made it due, then is forgotten.
+   * `seen` is the content tag the GET answered with: a change to that very content does not fire it.
    */
-  register(feed: string, header: string | string[] | undefined): Promise<HookRegistration>;
+  register(feed: string, header: string | string[] | undefined, seen?: string): Promise<HookRegistration>;
   /**
    * The feed changed: marks every live hook of `feed` due (one store write) and hands them to the
    * delivery queue. Resolves once the mark is written, never waiting for a HEAD; never throws.
-   * After close() the mark is still written, and the next start() delivers.
+   * After close() the mark is still written, and the next start() delivers. With `tag` (the content the
+   * feed changed to), a hook registered by a GET that already got that content is left for the next change.
    */
-  fire(feed: string): Promise<void>;
+  fire(feed: string, tag?: string): Promise<void>;
   /** Live and due hooks of a feed (for status), URLs with query values redacted. */
   list(feed: string): Promise<ListedHook[]>;
   /** Queues the due hooks a previous run left in the store (a crash, a shutdown, a full queue). */
@@ -100,7 +102,7 @@ export type HooksOptions = {
  * One subscription as stored: the address is the one checked at registration. `due` is set when
  * the feed changed and the HEAD is owed; entries written before it existed have none.
  */
-type StoredHook = { url: string; address: string; family: 4 | 6; expiresAt: number; due?: true };
+type StoredHook = { url: string; address: string; family: 4 | 6; expiresAt: number; due?: true; seen?: string };
 
 function isStoredHook(value: unknown): value is StoredHook {
   const hook = value as Partial<StoredHook> | null;
@@ -219,14 +221,15 @@ export function createHooks(options: HooksOptions): Hooks {
     return { ok: false, reason };
   };
 
-  const save = async (feed: string, url: URL, address: string, family: 4 | 6): Promise<HookRegistration> => {
+  const save = async (feed: string, url: URL, address: string, family: 4 | 6, seen: string | undefined):
+  Promise<HookRegistration> => {
     const href = url.href;
     return serialized(feed, async () => {
       const live = await liveHooks(feed);
       const expiresAt = clock.now() + hookTtlMs;
       const index = live.findIndex((h) => h.url === href);
       if (index === -1 && live.length >= maxPerFeed) return refuse(feed, 'feed-full', url.host);
-      const hook: StoredHook = { url: href, address, family, expiresAt };
+      const hook: StoredHook = { url: href, address, family, expiresAt, ...(seen === undefined ? {} : { seen }) };
       // A due hook stays due: its HEAD is owed for the change that made it due.
       if (index === -1) live.push(hook);
       else live[index] = live[index]?.due === true ? { ...hook, due: true } : hook;
@@ -238,7 +241,7 @@ export function createHooks(options: HooksOptions): Hooks {
   };
 
   /** Marks the live hooks of `feed` due, in one write; the hooks to deliver. */
-  const markDue = (feed: string): Promise<StoredHook[]> => serialized(feed, async () => {
+  const markDue = (feed: string, tag: string | undefined): Promise<StoredHook[]> => serialized(feed, async () => {
     let live: StoredHook[];
     try {
       live = await liveHooks(feed);
@@ -247,7 +250,10 @@ export function createHooks(options: HooksOptions): Hooks {
       return [];
     }
     if (live.length === 0) return live;
-    const marked = live.map((h): StoredHook => (h.due === true ? h : { ...h, due: true }));
+    // A subscriber whose GET already got this content has nothing to be told yet.
+    const marked = live.map((h): StoredHook => (h.due === true || (tag !== undefined && h.seen === tag) ? h
+      : { ...h, due: true }));
+    if (marked.every((h, i) => h === live[i])) return marked.filter((h) => h.due === true);
     try {
       await hooks.set(feed, marked, entryTtlMs(marked, clock.now()));
     } catch (err) {
@@ -255,7 +261,7 @@ export function createHooks(options: HooksOptions): Hooks {
       // which is harmless; a lost one is not.
       storeFailed(feed, err);
     }
-    return marked;
+    return marked.filter((h) => h.due === true);
   });
 
   /** Removes `url` from the feed's list if it is still due (after its HEAD was answered or refused). */
@@ -367,7 +373,7 @@ export function createHooks(options: HooksOptions): Hooks {
   };
 
   return {
-    async register(feed, header) {
+    async register(feed, header, seen) {
       try {
         const parsed = parseHookHeader(header);
         if (parsed.ok === 'absent') return parsed;
@@ -379,7 +385,7 @@ export function createHooks(options: HooksOptions): Hooks {
         });
         if (!target.ok) return refuse(feed, target.reason, url.host);
         try {
-          return await save(feed, url, target.address, target.family);
+          return await save(feed, url, target.address, target.family, seen);
         } catch (err) {
           return refuse(feed, 'store-error', url.host, err);
         }
@@ -388,11 +394,11 @@ export function createHooks(options: HooksOptions): Hooks {
       }
     },
 
-    fire(feed) {
+    fire(feed, tag) {
       if (!enabled) return Promise.resolve();
       const done = (async () => {
         try {
-          const due = await markDue(feed);
+          const due = await markDue(feed, tag);
           for (const hook of due) enqueue(feed, hook);
         } catch (err) {
           logger.error({ hook: { feed: redactUrl(feed) }, err }, 'hook fire failed');

@@ -427,7 +427,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         previous, nights, history);
     }
 
-    const result = await applyAnalysisInSlices(history, packed, now, { fingerprint, maxTombstones: maxEntities }, createSlice());
+    const applyOptions = { fingerprint, maxTombstones: maxEntities };
+    const result = await applyAnalysisInSlices(history, packed, now, applyOptions, createSlice());
     if (result.rekeyed > 0) metrics.rekeyed(result.rekeyed);
     const after = result.history.entities.size;
     if (history && result.changed && isDrop(history.entities.size, after, result.removed.length)) {

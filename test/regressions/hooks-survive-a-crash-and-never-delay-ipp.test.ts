@@ -29,7 +29,10 @@ async function tempStorePath(t: TestContext): Promise<string> {
 async function platform(t: TestContext) {
   const feed = { text: calendarOf(stay('a', day(30), day(32))) };
   const server = await startServer(t, (_req, res) => res.writeHead(200, { 'content-type': 'text/calendar' }).end(feed.text));
-  return { ...server, book: () => { feed.text = calendarOf(stay('a', day(30), day(32)), stay('b', day(50), day(53))); } };
+  const book = () => {
+    feed.text = calendarOf(stay('a', day(30), day(32)), stay('b', day(50), day(53)));
+  };
+  return { ...server, book };
 }
 
 async function subscribe(base: string, hookUrl: string): Promise<void> {

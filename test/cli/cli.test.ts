@@ -1,40 +1,12 @@
 // The command line as an operator runs it: real processes, real exit codes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
 import { startApp } from '../helpers/app.ts';
+import { run, tempConfig } from '../helpers/cli.ts';
 import { closedPort, startServer } from '../helpers/servers.ts';
-
-async function run(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['src/main.ts', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const [code] = (await once(child, 'exit')) as [number];
-  return { code, stdout, stderr };
-}
-
-async function tempConfig(t: TestContext, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'icalpush-cli-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'proxy.yaml');
-  await writeFile(path, text);
-  return path;
-}
 
 test('--version prints the package version', async () => {
   const { code, stdout } = await run(['--version']);
@@ -128,63 +100,6 @@ test('notify tells the running sidecar, which sends the iPP HEAD; refusals exit 
 });
 
 /** Every line the process wrote, stdout (log lines) and stderr together. */
-const linesOf = (out: { stdout: string; stderr: string }) => `${out.stdout}\n${out.stderr}`.split('\n').filter(Boolean);
-
-test('serve on a port in use exits 1 with one line naming the address and the cause, no stack', async (t) => {
-  const taken = createNetServer();
-  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
-  const { port } = taken.address() as AddressInfo;
-  const config = await tempConfig(t, `listen: 127.0.0.1:${port}\nupstream: http://127.0.0.1:9\nstore: memory\nfeeds:\n  - path: /c/{listing}.ics\n`);
-  const out = await run(['serve', '--config', config]);
-  assert.equal(out.code, 1);
-  const lines = linesOf(out);
-  const mentions = lines.filter((line) => line.includes(String(port)));
-  assert.equal(mentions.length, 1, lines.join('\n'));
-  const fatal = JSON.parse(mentions[0] ?? '{}') as { level: string; msg: string; err: { code: string; message: string } };
-  assert.equal(fatal.level, 'fatal');
-  assert.equal(fatal.msg, 'cannot listen');
-  assert.deepEqual(fatal.err, {
-    code: 'LISTEN_UNAVAILABLE',
-    message: `cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
-  });
-  assert.ok(!lines.some((line) => line.includes('    at ') || line.includes('\\n    at ')), lines.join('\n'));
-  assert.equal(lines.join('\n').split('EADDRINUSE').length - 1, 1, 'the cause is told once');
-});
-
-test('serve with a store that cannot be created exits 1 with one line naming the file, no stack', async (t) => {
-  const config = await tempConfig(t, 'listen: 127.0.0.1:0\nupstream: http://127.0.0.1:9\nfeeds:\n  - path: /c/{listing}.ics\n');
-  const dir = dirname(config);
-  await writeFile(join(dir, 'file.txt'), 'not a directory');
-  const store = join(dir, 'file.txt', 'db.sqlite');
-  await writeFile(config, `store: ${store}\n`, { flag: 'a' });
-  const out = await run(['serve', '--config', config]);
-  assert.equal(out.code, 1);
-  const lines = linesOf(out);
-  assert.equal(lines.length, 1, lines.join('\n'));
-  const fatal = JSON.parse(lines[0] ?? '{}') as { msg: string; err: { code: string; message: string } };
-  assert.equal(fatal.msg, 'store unavailable');
-  assert.deepEqual(fatal.err, {
-    code: 'STORE_UNAVAILABLE',
-    message: `cannot create the directory of store file ${store}: ${join(dir, 'file.txt')} is not a directory`,
-  });
-});
-
-test('check refuses a store path under a regular file, in the format of config problems', async (t) => {
-  const config = await tempConfig(t, 'upstream: http://127.0.0.1:9\nfeeds:\n  - path: /c/{listing}.ics\n');
-  const dir = dirname(config);
-  await writeFile(join(dir, 'file.txt'), 'not a directory');
-  const store = join(dir, 'file.txt', 'db.sqlite');
-  await writeFile(config, `store: ${store}\n`, { flag: 'a' });
-  const { code, stdout, stderr } = await run(['check', '--config', config]);
-  assert.equal(code, 1);
-  assert.equal(stdout, '');
-  assert.equal(
-    stderr,
-    `${config}: invalid configuration\nstore: cannot write ${store}: ${join(dir, 'file.txt')} is not a directory (${config})\n`,
-  );
-});
-
 test('check accepts a store in a writable directory and creates nothing', async (t) => {
   const config = await tempConfig(t, 'upstream: http://127.0.0.1:9\nstore: ./data/sub/state.db\nfeeds:\n  - path: /c/{listing}.ics\n');
   const { code, stdout, stderr } = await run(['check', '--config', config]);

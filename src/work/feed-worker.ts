@@ -31,6 +31,10 @@ async function handle(request: Request): Promise<{ value: unknown; transfer: Arr
       while (Date.now() < until) { /* hold the thread */ }
       return { value: ms, transfer: [] };
     }
+    case 'crash':
+      // For the pool's own tests: a worker thread that dies mid-task.
+      process.exit(1);
+    // eslint-disable-next-line no-fallthrough
     default:
       throw new Error(`unknown task ${request.type}`);
   }

@@ -1,8 +1,9 @@
 // `icalpush notify LISTING`: tell the running sidecar that LISTING changed by a primary event (a
 // manual block from a script or cron), so it notifies the listing's peers now. It goes through the
 // sidecar's admin endpoint: the running process owns the outbox, so nothing is sent twice.
-import { request } from 'undici';
 import { parseListen } from '../app.ts';
+import { systemClock } from '../clock.ts';
+import { createOutboundClient } from '../http/clients.ts';
 import { formatProblems, loadConfigFile } from '../config/load.ts';
 import type { CliIo } from './program.ts';
 
@@ -23,23 +24,28 @@ export async function runNotify(listing: string, configPath: string, io: CliIo):
   const reach = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const base = `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`;
   const url = `${base}/_icalpush/listings/${encodeURIComponent(listing)}/changed`;
+  const client = createOutboundClient({ clock: systemClock, connectTimeoutMs: 10_000 });
   try {
-    const res = await request(url, {
+    const res = await client.request(url, {
       method: 'POST',
       headers: config.admin.token ? { authorization: `Bearer ${config.admin.token}` } : {},
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
+      deadlineMs: 10_000,
+      maxBodyBytes: 64 * 1024,
     });
-    const text = await res.body.text();
-    if (res.statusCode !== 202) {
-      io.stderr.write(`${base}: ${res.statusCode} ${text.trim()}\n`);
+    if (res.kind === 'failed') {
+      const cause = (res.error.cause as { code?: string } | undefined)?.code ?? res.error.code;
+      io.stderr.write(`${base}: the sidecar is not reachable (${cause}); is it running?\n`);
+      return 1;
+    }
+    const text = res.kind === 'answer' ? res.body.toString('utf8') : '';
+    if (res.status !== 202) {
+      io.stderr.write(`${base}: ${res.status} ${text.trim()}\n`);
       return 1;
     }
     const { notified } = JSON.parse(text) as { notified: string[] };
     io.stdout.write(`${listing}: change accepted; notifying ${notified.length ? notified.join(', ') : 'no peer (none has notify: true)'}\n`);
     return 0;
-  } catch (err) {
-    io.stderr.write(`${base}: the sidecar is not reachable (${(err as { code?: string }).code ?? String(err)}); is it running?\n`);
-    return 1;
+  } finally {
+    await client.close();
   }
 }

@@ -5,6 +5,7 @@ import { type Clock, systemClock } from '../clock.ts';
 import type { IcalpushError } from '../errors.ts';
 import { createOutboundClient, type OutboundClient, type UpstreamPool } from '../http/clients.ts';
 import { forwardedResponseHeaders } from '../http/forwarded-headers.ts';
+import { createSingleFlight } from '../util/single-flight.ts';
 
 /** Why an upstream answer is not a complete calendar; the caller relays it unchanged (SPEC "GET (plain)"). */
 export type NotCalendarReason = 'status' | 'content-type' | 'incomplete' | 'empty';
@@ -99,9 +100,9 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   const clock = options.clock ?? systemClock;
   const client = options.client ?? createOutboundClient({ clock, connectTimeoutMs: upstream.timeoutMs });
   const deadlineMs = options.deadlineMs ?? upstream.timeoutMs;
-  // Bounded by request concurrency: an entry lives only while its upstream request does, and that
-  // request has a total deadline, so a body that trickles frees every waiter when it fires.
-  const running = new Map<string, Promise<FeedFetch>>();
+  // An entry lives only while its upstream request does, and that request has a total deadline, so a
+  // body that trickles frees every waiter when it fires.
+  const running = createSingleFlight<FeedFetch>();
   let started = 0;
 
   async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
@@ -126,15 +127,8 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   }
 
   return {
-    fetch(target, headers) {
-      // SPEC "GET (plain)": concurrent GETs of the same URL share one upstream fetch.
-      const key = singleFlightKey(target, headers);
-      const shared = running.get(key);
-      if (shared) return shared;
-      const fetching = fetchOnce(target, headers).finally(() => running.delete(key));
-      running.set(key, fetching);
-      return fetching;
-    },
+    // SPEC "GET (plain)": concurrent GETs of the same URL share one upstream fetch.
+    fetch: (target, headers) => running(singleFlightKey(target, headers), () => fetchOnce(target, headers)),
     inflight: () => running.size,
   };
 }

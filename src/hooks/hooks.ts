@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
+import { createKeyedQueue } from '../util/keyed-queue.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Store } from '../store/store.ts';
 import { type HostLookup, isAllowedAddress, resolveTarget, systemLookup } from './address-policy.ts';
@@ -137,25 +138,6 @@ function hostOf(url: string): string {
   }
 }
 
-/**
- * Runs tasks for one key one after another, so a register, a fire's mark and a delivery's forget
- * of the same feed never interleave their read-modify-write. Keys leave the map when their queue drains.
- */
-function createKeyedQueue(): <T>(key: string, task: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<void>>();
-  return async (key, task) => {
-    const previous = tails.get(key) ?? Promise.resolve();
-    const result = previous.then(task);
-    const tail = result.then(() => {}, () => {});
-    tails.set(key, tail);
-    try {
-      return await result;
-    } finally {
-      if (tails.get(key) === tail) tails.delete(key);
-    }
-  };
-}
-
 /** One hook to deliver; `failure` is what its last attempt came to, for the retry's log line. */
 type Job = { feed: string; hook: StoredHook; failure?: { code?: string; cause?: string } };
 
@@ -172,6 +154,7 @@ export function createHooks(options: HooksOptions): Hooks {
   if (!Number.isInteger(maxPerFeed) || maxPerFeed < 0) throw new Error('maxPerFeed must be a non-negative integer');
   if (!(timeoutMs > 0) || !(lookupTimeoutMs > 0)) throw new Error('hook timeouts must be positive');
   const hooks = store.namespace(hooksNamespace);
+  // A register, a fire's mark and a delivery's forget of one feed never interleave their read-modify-write.
   const serialized = createKeyedQueue();
   // Set by close(), or when the client says it is shutting down: fire() then only marks.
   let stopped = false;

@@ -8,6 +8,7 @@ import { IcalpushError } from '../errors.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
+import { createKeyedQueue } from '../util/keyed-queue.ts';
 import type { CounterSeries, Registry } from '../metrics/registry.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
 
@@ -222,7 +223,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const heap = createDueHeap();
   const peers = new Map<string, Map<string, PeerNotifyState>>();
   // Store writes per key run one after another, so a delete and a re-queue cannot land out of order.
-  const writes = new Map<string, Promise<void>>();
+  const writes = createKeyedQueue();
   const inflight = new Set<Promise<void>>();
   let timer: Timer | undefined;
   let timerDueAt = Infinity;
@@ -244,14 +245,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   );
 
   function write(key: string, op: () => Promise<unknown>): Promise<void> {
-    const previous = writes.get(key) ?? Promise.resolve();
-    const next = previous.then(op, op).then(() => undefined);
-    writes.set(key, next);
-    const forget = () => {
-      if (writes.get(key) === next) writes.delete(key);
-    };
-    next.then(forget, forget);
-    return next;
+    return writes(key, op).then(() => undefined);
   }
 
   function persist(slot: Slot): Promise<void> {
@@ -529,7 +523,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       timer = undefined;
       // Each HEAD is bounded by its deadline; the client is the caller's to close, after this.
       await Promise.allSettled([...inflight]);
-      await Promise.allSettled([...writes.values()]);
+      await writes.idle();
     },
   };
 }

@@ -16,6 +16,7 @@ import { endsCalendar } from '../feeds/fetch.ts';
 import { headerText, type OutboundClient } from '../http/clients.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
 import type { Logger } from '../log.ts';
+import { createSingleFlight } from '../util/single-flight.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 import { dateOf } from './availability.ts';
 
@@ -118,7 +119,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     sizeCalculation: (c) => Math.max(1, c.bytes),
   });
   // Concurrent reads of one peer share one request.
-  const running = new Map<string, Promise<PeerRead>>();
+  const running = createSingleFlight<PeerRead>();
 
   /** A GET of the peer's configured URL (total deadline, byte cap), or why there is no answer. */
   async function get(peer: Peer, headers: Record<string, string>): Promise<Answer | { reason: string }> {
@@ -259,13 +260,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   }
 
   return {
-    read(peer) {
-      const shared = running.get(key(peer));
-      if (shared) return shared;
-      const reading = readOnce(peer).finally(() => running.delete(key(peer)));
-      running.set(key(peer), reading);
-      return reading;
-    },
+    read: (peer) => running(key(peer), () => readOnce(peer)),
     snapshot: (peer) => snapshots.get(key(peer)),
   };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fingerprint } from '../../src/feeds/fingerprint.ts';
+import { fingerprint, fingerprintAsync } from '../../src/feeds/fingerprint.ts';
 
 const feed = (stamp: string, summary = 'Booked', eol = '\r\n') => Buffer.from([
   'BEGIN:VCALENDAR', 'VERSION:2.0', 'BEGIN:VEVENT', 'UID:a', `DTSTAMP:${stamp}`, 'DTSTART;VALUE=DATE:20260101',
@@ -28,4 +28,10 @@ test('fingerprint: a property merely starting with DTSTAMP is content', () => {
 
 test('fingerprint: line ends count (a different body may be the same content, never the reverse)', () => {
   assert.notEqual(fingerprint(feed('20260101T000000Z', 'Booked', '\n')), fingerprint(feed('20260101T000000Z')));
+});
+
+test('fingerprintAsync gives fingerprint\'s answer for a body of several MiB, hashed a piece at a time', async () => {
+  const many = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => feed(`2026010${i % 9}T000000Z`, `s${i}`)));
+  assert.ok(many.length > 3 * 1024 * 1024);
+  assert.equal(await fingerprintAsync(many), fingerprint(many));
 });

@@ -1,0 +1,77 @@
+// The paged history store: a history comes back exactly as saved, a read that changed one event writes
+// one page (and the head), and a crash between the pages and the head leaves the previous history whole.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createHistoryStore } from '../../src/feeds/history-store.ts';
+import { applyAnalysis, type FeedHistory } from '../../src/feeds/history.ts';
+import { createLogger } from '../../src/log.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { packCalendar } from '../../src/work/feed-tasks.ts';
+import { crashingStore } from '../helpers/crash.ts';
+import { calendarOf, stay } from '../helpers/hostile.ts';
+
+const now = Date.UTC(2026, 0, 1);
+const ttlMs = 60 * 86_400_000;
+const logger = createLogger({ level: 'silent' });
+const events = (n: number, changed = -1) => Array.from({ length: n }, (_, i) =>
+  stay(`e${i}`, '20300101', '20300103', i === changed ? ['LOCATION:changed'] : []));
+const read = (history: FeedHistory | undefined, n: number, changed = -1, at = now) =>
+  applyAnalysis(history, packCalendar(Buffer.from(calendarOf(...events(n, changed)))), at).history;
+
+/** Counts the store writes per namespace. */
+function counting(real: Store): { store: Store; writes: Map<string, number> } {
+  const writes = new Map<string, number>();
+  return {
+    writes,
+    store: {
+      ...real,
+      namespace(name) {
+        const inner = real.namespace(name);
+        return { ...inner, set: (k, v, ttl) => {
+          writes.set(name, (writes.get(name) ?? 0) + 1);
+          return inner.set(k, v, ttl);
+        } };
+      },
+    },
+  };
+}
+
+test('a saved history loads back equal, entities, tombstones and all', async (t) => {
+  const store = await openStore('memory');
+  t.after(() => store.close());
+  const histories = createHistoryStore(store, logger);
+  const first = read(undefined, 3000);
+  const second = read(first, 2990, 5, now + 1000);
+  await histories.save('/f.ics', first, undefined, ttlMs);
+  await histories.save('/f.ics', second, first, ttlMs);
+  const loaded = await createHistoryStore(store, logger).load('/f.ics');
+  assert.deepEqual(loaded, second);
+  assert.equal(loaded?.tombstones.size, 10);
+});
+
+test('a read that changed one of 3,000 events rewrites one page and the head', async (t) => {
+  const real = await openStore('memory');
+  t.after(() => real.close());
+  const { store, writes } = counting(real);
+  const histories = createHistoryStore(store, logger);
+  const first = read(undefined, 3000);
+  await histories.save('/f.ics', first, undefined, ttlMs);
+  const pages = writes.get('feed_pages') ?? 0;
+  assert.ok(pages >= 8, `${pages} pages for 3,000 events`);
+  await histories.save('/f.ics', read(first, 3000, 1234, now + 1000), first, ttlMs);
+  assert.equal((writes.get('feed_pages') ?? 0) - pages, 1);
+  assert.equal(writes.get('feed_history'), 2);
+});
+
+test('a crash after the new pages and before the new head leaves the previous history whole', async (t) => {
+  const real = await openStore('memory');
+  t.after(() => real.close());
+  const first = read(undefined, 3000);
+  await createHistoryStore(real, logger).save('/f.ics', first, undefined, ttlMs);
+  const crashing = crashingStore(real, (namespace) => namespace === 'feed_pages');
+  const histories = createHistoryStore(crashing, logger);
+  const before = await histories.load('/f.ics');
+  await assert.rejects(histories.save('/f.ics', read(first, 3000, 7, now + 1000), before, ttlMs));
+  assert.deepEqual(await createHistoryStore(real, logger).load('/f.ics'), first);
+});

@@ -103,11 +103,22 @@ export function createApp(config: Config, deps: AppDeps): App {
   const notified = propagation.labels('notified');
   // Every outbound request but the passthrough goes through this one client; closing it aborts them all.
   const outbound = createOutboundClient({ clock, connectTimeoutMs: config.timeouts.connect });
+  const replaced = registry.counter('icalpush_worker_replaced_total',
+    'Feed analysis workers terminated and replaced, by reason: timeout (a feed too costly to read), crash.', ['reason']);
   const pool = deps.pool ?? createWorkerPool({
     entry: feedWorkerEntry,
     clock,
-    onReplace: (reason) => logger.warn({ reason }, 'feed worker replaced'),
+    onReplace(reason) {
+      replaced.labels(reason).inc();
+      logger.warn({ reason }, 'feed worker replaced');
+    },
   });
+  registry.gauge('icalpush_worker_tasks', 'Feed analysis tasks, by state: running on a worker thread, or queued.',
+    ['state'], (gauge) => {
+      const { running, queued } = pool.stats();
+      gauge.labels('running').set(running);
+      gauge.labels('queued').set(queued);
+    });
   const analyzer = createFeedAnalyzer(pool);
   // Hooks have no config: their `feed` fields are redacted again here, with the feeds patterns. A feed
   // key is its target, then ` auth:<hash>` for feeds behind HTTP auth.

@@ -4,6 +4,14 @@ import { fatalLine, runCli } from './cli/program.ts';
 
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
+// A bug that escapes every handler: one line (the stack with ICALPUSH_DEBUG=1), then the exit Node would make.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    process.stderr.write(fatalLine(err, process.env, event));
+    process.exit(1);
+  });
+}
+
 try {
   const outcome = await runCli(process.argv.slice(2), io);
   if ('exitCode' in outcome) {

@@ -18,7 +18,7 @@ import type { FeedMetrics } from './feed-metrics.ts';
 import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, UpstreamAnswer } from './fetch.ts';
 import { fingerprintAsync } from './fingerprint.ts';
 import { createHistoryStore } from './history-store.ts';
-import { applyAnalysisInSlices, calendarText, currentTexts, type FeedHistory, historyBytes, pruneTombstones } from './history.ts';
+import { applyAnalysisInSlices, calendarBuffer, currentTexts, type FeedHistory, historyBytes, pruneTombstones } from './history.ts';
 
 /** A feed as the engine keys it: the upstream target, and the credentials that select its content. */
 export type FeedKey = {
@@ -319,7 +319,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   async function nightsOfHistory(feed: FeedKey, history: FeedHistory): Promise<StoredNights | undefined> {
     const request = options.nightsFor?.(feed);
     if (!request) return undefined;
-    const body = Buffer.from(calendarText(history, currentTexts(history)), 'utf8');
+    const body = await calendarBuffer(history, currentTexts(history));
     const outcome = await analyzer.analyze(`${feed.key}\u0000before`, body, { maxEntities: 0, nights: request });
     return nightsOf(feed, outcome);
   }

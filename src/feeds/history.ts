@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { contentTag } from '../ical/analyze.ts';
 import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
-import type { Slice } from '../util/yield.ts';
+import { createSlice, type Slice } from '../util/yield.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
@@ -315,6 +315,24 @@ export function currentTexts(history: FeedHistory): string[] {
 /** A calendar with the history's frame (properties and every VTIMEZONE) and these entity texts. */
 export function calendarText(history: FeedHistory, texts: readonly string[]): string {
   return assembleCalendar(history.frame.properties, [...history.frame.timezones.map(([, tz]) => tz), ...texts]);
+}
+
+// Entity texts encoded at once when a whole feed is written out.
+const piecesPerChunk = 1_000;
+
+/** calendarBody for a whole feed, encoded a thousand entities at a time so the event loop keeps running. */
+export async function calendarBuffer(history: FeedHistory, texts: string[]): Promise<Buffer> {
+  if (texts.length <= piecesPerChunk) return Buffer.from(calendarText(history, texts), 'utf8');
+  const slice = createSlice();
+  const frame = calendarText(history, []);
+  const end = 'END:VCALENDAR\r\n';
+  const chunks = [Buffer.from(frame.slice(0, frame.length - end.length), 'utf8')];
+  for (let at = 0; at < texts.length; at += piecesPerChunk) {
+    chunks.push(Buffer.from(texts.slice(at, at + piecesPerChunk).join(''), 'utf8'));
+    if (slice.due()) await slice.pause();
+  }
+  chunks.push(Buffer.from(end, 'utf8'));
+  return Buffer.concat(chunks);
 }
 
 /** The draft -13 skeleton of a removed entity from its stub: UID, DTSTAMP, its last DTSTART, STATUS:DELETED. */

@@ -9,8 +9,7 @@ import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
-import { calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
-import { createSlice } from '../util/yield.ts';
+import { calendarBuffer, calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
 import { parsePrefer } from './prefer.ts';
 import { decodeToken, encodeToken } from './sync-token.ts';
 
@@ -260,24 +259,6 @@ function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' 
 /** A calendar with the history's frame and these entity texts (a delta or a page). */
 function calendarBody(history: FeedHistory, texts: string[]): Buffer {
   return Buffer.from(calendarText(history, texts), 'utf8');
-}
-
-// Entity texts encoded at once when a whole feed is written out.
-const piecesPerChunk = 1_000;
-
-/** calendarBody for a whole feed, encoded a thousand entities at a time so the event loop keeps running. */
-async function calendarBuffer(history: FeedHistory, texts: string[]): Promise<Buffer> {
-  if (texts.length <= piecesPerChunk) return calendarBody(history, texts);
-  const slice = createSlice();
-  const frame = calendarText(history, []);
-  const end = 'END:VCALENDAR\r\n';
-  const chunks = [Buffer.from(frame.slice(0, frame.length - end.length), 'utf8')];
-  for (let at = 0; at < texts.length; at += piecesPerChunk) {
-    chunks.push(Buffer.from(texts.slice(at, at + piecesPerChunk).join(''), 'utf8'));
-    if (slice.due()) await slice.pause();
-  }
-  chunks.push(Buffer.from(end, 'utf8'));
-  return Buffer.concat(chunks);
 }
 
 /** The semantic validators: a weak ETag (bytes differ, content does not) and Last-Modified. */

@@ -383,12 +383,17 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       // The content is the snapshot's again: a drop being held did not persist.
       const state = stateOf(feed, history, previous, now, answer.body.length);
       delete state.hold;
+      // A state behind its history (a crash between the two writes) holds the nights of the version before:
+      // the next change would be classified against them and miss what this version booked or freed. Without
+      // them, the next change counts its nights before from the history itself.
+      const lagging = previous?.version !== history.version;
+      if (lagging) delete state.nights;
       if (stale) {
         // An unchanged feed is rewritten now and then, so its store TTL never runs out while it is read.
         await histories.save(feed.key, history, history, ttlMs, { all: true });
         state.savedAt = now;
       }
-      await saveState(feed.key, state, previous?.hold !== undefined || previous?.gone === true || stale);
+      await saveState(feed.key, state, previous?.hold !== undefined || previous?.gone === true || stale || lagging);
       return calendarRead(answer, history.tag, history.changedAt, history);
     }
     if (!history && previous?.unversioned && previous.fingerprint === fingerprint && previous.unversioned !== 'busy') {

@@ -2,7 +2,6 @@
 // the test can read back.
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
-import type { TestContext } from 'node:test';
 import { type App, createApp } from '../../src/app.ts';
 import type { Clock } from '../../src/clock.ts';
 import { type Config, type ConfigInput, configSchema } from '../../src/config/schema.ts';
@@ -25,9 +24,13 @@ export type TestApp = {
   waitForLog(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 };
 
-/** Starts the app on 127.0.0.1:0 in front of `upstream`; closed by the test's teardown. */
+/** Where an app's teardown goes: a test's context, or a scope of the test's own, so a test starting many
+ * apps can let each go (and be collected) as soon as it is done with it. */
+export type Teardown = { after(fn: () => unknown): void };
+
+/** Starts the app on 127.0.0.1:0 in front of `upstream`; closed by the teardown of `t`. */
 export async function startApp(
-  t: TestContext,
+  t: Teardown,
   upstream: string,
   overrides: Partial<ConfigInput> = {},
   store?: Store,

@@ -1,0 +1,77 @@
+// A Store that "crashes" at a chosen write: the first writes pass to the store underneath, every later one
+// never completes and never lands. What the store underneath holds then is what a process killed right
+// after that many writes would have left; a second app opened on it plays the restarted process.
+import type { Store, StoreNamespace } from '../../src/store/store.ts';
+
+/** One write that reached the store underneath. */
+export type StoreWrite = { namespace: string; op: 'set' | 'delete' | 'clear' };
+
+/** The crashing store and its controls. */
+export type CrashStore = {
+  /** Give this to the app that is to crash; closing it leaves the store underneath open. */
+  readonly store: Store;
+  /** The writes that passed, in order. */
+  readonly writes: StoreWrite[];
+  /** Lets `count` more writes pass, then crashes on the next one (Infinity: never). */
+  crashAfter(count: number): void;
+  /** Crashes on the write after the next one of `op` to `namespace`. */
+  crashAfterNext(namespace: string, op: StoreWrite['op']): void;
+  /** Resolves with performance.now() at the first write refused. */
+  readonly crashed: Promise<number>;
+};
+
+/** Wraps `inner`; nothing crashes until crashAfter() or crashAfterNext() says when. */
+export function createCrashStore(inner: Store): CrashStore {
+  const writes: StoreWrite[] = [];
+  let budget = Infinity;
+  let trigger: StoreWrite | undefined;
+  const { promise: crashed, resolve } = Promise.withResolvers<number>();
+  let isCrashed = false;
+  const never = new Promise<never>(() => {});
+
+  function write<T>(namespace: string, op: StoreWrite['op'], run: () => Promise<T>): Promise<T> {
+    if (isCrashed || budget <= 0) {
+      if (!isCrashed) {
+        isCrashed = true;
+        resolve(performance.now());
+      }
+      return never;
+    }
+    budget -= 1;
+    writes.push({ namespace, op });
+    if (trigger?.namespace === namespace && trigger.op === op) {
+      budget = 0;
+      trigger = undefined;
+    }
+    return run();
+  }
+
+  const store: Store = {
+    kind: inner.kind,
+    namespace(name) {
+      const ns = inner.namespace(name);
+      const wrapped: StoreNamespace = {
+        get: (key) => ns.get(key),
+        set: (key, value, ttlMs) => write(name, 'set', () => ns.set(key, value, ttlMs)),
+        delete: (key) => write(name, 'delete', () => ns.delete(key)),
+        entries: () => ns.entries(),
+        clear: () => write(name, 'clear', () => ns.clear()),
+      };
+      return wrapped;
+    },
+    ping: () => inner.ping(),
+    async close() {},
+  };
+
+  return {
+    store,
+    writes,
+    crashAfter(count) {
+      budget = count;
+    },
+    crashAfterNext(namespace, op) {
+      trigger = { namespace, op };
+    },
+    crashed,
+  };
+}

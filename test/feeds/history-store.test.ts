@@ -8,7 +8,7 @@ import { createLogger } from '../../src/log.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { packCalendar } from '../../src/work/feed-tasks.ts';
-import { crashingStore } from '../helpers/crash.ts';
+import { createCrashStore } from '../helpers/crash-store.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
 
 const now = Date.UTC(2026, 0, 1);
@@ -69,8 +69,9 @@ test('a crash after the new pages and before the new head leaves the previous hi
   t.after(() => real.close());
   const first = read(undefined, 3000);
   await createHistoryStore(real, logger).save('/f.ics', first, undefined, ttlMs);
-  const crashing = crashingStore(real, (namespace) => namespace === 'feed_pages');
-  const histories = createHistoryStore(crashing, logger);
+  const crash = createCrashStore(real, { reject: true });
+  crash.crashAfterNext('feed_pages', 'set');
+  const histories = createHistoryStore(crash.store, logger);
   const before = await histories.load('/f.ics');
   await assert.rejects(histories.save('/f.ics', read(first, 3000, 7, now + 1000), before, ttlMs));
   assert.deepEqual(await createHistoryStore(real, logger).load('/f.ics'), first);

@@ -20,14 +20,19 @@ export type CrashStore = {
   readonly crashed: Promise<number>;
 };
 
-/** Wraps `inner`; nothing crashes until crashAfter() or crashAfterNext() says when. */
-export function createCrashStore(inner: Store): CrashStore {
+/**
+ * Wraps `inner`; nothing crashes until crashAfter() or crashAfterNext() says when. A refused write never
+ * settles, as in a killed process; with `reject`, it rejects instead, so the app under test goes on
+ * answering (the code after the crash point runs, but writes nothing).
+ */
+export function createCrashStore(inner: Store, options: { reject?: boolean } = {}): CrashStore {
   const writes: StoreWrite[] = [];
   let budget = Infinity;
   let trigger: StoreWrite | undefined;
   const { promise: crashed, resolve } = Promise.withResolvers<number>();
   let isCrashed = false;
   const never = new Promise<never>(() => {});
+  const refused = () => (options.reject ? Promise.reject(new Error('process killed')) : never);
 
   function write<T>(namespace: string, op: StoreWrite['op'], run: () => Promise<T>): Promise<T> {
     if (isCrashed || budget <= 0) {
@@ -35,7 +40,7 @@ export function createCrashStore(inner: Store): CrashStore {
         isCrashed = true;
         resolve(performance.now());
       }
-      return never;
+      return refused();
     }
     budget -= 1;
     writes.push({ namespace, op });

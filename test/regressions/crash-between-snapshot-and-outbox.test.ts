@@ -13,7 +13,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { changeLogNamespace } from '../../src/feeds/change-log.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { startApp } from '../helpers/app.ts';
-import { crashingStore } from '../helpers/crash.ts';
+import { createCrashStore } from '../helpers/crash-store.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
 import { startServer } from '../helpers/servers.ts';
 
@@ -43,12 +43,11 @@ test('a crash right after the new snapshot is written still notifies the peer af
   };
 
   const real = await openStore(path);
-  const history = { version: 0 };
-  const first = await startApp(t, upstream.url, config, crashingStore(real, (ns, value) => {
-    history.version = ns === 'feed_history' ? (value as { version: number }).version : history.version;
-    return ns === 'feed_history' && history.version === 2;
-  }));
+  const crash = createCrashStore(real, { reject: true });
+  const first = await startApp(t, upstream.url, config, crash.store);
   await (await request(`${first.url}/calendar/x.ics`)).body.dump();
+  // The next snapshot written is the last write to land.
+  crash.crashAfterNext('feed_history', 'set');
   feed.text = calendarOf(stay('a', day(30), day(33)), stay('b', day(40), day(44)));
   await (await request(`${first.url}/calendar/x.ics`)).body.dump();
   // The journal holds the change; the outbox never got it.

@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { hooksNamespace } from '../../src/hooks/hooks.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { startApp } from '../helpers/app.ts';
-import { crashingStore } from '../helpers/crash.ts';
+import { createCrashStore } from '../helpers/crash-store.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
 import { startServer } from '../helpers/servers.ts';
 
@@ -63,15 +63,15 @@ test('a crash while hooks are being delivered loses none of 100 subscriptions', 
   });
   const config = { hooks: { allowPrivateNetworks: true }, push: { watch: 0 as const } };
   const real = await openStore(path);
-  let crash = false;
-  const first = await startApp(t, upstream.url, config, crashingStore(real, () => crash));
+  const crash = createCrashStore(real, { reject: true });
+  const first = await startApp(t, upstream.url, config, crash.store);
   for (let i = 0; i < 100; i += 1) await subscribe(first.url, `${target.url}/hook/${i}`);
   upstream.book();
   await (await request(`${first.url}/calendar/x.ics`)).body.dump();
   // The change marked the hooks due; the crash comes while their HEADs are under way.
   await first.waitForLog((l) => l.msg === 'feed changed');
   while (held.size < 16) await new Promise((resolve) => target.server.once('request', resolve));
-  crash = true;
+  crash.crashAfter(0);
   await first.app.close();
   await real.close();
 

@@ -326,7 +326,11 @@ export function createApp(config: Config, deps: AppDeps): App {
         const reserveMs = Math.min(2_000, config.timeouts.shutdown / 4);
         const { unfinished } = await http.drain(Math.max(0, config.timeouts.shutdown - reserveMs));
         if (unfinished > 0) logger.warn({ unfinished }, 'shutdown cut in-flight requests');
-        const background = Promise.allSettled([pushed.close(), feeds.settled(), notifier.close(), hooks.close()]);
+        // Changes being classified finish first, so their notifications reach the outbox before it closes.
+        const background = (async () => {
+          await Promise.allSettled([pushed.close(), feeds.settled()]);
+          await Promise.allSettled([notifier.close(), hooks.close()]);
+        })();
         await within(background, left() / 2);
         await outbound.close();
         await within(background, left());

@@ -182,7 +182,7 @@ async function flood(url: string, rate: number, seconds: number): Promise<Flood>
 }
 
 /** The sidecar's own count of feed answers, and of those it finished within 5 ms (its duration histogram). */
-async function feedAnswerTimes(sidecar: string): Promise<{ count: number; within5ms: number }> {
+export async function feedAnswerTimes(sidecar: string): Promise<{ count: number; within5ms: number }> {
   const text = await (await request(`${sidecar}/_icalpush/metrics`)).body.text();
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
   return {

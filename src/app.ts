@@ -173,6 +173,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     nightsFor: plans.nightsFor,
     isProtected: (feed) => plans.ownPlan(feed) !== undefined,
     changeLog: createChangeLog(store),
+    keepAnswers: config.feeds.some((feed) => feed.maxAge > 0),
   });
   const pushed = createPush({
     config,

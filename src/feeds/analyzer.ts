@@ -40,12 +40,17 @@ export function analysisDeadlineMs(bytes: number): number {
 export function createFeedAnalyzer(pool: WorkerPool): FeedAnalyzer {
   return {
     async analyze(key, body, request) {
-      // A copy of its own to move: the caller keeps answering with `body`, which may sit in a pool slab.
-      const copy = new Uint8Array(body.length);
-      copy.set(body);
+      // A body in shared memory (every large one, http/clients.ts) is read by the worker where it is; a
+      // small one gets a copy of its own to move, since `body` may sit in a pool slab.
+      const shared = body.buffer instanceof SharedArrayBuffer;
+      const view = shared ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : new Uint8Array(body);
       const outcome = await pool.run<PackedAnalysis>(
-        { type: 'analyze', payload: { key, body: copy, ...request } },
-        { affinity: key, deadlineMs: analysisDeadlineMs(body.length), transfer: [copy.buffer] },
+        { type: 'analyze', payload: { key, body: view, ...request } },
+        {
+          affinity: key,
+          deadlineMs: analysisDeadlineMs(body.length),
+          ...(shared ? {} : { transfer: [view.buffer as ArrayBuffer] }),
+        },
       );
       switch (outcome.kind) {
         case 'done':

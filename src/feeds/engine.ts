@@ -114,6 +114,8 @@ export type FeedEngineOptions = {
   isProtected?: (feed: FeedKey) => boolean;
   /** The write-ahead journal; without one, changes are still processed but not journaled. */
   changeLog?: ChangeLog;
+  /** Keep each feed's last answer for lastAnswer() (feeds with maxAge); default true. */
+  keepAnswers?: boolean;
 };
 
 /** Handles one change of a feed (iCal Hooks, push); resolves once what it caused is durable. */
@@ -586,12 +588,14 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone);
       return { kind: 'not-calendar', answer: fetched, reason: fetched.reason };
     }
-    // Only what a maxAge answer sends: the parsed forms would triple the entry's real size.
-    const { status, headers, body, fetchedAt, sequence } = fetched;
-    const cached = answerCache.get(feed.key);
-    // A maxAge answer is the newest one asked for, whichever finished last.
-    if (!cached || cached.sequence < sequence) {
-      answerCache.set(feed.key, { status, headers, body, fetchedAt, sequence });
+    // Only what a maxAge answer sends, and only when one may be sent: a body kept is its size in memory.
+    if (options.keepAnswers !== false) {
+      const { status, headers, body, fetchedAt, sequence } = fetched;
+      const cached = answerCache.get(feed.key);
+      // A maxAge answer is the newest one asked for, whichever finished last.
+      if (!cached || cached.sequence < sequence) {
+        answerCache.set(feed.key, { status, headers, body, fetchedAt, sequence });
+      }
     }
     const fingerprint = await fingerprintAsync(fetched.body);
     try {

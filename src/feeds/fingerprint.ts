@@ -29,29 +29,26 @@ export async function fingerprintAsync(body: Buffer): Promise<string> {
   const hash: Hash = createHash('sha256');
   let sinceYield = 0;
   for (const [from, to] of keptRanges(body)) {
-    for (let at = from; at < to; at += pieceBytes) {
-      const end = Math.min(to, at + pieceBytes);
-      hash.update(body.subarray(at, end));
-      sinceYield += end - at;
-      if (sinceYield >= pieceBytes) {
-        sinceYield = 0;
-        await yieldToLoop();
-      }
+    hash.update(body.subarray(from, to));
+    sinceYield += to - from;
+    if (sinceYield >= pieceBytes) {
+      sinceYield = 0;
+      await yieldToLoop();
     }
   }
   return hash.digest('base64url');
 }
 
-// The byte ranges of `body` outside its DTSTAMP content lines (and their folded continuations).
-function keptRanges(body: Buffer): [number, number][] {
-  const ranges: [number, number][] = [];
+// The byte ranges of `body` outside its DTSTAMP content lines (and their folded continuations), one at a
+// time and never longer than a piece, so a caller can stop between any two.
+function* keptRanges(body: Buffer): Generator<[number, number]> {
   let from = 0;
   let at = body.indexOf(marker, 0);
   while (at !== -1) {
     const after = body[at + marker.length];
     if (after === 0x3a || after === 0x3b) {
       // Keep the line feed before DTSTAMP, skip up to and including the line's own line feed.
-      ranges.push([from, at + 1]);
+      yield* pieces(from, at + 1);
       let end = body.indexOf(lf, at + 1);
       while (end !== -1 && (body[end + 1] === space || body[end + 1] === tab)) end = body.indexOf(lf, end + 1);
       from = end === -1 ? body.length : end + 1;
@@ -60,6 +57,9 @@ function keptRanges(body: Buffer): [number, number][] {
       at = body.indexOf(marker, at + 1);
     }
   }
-  ranges.push([from, body.length]);
-  return ranges;
+  yield* pieces(from, body.length);
+}
+
+function* pieces(from: number, to: number): Generator<[number, number]> {
+  for (let at = from; at < to; at += pieceBytes) yield [at, Math.min(to, at + pieceBytes)];
 }

@@ -322,7 +322,12 @@ const piecesPerChunk = 1_000;
 
 /** calendarBody for a whole feed, encoded a thousand entities at a time so the event loop keeps running. */
 export async function calendarBuffer(history: FeedHistory, texts: string[]): Promise<Buffer> {
-  if (texts.length <= piecesPerChunk) return Buffer.from(calendarText(history, texts), 'utf8');
+  return Buffer.concat(await calendarPieces(history, texts));
+}
+
+/** calendarBuffer's bytes in pieces of a thousand entities, for an answer written piece by piece. */
+export async function calendarPieces(history: FeedHistory, texts: string[]): Promise<Buffer[]> {
+  if (texts.length <= piecesPerChunk) return [Buffer.from(calendarText(history, texts), 'utf8')];
   const slice = createSlice();
   const frame = calendarText(history, []);
   const end = 'END:VCALENDAR\r\n';
@@ -332,7 +337,7 @@ export async function calendarBuffer(history: FeedHistory, texts: string[]): Pro
     if (slice.due()) await slice.pause();
   }
   chunks.push(Buffer.from(end, 'utf8'));
-  return Buffer.concat(chunks);
+  return chunks;
 }
 
 /** The draft -13 skeleton of a removed entity from its stub: UID, DTSTAMP, its last DTSTART, STATUS:DELETED. */

@@ -9,7 +9,8 @@ import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
-import { calendarBuffer, calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
+import { calendarPieces, calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
+import { yieldToLoop } from '../util/yield.ts';
 import { parsePrefer } from './prefer.ts';
 import { decodeToken, encodeToken } from './sync-token.ts';
 
@@ -47,6 +48,7 @@ const allow = 'GET, HEAD, OPTIONS';
 const replacedHeaders = new Set(['etag', 'last-modified', 'content-length', 'vary', 'link']);
 // Full enhanced answers are rebuilt only when the version moves.
 const fullBodyCacheBytes = 32 * 1024 * 1024;
+const maxCachedFullBodyBytes = 4 * 1024 * 1024;
 
 /** Creates the feed handler. */
 export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
@@ -71,11 +73,15 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     return { link: `<${origin}${escapeForLink(target)}>; rel="${relations}"` };
   }
 
-  async function fullBody(key: string, history: FeedHistory): Promise<Buffer> {
+  async function fullBody(key: string, history: FeedHistory): Promise<Body> {
     const cacheKey = `${key}\u0000${history.lineage}\u0000${history.version}`;
     const cached = fullBodies.get(cacheKey);
     if (cached) return cached;
-    const body = await calendarBuffer(history, currentTexts(history));
+    const pieces = await calendarPieces(history, currentTexts(history));
+    // A big feed's full answer is rebuilt when asked for, and sent piece by piece, never joined: kept or
+    // joined, it would double what the feed costs in memory.
+    if (bodyLength(pieces) > maxCachedFullBodyBytes) return pieces;
+    const body = Buffer.concat(pieces);
     fullBodies.set(cacheKey, body);
     return body;
   }
@@ -138,15 +144,16 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     if (read.kind === 'not-calendar') {
       // SPEC: not a complete calendar: the upstream's answer as it is, and the snapshot untouched.
       res.writeHead(read.answer.status, { ...read.answer.headers, 'content-length': String(read.answer.body.length) });
-      res.end(read.answer.body);
+      await writeBody(res, read.answer.body);
       metrics.answer(variant, 'passthrough');
       return { kind: 'answered' };
     }
 
-    const send: Send = (status, headers, body, answer) => {
-      res.writeHead(status, { ...common, ...headers, ...(body ? { 'content-length': String(body.length) } : {}) });
-      res.end(body);
-      metrics.answer(variant, answer, read.answer.body.length - (body?.length ?? 0));
+    const send: Send = async (status, headers, body, answer) => {
+      const length = bodyLength(body);
+      res.writeHead(status, { ...common, ...headers, ...(body ? { 'content-length': String(length) } : {}) });
+      await writeBody(res, body);
+      metrics.answer(variant, answer, read.answer.body.length - length);
       return { kind: 'answered' } as const;
     };
     const history = read.history;
@@ -226,15 +233,59 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
   };
 }
 
+/** An answer body: one buffer, or pieces written one after another. */
+type Body = Buffer | Buffer[];
+
 type Send = (
   status: number,
   headers: Record<string, string | string[]>,
-  body: Buffer | undefined,
+  body: Body | undefined,
   answer: FeedAnswer,
-) => FeedOutcome;
+) => Promise<FeedOutcome>;
+
+function bodyLength(body: Body | undefined): number {
+  if (body === undefined) return 0;
+  return Array.isArray(body) ? body.reduce((n, piece) => n + piece.length, 0) : body.length;
+}
+
+// Larger bodies are handed to the socket a piece at a time: writing 12 MB at once held the loop 20 ms.
+const writePieceBytes = 1024 * 1024;
+
+/** Ends `res` with `body`, a piece at a time when it is large, following the socket's backpressure. */
+async function writeBody(res: ServerResponse, body: Body | undefined): Promise<void> {
+  if (!body || (!Array.isArray(body) && body.length <= writePieceBytes)) {
+    res.end(body);
+    return;
+  }
+  const pieces = Array.isArray(body) ? body : [body];
+  for (const piece of pieces.flatMap((p) => split(p, writePieceBytes))) {
+    if (res.destroyed) break;
+    if (!res.write(piece)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      });
+    } else {
+      await yieldToLoop();
+    }
+  }
+  res.end();
+}
+
+function split(buffer: Buffer, size: number): Buffer[] {
+  if (buffer.length <= size) return [buffer];
+  const out: Buffer[] = [];
+  for (let at = 0; at < buffer.length; at += size) out.push(buffer.subarray(at, at + size));
+  return out;
+}
 
 /** The plain GET: the upstream's status and bytes with the semantic ETag, or a 304. */
-function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' }>, send: Send): FeedOutcome {
+function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' }>, send: Send): Promise<FeedOutcome> {
   const answer = read.answer;
   const headers = validators(read.tag, read.changedAt);
   const kept: Record<string, string> = {};

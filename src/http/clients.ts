@@ -6,6 +6,7 @@ import type { LookupAddress } from 'node:dns';
 import { Agent, type Dispatcher, Pool } from 'undici';
 import type { Clock } from '../clock.ts';
 import { hasCode, IcalpushError } from '../errors.ts';
+import { yieldToLoop } from '../util/yield.ts';
 
 /** Options for createUpstreamPool. */
 export type UpstreamPoolOptions = {
@@ -195,7 +196,9 @@ export function toUpstreamError(err: unknown): IcalpushError {
   return new IcalpushError('UPSTREAM_UNREACHABLE', 'upstream unreachable', { cause: err });
 }
 
-/** Reads `body` to a Buffer, or destroys it and gives undefined once it is past `maxBytes`. */
+/** Reads `body` to a Buffer, or destroys it and gives undefined once it is past `maxBytes`. A declared
+ * length is read straight into one buffer; otherwise the chunks are joined a few MiB at a time, so a
+ * 30 MB body never costs the event loop one long copy. */
 export async function readCapped(
   body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; once(event: 'error', listener: () => void): unknown },
   declared: number | undefined,
@@ -209,17 +212,49 @@ export async function readCapped(
     body.destroy();
     return undefined;
   }
+  const into = declared !== undefined && declared > 0 ? bodyBuffer(declared) : undefined;
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of body) {
-    length += chunk.length;
-    if (length > maxBytes) {
+    if (length + chunk.length > maxBytes || (into && length + chunk.length > into.length)) {
       body.destroy();
-      return undefined;
+      // More than it declared: undici reports the mismatch; past the cap, it is too large.
+      if (length + chunk.length > maxBytes) return undefined;
+      throw new Error('body longer than its Content-Length');
     }
-    chunks.push(chunk);
+    if (into) chunk.copy(into, length);
+    else chunks.push(chunk);
+    length += chunk.length;
   }
-  return Buffer.concat(chunks, length);
+  if (into) return length === into.length ? into : into.subarray(0, length);
+  return joinInSlices(chunks, length);
+}
+
+// Bytes copied between two looks at the event loop when chunks are joined.
+const joinSliceBytes = 4 * 1024 * 1024;
+// Bodies from this size on live in shared memory: the analysis worker reads them where they are, no copy.
+const sharedFromBytes = 64 * 1024;
+
+/** A buffer for a body of `length` bytes: shared memory when large (feeds/analyzer.ts sends it as is). */
+function bodyBuffer(length: number): Buffer {
+  return length >= sharedFromBytes ? Buffer.from(new SharedArrayBuffer(length)) : Buffer.allocUnsafe(length);
+}
+
+async function joinInSlices(chunks: Buffer[], length: number): Promise<Buffer> {
+  if (length <= sharedFromBytes) return Buffer.concat(chunks, length);
+  const out = bodyBuffer(length);
+  let at = 0;
+  let sinceYield = 0;
+  for (const chunk of chunks) {
+    chunk.copy(out, at);
+    at += chunk.length;
+    sinceYield += chunk.length;
+    if (sinceYield >= joinSliceBytes) {
+      sinceYield = 0;
+      await yieldToLoop();
+    }
+  }
+  return out;
 }
 
 /** The Content-Length the upstream declared, when it is a plain number. */

@@ -6,7 +6,7 @@ import { hash as oneShotHash } from 'node:crypto';
 import { type BusyNightsOptions, nightsOfSpans, nightWindow, withoutNodeIcalWarnings } from '../push/availability.ts';
 import { decodeFeed } from './decode.ts';
 import { type GroupMember, groupMembers, isDateLine, recurrenceKeys } from './entities.ts';
-import { combineHashes, componentHash, uidlessHash } from './normalize.ts';
+import { combineHashes, componentHash, componentHashes } from './normalize.ts';
 import { directSpan, type EventSpan, parseEventSpans, recurrenceBudget } from './parse.ts';
 import { type BlockMemo, scanReusing } from './reuse.ts';
 import { assembleCalendar, foldLine, frameProperties, serializeComponent } from './serialize.ts';
@@ -38,8 +38,9 @@ export class ComponentSummary implements GroupMember {
     this.rid = ridLine ? recurrenceKeys(ridLine) : undefined;
     this.dateStart = isDateLine(dtstart);
     this.sequence = Number.parseInt(propertyValue(component, 'SEQUENCE') ?? '', 10) || 0;
-    this.contentHash = componentHash(component);
-    this.uidlessHash = uidlessHash(component);
+    const hashes = componentHashes(component);
+    this.contentHash = hashes.hash;
+    this.uidlessHash = hashes.uidless;
     this.text = serializeComponent(component);
     this.dtstart = dtstart ? `${foldLine(contentLineText(dtstart))}\r\n` : '';
     this.span = component.type === 'VEVENT' ? (directSpan(component, this.uid) ?? null) : undefined;
@@ -93,8 +94,10 @@ export type CalendarAnalysis = {
   memo: BlockMemo<ComponentSummary> | undefined;
 };
 
-/** Decodes, splits and summarizes a feed body; never throws on its content. */
-export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSummary>): CalendarAnalysis {
+/** Decodes, splits and summarizes a feed body; never throws on its content. With `keepMemo: false`
+ * (a feed too big to keep blocks of) nothing is kept for a next read, so the split streams. */
+export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSummary>,
+  options: { keepMemo?: boolean } = {}): CalendarAnalysis {
   const decoded = decodeFeed(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   const make = (component: Component) => new ComponentSummary(component);
   let properties: ContentLine[];
@@ -103,7 +106,7 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
   let skippedLines: number;
   let complete = true;
   let nextMemo: BlockMemo<ComponentSummary> | undefined;
-  const reused = scanReusing(decoded.text, memo, make);
+  const reused = options.keepMemo === false && memo === undefined ? undefined : scanReusing(decoded.text, memo, make);
   if (reused) {
     ({ properties, timezones, skippedLines } = reused);
     summaries = reused.values;

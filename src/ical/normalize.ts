@@ -21,7 +21,7 @@ export function combineHashes(hashes: readonly string[]): string {
 }
 
 // Components are never changed once split, so their hash can live as long as they do.
-const componentHashes = new WeakMap<Component, string>();
+const knownHashes = new WeakMap<Component, string>();
 
 /**
  * The sha256 (base64url) of an entity's content without its UID: equal for the same events under
@@ -36,12 +36,43 @@ export function uidlessHash(component: Component): string {
   return hash(normalizedComponent(component, uidless));
 }
 
+/** componentHash and uidlessHash of one component, normalizing it once (what analysis needs of each). */
+export function componentHashes(component: Component): { hash: string; uidless: string } {
+  const lines: string[] = [];
+  const uids: string[] = [];
+  for (const line of component.lines) {
+    if (line.name === 'DTSTAMP') continue;
+    const text = contentLineText(line);
+    lines.push(text);
+    if (line.name === 'UID') uids.push(text);
+  }
+  lines.sort();
+  const childrenHaveUid = component.children.some(hasUid);
+  const children = normalizedChildren(component, stampless);
+  const uidlessChildren = childrenHaveUid ? normalizedChildren(component, uidless) : children;
+  const wrap = (own: string[], kids: string) => `BEGIN:${component.type}\n${own.join('\n')}${kids}\nEND:${component.type}`;
+  const hash = oneShotHash('sha256', wrap(lines, children), 'base64url');
+  knownHashes.set(component, hash);
+  const withoutUid = uids.length === 0 ? lines : lines.filter((line) => !uids.includes(line));
+  return { hash, uidless: oneShotHash('sha256', wrap(withoutUid, uidlessChildren), 'base64url') };
+}
+
+function hasUid(component: Component): boolean {
+  return component.lines.some((line) => line.name === 'UID') || component.children.some(hasUid);
+}
+
+function normalizedChildren(component: Component, ignored: ReadonlySet<string>): string {
+  if (component.children.length === 0) return '';
+  const children = component.children.map((c) => normalizedComponent(c, ignored)).sort();
+  return `\n${children.join('\n')}`;
+}
+
 /** The sha256 (base64url) of one normalized component, its children included. */
 export function componentHash(component: Component): string {
-  let known = componentHashes.get(component);
+  let known = knownHashes.get(component);
   if (known === undefined) {
     known = hash(normalizedComponent(component));
-    componentHashes.set(component, known);
+    knownHashes.set(component, known);
   }
   return known;
 }

@@ -64,6 +64,11 @@ type Pending = {
 
 type Slot = { index: number; worker: Worker | undefined; running: Pending | undefined };
 
+// A small young generation: a feed's analysis makes much short-lived garbage, and a large nursery let it
+// grow the process by twice as much (measured: 10.5× → 7.4× a 12 MB feed, no slower). The old generation is
+// bounded so a feed that would take a gigabyte ends its worker (a failed task), not the process.
+const resourceLimits = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 1_536 };
+
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string };
 
 /** The default number of worker threads for this machine. */
@@ -82,7 +87,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
   let closed = false;
 
   function spawn(slot: Slot): Worker {
-    const worker = new Worker(entry);
+    const worker = new Worker(entry, { resourceLimits });
     worker.on('message', (reply: Reply) => {
       const task = slot.running;
       if (!task || task.id !== reply.id) return;

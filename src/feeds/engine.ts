@@ -18,7 +18,10 @@ import type { FeedMetrics } from './feed-metrics.ts';
 import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, UpstreamAnswer } from './fetch.ts';
 import { fingerprintAsync } from './fingerprint.ts';
 import { createHistoryStore } from './history-store.ts';
-import { applyAnalysisInSlices, calendarBuffer, currentTexts, type FeedHistory, historyBytes, pruneTombstones } from './history.ts';
+import {
+  applyAnalysisInSlices, calendarBuffer, currentTextsInSlices, type FeedHistory, historyBytes, historyBytesInSlices,
+  pruneTombstones,
+} from './history.ts';
 
 /** A feed as the engine keys it: the upstream target, and the credentials that select its content. */
 export type FeedKey = {
@@ -214,7 +217,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     const cached = historyCache.get(key);
     if (cached) return cached;
     const stored = await histories.load(key);
-    if (stored) historyCache.set(key, stored);
+    if (stored) historyCache.set(key, stored, { size: Math.max(1, await historyBytesInSlices(stored)) });
     return stored;
   }
 
@@ -321,7 +324,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   async function nightsOfHistory(feed: FeedKey, history: FeedHistory): Promise<StoredNights | undefined> {
     const request = options.nightsFor?.(feed);
     if (!request) return undefined;
-    const body = await calendarBuffer(history, currentTexts(history));
+    const body = await calendarBuffer(history, await currentTextsInSlices(history));
     const outcome = await analyzer.analyze(`${feed.key}\u0000before`, body, { maxEntities: 0, nights: request });
     return nightsOf(feed, outcome);
   }
@@ -485,7 +488,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       state.savedAt = now;
       if (!history) counted(feed);
     }
-    historyCache.set(feed.key, next);
+    historyCache.set(feed.key, next, { size: Math.max(1, await historyBytesInSlices(next)) });
     await saveState(feed.key, state, true);
     if (change) {
       metrics.read('changed');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { contentTag } from '../ical/analyze.ts';
 import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
-import { createSlice, type Slice } from '../util/yield.ts';
+import { createSlice, eachInSlices, type Slice, sortInSlices } from '../util/yield.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
@@ -310,6 +310,28 @@ export function currentTexts(history: FeedHistory): string[] {
     sortedIds.set(history, ids);
   }
   return ids.map((id) => history.entities.get(id)?.text ?? '');
+}
+
+/** currentTexts, its sort done in slices (the one the event loop uses). */
+export async function currentTextsInSlices(history: FeedHistory): Promise<string[]> {
+  let ids = sortedIds.get(history);
+  if (!ids) {
+    ids = await sortInSlices([...history.entities.keys()]);
+    sortedIds.set(history, ids);
+  }
+  return ids.map((id) => history.entities.get(id)?.text ?? '');
+}
+
+/** historyBytes in slices, for a history about to be cached. */
+export async function historyBytesInSlices(history: FeedHistory): Promise<number> {
+  let bytes = 1_000;
+  await eachInSlices(history.entities.values(), (entity) => {
+    bytes += 2 * (entity.text.length + entity.stub.length) + 300;
+  });
+  await eachInSlices(history.tombstones.values(), (tombstone) => {
+    bytes += 2 * tombstone.text.length + 100;
+  });
+  return bytes;
 }
 
 /** A calendar with the history's frame (properties and every VTIMEZONE) and these entity texts. */

@@ -9,7 +9,7 @@ import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
-import { calendarPieces, calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
+import { calendarPieces, calendarText, changesSince, currentTextsInSlices, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
 import { yieldToLoop } from '../util/yield.ts';
 import { parsePrefer } from './prefer.ts';
 import { decodeToken, encodeToken } from './sync-token.ts';
@@ -77,7 +77,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     const cacheKey = `${key}\u0000${history.lineage}\u0000${history.version}`;
     const cached = fullBodies.get(cacheKey);
     if (cached) return cached;
-    const pieces = await calendarPieces(history, currentTexts(history));
+    const pieces = await calendarPieces(history, await currentTextsInSlices(history));
     // A big feed's full answer is rebuilt when asked for, and sent piece by piece, never joined: kept or
     // joined, it would double what the feed costs in memory.
     if (bodyLength(pieces) > maxCachedFullBodyBytes) return pieces;

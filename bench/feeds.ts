@@ -238,7 +238,7 @@ async function reread(): Promise<string> {
   }
   rows.push('');
   rows.push(
-    'Per read, as the engine `apply`s it: `fingerprint(body)`; when it differs from the history\'s, `decodeFeed` + `splitReusing` (reusing the previous read\'s parsed events) + `applySnapshot` + `pruneTombstones`. Peak heap growth lies between "live when it returns" (the new history and the memo of this read, which holds the decoded text, as the engine keeps them) and "allocated" (no GC ran). Goals (≤ 20 ms CPU, peak heap growth ≤ 3× feed bytes):',
+    'Per read, on one thread: `fingerprint(body)`; when it differs from the history\'s, the worker\'s analysis (`packReusing`, reusing the previous read\'s blocks) + `applyAnalysis` + `pruneTombstones`; only the fingerprint and the folding run on the event loop. Peak heap growth lies between "live when it returns" (the new history and this read\'s blocks, as the worker keeps them) and "allocated" (no GC ran). Goals (≤ 20 ms CPU, peak heap growth ≤ 3× feed bytes):',
   );
   return [...rows, ...lines].join('\n');
 }

@@ -18,29 +18,10 @@ import type { Store } from '../../src/store/store.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { createCrashStore, type StoreWrite } from '../helpers/crash-store.ts';
 import { startServer } from '../helpers/servers.ts';
+import { dayFromNow, staysCalendar } from '../helpers/calendars.ts';
 
-const dayMs = 86_400_000;
 const today = Date.now();
-const day = (offset: number) => new Date(today + offset * dayMs).toISOString().slice(0, 10).replaceAll('-', '');
-
-function calendar(stays: Array<{ uid: string; start: string; end: string }>): string {
-  const lines = [
-    'BEGIN:VCALENDAR',
-    'VERSION:2.0',
-    'PRODID:-//icalpush tests//crash-at-every-write//EN',
-    ...stays.flatMap((stay) => [
-      'BEGIN:VEVENT',
-      `UID:${stay.uid}`,
-      'DTSTAMP:20250101T120000Z',
-      `DTSTART;VALUE=DATE:${stay.start}`,
-      `DTEND;VALUE=DATE:${stay.end}`,
-      'SUMMARY:Reserved',
-      'END:VEVENT',
-    ]),
-    'END:VCALENDAR',
-  ];
-  return `${lines.join('\r\n')}\r\n`;
-}
+const day = (offset: number) => dayFromNow(offset, today);
 
 const stays = [{ uid: 'stay@test', start: day(35), end: day(38) }];
 const booking = { uid: 'booking@test', start: day(50), end: day(53) };
@@ -73,7 +54,7 @@ async function startWorld(t: TestContext) {
     }
     // The peer's calendar never shows the booking made here: it is a primary change.
     res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' })
-      .end(calendar([{ uid: `${listing}-peer@test`, start: day(30), end: day(32) }]));
+      .end(staysCalendar([{ uid: `${listing}-peer@test`, start: day(30), end: day(32) }]));
   });
 
   /** Resolves once a HEAD for `listing` that `counts` accepts reached the peer; rejects after 5 s. */
@@ -141,14 +122,14 @@ test('a crash right after any store write of a booking\'s life loses neither its
       const where = `listing ${listing}, crash after write ${crashAfter ?? 'never'}`;
       const base = await openStore('memory');
       const crash = createCrashStore(base);
-      world.feeds.set(listing, calendar(stays));
+      world.feeds.set(listing, staysCalendar(stays));
       const first = await startApp(t, world.upstream.url, world.overrides(listing, firstAgent), crash.store);
       await getFeed(first, listing);
       await first.app.feeds.settled();
       const from = crash.writes.length;
 
       crash.crashAfter(crashAfter ?? Infinity);
-      world.feeds.set(listing, calendar([...stays, booking]));
+      world.feeds.set(listing, staysCalendar([...stays, booking]));
       const bookedAt = performance.now();
       const reading = new AbortController();
       const read = request(`${first.url}/calendar/${listing}.ics`, { signal: reading.signal })
@@ -177,7 +158,7 @@ test('a crash right after any store write of a booking\'s life loses neither its
         && (h.userAgent.startsWith(`${secondAgent} `) || h.at < crashedAt), where);
       await quiet(second, base, listing, where);
       // What the crash left must not cost a later change its notification: the booking is cancelled.
-      world.feeds.set(listing, calendar(stays));
+      world.feeds.set(listing, staysCalendar(stays));
       const cancelledAt = performance.now();
       await getFeed(second, listing);
       await world.head(listing, (h) => h.at > cancelledAt, `${where}, then the cancellation`);

@@ -24,6 +24,7 @@ import { outboxNamespace } from '../../src/push/notifier.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startServer } from '../helpers/servers.ts';
+import { dayFromNow, type Stay, staysCalendar } from '../helpers/calendars.ts';
 
 const lanes = 3;
 const cyclesPerLane = 11;
@@ -52,33 +53,9 @@ function prng(start: number): () => number {
   };
 }
 
-const dayMs = 86_400_000;
 // Fixed for the whole run, so a run crossing midnight keeps its dates.
 const today = Date.now();
-/** A date `offset` days from today as an iCalendar DATE (YYYYMMDD). */
-const day = (offset: number) => new Date(today + offset * dayMs).toISOString().slice(0, 10).replaceAll('-', '');
-
-type Stay = { uid: string; start: string; end: string; summary?: string };
-
-/** A VCALENDAR of all-day stays, CRLF line ends, a fixed DTSTAMP. */
-function calendar(stays: Stay[]): string {
-  const lines = [
-    'BEGIN:VCALENDAR',
-    'VERSION:2.0',
-    'PRODID:-//icalpush tests//kill-durability//EN',
-    ...stays.flatMap((stay) => [
-      'BEGIN:VEVENT',
-      `UID:${stay.uid}`,
-      'DTSTAMP:20250101T120000Z',
-      `DTSTART;VALUE=DATE:${stay.start}`,
-      `DTEND;VALUE=DATE:${stay.end}`,
-      `SUMMARY:${stay.summary ?? 'Reserved'}`,
-      'END:VEVENT',
-    ]),
-    'END:VCALENDAR',
-  ];
-  return `${lines.join('\r\n')}\r\n`;
-}
+const day = (offset: number) => dayFromNow(offset, today);
 
 /** Where the durable state stood when a sidecar was killed, read from a copy of its store. */
 type Phase =
@@ -157,7 +134,7 @@ async function runLane(t: TestContext, lane: number, reports: CycleReport[]): Pr
     { uid: `${listing}-a@test`, start: day(35), end: day(37) },
     { uid: `${listing}-b@test`, start: day(38), end: day(41) },
   ];
-  const upstreamFeed = { text: calendar(stays) };
+  const upstreamFeed = { text: staysCalendar(stays) };
   const upstream = await startServer(t, (req, res) => {
     if (req.url?.split('?')[0] === feedKey) {
       res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(upstreamFeed.text);
@@ -167,7 +144,7 @@ async function runLane(t: TestContext, lane: number, reports: CycleReport[]): Pr
   });
 
   // The peer's calendar for the listing: one stay of its own, never the bookings made here.
-  const peerText = calendar([{ uid: `${listing}-peer@test`, start: day(32), end: day(34) }]);
+  const peerText = staysCalendar([{ uid: `${listing}-peer@test`, start: day(32), end: day(34) }]);
   const peerTiming = { getMs: 0, headMs: 0 };
   const heads: Array<{ at: number; userAgent: string }> = [];
   const headed = new EventEmitter();
@@ -311,7 +288,7 @@ async function runLane(t: TestContext, lane: number, reports: CycleReport[]): Pr
     const first = await start();
     seen.sidecar = first;
     past.summary = `Past stay, cycle ${cycle}`;
-    upstreamFeed.text = calendar(stays);
+    upstreamFeed.text = staysCalendar(stays);
     const before = await answer(`${first.url}${feedKey}`);
     assert.equal(before, 200, where());
     const from = (await status(first)).listings[listing]?.version;
@@ -322,7 +299,7 @@ async function runLane(t: TestContext, lane: number, reports: CycleReport[]): Pr
     // The booking: new nights of their own, so the HEADs after it are this booking's.
     const offset = 45 + cycle * 3;
     stays.push({ uid: `${listing}-booking-${cycle}@test`, start: day(offset), end: day(offset + 2) });
-    upstreamFeed.text = calendar(stays);
+    upstreamFeed.text = staysCalendar(stays);
     const bookedAt = performance.now();
     const read = answer(`${first.url}${feedKey}`).then((code) => `status ${code}`, () => 'cut by the kill');
     await sleep(timing.killMs);

@@ -16,32 +16,11 @@ import { startApp, type TestApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/network.ts';
 import { closedPort, startServer } from '../helpers/servers.ts';
 import { createFakeClock } from '../store/fake-clock.ts';
+import { dayFromNow, staysCalendar } from '../helpers/calendars.ts';
 
 const listing = 'beach-house';
 
-/** A date `offset` days from now as an iCalendar DATE (YYYYMMDD). */
-const day = (offset: number) =>
-  new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '');
-
-/** A VCALENDAR of all-day stays, CRLF line ends. */
-function calendar(stays: Array<{ uid: string; start: string; end: string }>): string {
-  const lines = [
-    'BEGIN:VCALENDAR',
-    'VERSION:2.0',
-    'PRODID:-//icalpush tests//restart//EN',
-    ...stays.flatMap((stay) => [
-      'BEGIN:VEVENT',
-      `UID:${stay.uid}`,
-      'DTSTAMP:20250101T120000Z',
-      `DTSTART;VALUE=DATE:${stay.start}`,
-      `DTEND;VALUE=DATE:${stay.end}`,
-      'SUMMARY:Reserved',
-      'END:VEVENT',
-    ]),
-    'END:VCALENDAR',
-  ];
-  return `${lines.join('\r\n')}\r\n`;
-}
+const day = (offset: number) => dayFromNow(offset);
 
 /** A fake platform serving `feed.text` as the listing's export. */
 async function startUpstream(t: TestContext, text: string) {
@@ -140,7 +119,7 @@ test('a notification to a peer that is down is retried, survives a restart, and 
     t.after(() => rm(dir, { recursive: true, force: true }));
     const storePath = join(dir, 'state.db');
     const stays = [{ uid: 'first@test', start: day(10), end: day(12) }];
-    const upstream = await startUpstream(t, calendar(stays));
+    const upstream = await startUpstream(t, staysCalendar(stays));
     // Nothing listens on the peer's port until the first sidecar is gone.
     const peerPort = await closedPort();
     const peerPath = `/calendar/${listing}.ics?s=peer-secret`;
@@ -156,7 +135,7 @@ test('a notification to a peer that is down is retried, survives a restart, and 
     // The state before the booking, then the booking: a primary change of the listing's own feed.
     await getFeed(first.url);
     await classified('no-night-change');
-    upstream.feed.text = calendar([...stays, { uid: 'second@test', start: day(20), end: day(23) }]);
+    upstream.feed.text = staysCalendar([...stays, { uid: 'second@test', start: day(20), end: day(23) }]);
     await getFeed(first.url);
     const primary = await classified('primary');
     assert.deepEqual(primary.notified, ['peer']);
@@ -182,7 +161,7 @@ test('a notification to a peer that is down is retried, survives a restart, and 
       if (req.method === 'HEAD') {
         heads.push({ method: req.method, path: req.url ?? '', userAgent: req.headers['user-agent'] ?? '' });
       }
-      res.writeHead(200, { 'content-type': 'text/calendar' }).end(req.method === 'HEAD' ? undefined : calendar([]));
+      res.writeHead(200, { 'content-type': 'text/calendar' }).end(req.method === 'HEAD' ? undefined : staysCalendar([]));
     });
     const second = await startApp(t, upstream.url, overrides, await openStore(storePath));
     const resumed = await logLine(second, 'push outbox resumed');
@@ -232,7 +211,7 @@ test('a peer answering 503 forever is retried with growing delays for push.retry
       headed.on('head', check);
       check();
     });
-    const upstream = await startUpstream(t, calendar([{ uid: 'stay@test', start: day(10), end: day(12) }]));
+    const upstream = await startUpstream(t, staysCalendar([{ uid: 'stay@test', start: day(10), end: day(12) }]));
     const retryFor = 30 * 60_000;
     const sidecar = await startApp(t, upstream.url, {
       listings: { [listing]: { peers: [{ name: 'peer', url: `${peer.url}/feed.ics`, notify: true }] } },

@@ -16,8 +16,9 @@ import { startApp } from '../helpers/app.ts';
 import { createCrashStore } from '../helpers/crash-store.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
 import { startServer } from '../helpers/servers.ts';
+import { dayFromNow } from '../helpers/calendars.ts';
 
-const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '');
+const day = (offset: number) => dayFromNow(offset);
 
 async function tempStorePath(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'icalpush-hooks-'));

@@ -12,22 +12,14 @@ import { openStore } from '../../src/store/open-store.ts';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { createCrashStore } from '../helpers/crash-store.ts';
 import { startServer } from '../helpers/servers.ts';
+import { dayFromNow, staysCalendar } from '../helpers/calendars.ts';
 
 const listing = 'beach-house';
-const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '');
-
-function calendar(stays: Array<{ uid: string; start: string; end: string }>): string {
-  return `${[
-    'BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//icalpush tests//regression//EN',
-    ...stays.flatMap((s) => ['BEGIN:VEVENT', `UID:${s.uid}`, 'DTSTAMP:20250101T120000Z',
-      `DTSTART;VALUE=DATE:${s.start}`, `DTEND;VALUE=DATE:${s.end}`, 'SUMMARY:Reserved', 'END:VEVENT']),
-    'END:VCALENDAR',
-  ].join('\r\n')}\r\n`;
-}
+const day = (offset: number) => dayFromNow(offset);
 
 test('a booking\'s cancellation is notified after a crash between its history and state writes', async (t) => {
   const stays = [{ uid: 'stay@test', start: day(35), end: day(38) }];
-  const feed = { text: calendar(stays) };
+  const feed = { text: staysCalendar(stays) };
   const upstream = await startServer(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(feed.text);
   });
@@ -38,7 +30,7 @@ test('a booking\'s cancellation is notified after a crash between its history an
       heads.push(performance.now());
       headed.emit('head');
     }
-    res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : calendar([]));
+    res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : staysCalendar([]));
   });
   const headAfter = (at: number) => new Promise<void>((resolve) => {
     const check = () => {
@@ -68,7 +60,7 @@ test('a booking\'s cancellation is notified after a crash between its history an
   await first.app.feeds.settled();
   // The booking is journaled and its history written; the process dies before the feed state is.
   crash.crashAfterNext('feed_history', 'set');
-  feed.text = calendar([...stays, { uid: 'booking@test', start: day(50), end: day(53) }]);
+  feed.text = staysCalendar([...stays, { uid: 'booking@test', start: day(50), end: day(53) }]);
   const reading = new AbortController();
   const read = request(`${first.url}/calendar/${listing}.ics`, { signal: reading.signal }).catch(() => undefined);
   await crash.crashed;
@@ -84,7 +76,7 @@ test('a booking\'s cancellation is notified after a crash between its history an
   await second.waitForLog((l) => l.msg === 'push notification sent');
   await second.app.feeds.settled();
 
-  feed.text = calendar(stays);
+  feed.text = staysCalendar(stays);
   const cancelledAt = performance.now();
   await get(second);
   await second.app.feeds.settled();

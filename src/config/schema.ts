@@ -264,11 +264,11 @@ export const configSchema = z
         upstream: positiveDuration
           .prefault('30s')
           .describe(
-            'Wait for the upstream\'s response headers, and the longest pause inside a body.',
+            'Passthrough: wait for response headers and longest pause in a body; feed reads: their total deadline.',
           ),
         shutdown: positiveDuration
           .prefault('10s')
-          .describe('On SIGTERM: how long in-flight requests may take to finish.'),
+          .describe('On SIGTERM: how long shutdown may take, whatever is in flight.'),
       })
       .prefault({})
       .describe('Timeouts of the passthrough and of shutdown.'),

@@ -19,7 +19,7 @@ import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, Upstream
 import { fingerprintAsync } from './fingerprint.ts';
 import { createHistoryStore } from './history-store.ts';
 import {
-  applyAnalysisInSlices, calendarBuffer, currentTextsInSlices, type FeedHistory, historyBytes, historyBytesInSlices,
+  applyAnalysisInSlices, calendarBuffer, currentTextsInSlices, type FeedHistory, historyBytesInSlices,
   pruneTombstones,
 } from './history.ts';
 
@@ -88,6 +88,9 @@ export type FeedRead =
   | { kind: 'failed'; error: IcalpushError }
   | { kind: 'too-large' };
 
+/** A calendar answer kept for maxAge, with the content tag the snapshot had for it. */
+export type KeptAnswer = UpstreamAnswer & { readonly tag: string };
+
 /** What to compute of a listing's own feed besides its snapshot. */
 export type NightsRequest = { today: string; days: number };
 
@@ -133,7 +136,7 @@ export type FeedEngine = {
   /** The last good history of a feed without touching the upstream. */
   history(key: string): Promise<FeedHistory | undefined>;
   /** The last calendar answer read for a feed, if still in memory (maxAge answers). */
-  lastAnswer(key: string): UpstreamAnswer | undefined;
+  lastAnswer(key: string): KeptAnswer | undefined;
   /** Every known feed's state, for /_icalpush/status. */
   states(): Promise<FeedState[]>;
   /** A client got a Sync-Token for this feed: it has clients and is kept. */
@@ -192,13 +195,14 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 
   const historyCache = new LRUCache<string, FeedHistory>({
     maxSize: historyCacheBytes,
-    sizeCalculation: (h) => Math.max(1, historyBytes(h)),
+    // Every set passes its size (historyBytesInSlices); this only covers one that would not.
+    sizeCalculation: () => 1,
   });
   const stateCache = new LRUCache<string, FeedState>({ max: Math.min(maxFeeds, 100_000) });
   // The sequence of the newest fetch applied per feed. Fetches of one feed that do not share (another
   // Host or Accept-Language) may answer out of order; the older answer must not undo the newer one.
   const appliedSequence = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
-  const answerCache = new LRUCache<string, UpstreamAnswer>({
+  const answerCache = new LRUCache<string, KeptAnswer>({
     maxSize: answerCacheBytes,
     sizeCalculation: (a) => Math.max(1, a.body.length),
   });
@@ -212,6 +216,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   const listeners: ChangeListener[] = [];
   let census: { feeds: number; paths: Map<string, number>; at: number } | undefined;
   let capWarnedAt = Number.NEGATIVE_INFINITY;
+  let nothingToEvictAt = Number.NEGATIVE_INFINITY;
 
   async function loadHistory(key: string): Promise<FeedHistory | undefined> {
     const cached = historyCache.get(key);
@@ -264,9 +269,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     return (await evictOne()) ? undefined : 'feed-cap';
   }
 
-  /** Forgets the least recently read feed that nobody relies on; false when every feed has clients. */
+  /** Forgets the least recently read feed that nobody relies on; false when every feed has clients. A scan
+   * that found none is not repeated for a while: a flood of new URLs must not cost a scan each. */
   async function evictOne(): Promise<boolean> {
     const now = clock.now();
+    if (now - nothingToEvictAt < recountIntervalMs) return false;
     let victim: [string, FeedState] | undefined;
     for await (const [key, stored] of statesNs.entries<FeedState>()) {
       const state = stateCache.get(key) ?? stored;
@@ -275,12 +282,18 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       if (options.isProtected?.({ key, target: state.target, listing: state.listing })) continue;
       if (!victim || state.lastReadAt < victim[1].lastReadAt) victim = [key, state];
     }
-    if (!victim) return false;
+    if (!victim) {
+      nothingToEvictAt = now;
+      return false;
+    }
     const [key, state] = victim;
-    await statesNs.delete(key);
-    await histories.remove(key);
-    stateCache.delete(key);
-    historyCache.delete(key);
+    // Behind any apply of that feed still under way, so its save cannot name pages removed here.
+    await serialized(key, async () => {
+      await statesNs.delete(key);
+      await histories.remove(key);
+      stateCache.delete(key);
+      historyCache.delete(key);
+    });
     if (census) {
       census.feeds -= 1;
       const path = pathOf(state.target);
@@ -300,9 +313,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   async function recordError(feed: FeedKey, reason: string, gone = false): Promise<void> {
     const now = clock.now();
     try {
-      const previous = await loadState(feed.key);
-      if (!previous) return;
-      await saveState(feed.key, { ...previous, lastError: { at: now, reason }, ...(gone ? { gone } : {}) }, true);
+      // In the feed's queue: a read-modify-write beside an apply would put its older state back.
+      await serialized(feed.key, async () => {
+        const previous = await loadState(feed.key);
+        if (!previous) return;
+        await saveState(feed.key, { ...previous, lastError: { at: now, reason }, ...(gone ? { gone } : {}) }, true);
+      });
     } catch (err) {
       logger.error({ err, feed: redact(feed.target) }, 'feed state not saved');
     }
@@ -395,7 +411,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       if (lagging) delete state.nights;
       if (stale) {
         // An unchanged feed is rewritten now and then, so its store TTL never runs out while it is read.
-        await histories.save(feed.key, history, history, ttlMs, { all: true });
+        await histories.save(feed.key, history, history, ttlMs, { all: true, now });
         state.savedAt = now;
       }
       await saveState(feed.key, state, previous?.hold !== undefined || previous?.gone === true || stale || lagging);
@@ -426,7 +442,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     const { packed } = outcome;
     if (!packed.complete) {
       metrics.read('not_calendar');
-      await recordError(feed, 'incomplete');
+      if (previous) await saveState(feed.key, { ...previous, lastError: { at: now, reason: 'incomplete' } }, true);
       return { kind: 'not-calendar', answer, reason: 'incomplete' };
     }
     const nights = nightsOf(feed, outcome);
@@ -474,7 +490,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     let change: FeedChange | undefined;
     if (result.changed) {
       // Write-ahead: the change is durable before the snapshot that contains it.
-      const before = previous?.nights ?? (history ? await nightsOfHistory(feed, history) : undefined);
+      // A state behind its history (a crash between their writes) holds the nights of the version before.
+      const current = previous?.version === history?.version ? previous?.nights : undefined;
+      const before = current ?? (history ? await nightsOfHistory(feed, history) : undefined);
       change = await journal({
         feed: { key: feed.key, target: feed.target, listing: feed.listing },
         version: next.version,
@@ -483,16 +501,20 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         ...(nights ? { nights: { ...(before && history ? { before } : {}), after: nights } } : {}),
       });
     }
-    if (write) {
-      await histories.save(feed.key, next, history, ttlMs, { all: stale });
-      state.savedAt = now;
-      if (!history) counted(feed);
+    try {
+      if (write) {
+        await histories.save(feed.key, next, history, ttlMs, { all: stale, now });
+        state.savedAt = now;
+        if (!history) counted(feed);
+      }
+      historyCache.set(feed.key, next, { size: Math.max(1, await historyBytesInSlices(next)) });
+      await saveState(feed.key, state, true);
+    } finally {
+      // Journaled is as good as done: a failing store must not keep the change from its listeners.
+      if (change) process(change);
     }
-    historyCache.set(feed.key, next, { size: Math.max(1, await historyBytesInSlices(next)) });
-    await saveState(feed.key, state, true);
     if (change) {
       metrics.read('changed');
-      process(change);
       logger.info(
         { feed: redact(feed.target), listing: feed.listing, version: next.version, added: result.added.length,
           modified: result.modified.length, removed: result.removed.length, rekeyed: result.rekeyed },
@@ -591,25 +613,30 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone);
       return { kind: 'not-calendar', answer: fetched, reason: fetched.reason };
     }
-    // Only what a maxAge answer sends, and only when one may be sent: a body kept is its size in memory.
-    if (options.keepAnswers !== false) {
-      const { status, headers, body, fetchedAt, sequence } = fetched;
-      const cached = answerCache.get(feed.key);
-      // A maxAge answer is the newest one asked for, whichever finished last.
-      if (!cached || cached.sequence < sequence) {
-        answerCache.set(feed.key, { status, headers, body, fetchedAt, sequence });
-      }
-    }
     const fingerprint = await fingerprintAsync(fetched.body);
     try {
-      return await serialized(feed.key, () => apply(feed, fetched, fingerprint));
+      const read = await serialized(feed.key, () => apply(feed, fetched, fingerprint));
+      // Only what a maxAge answer sends, only when one may be sent (a body kept is its size in memory),
+      // and only an answer the snapshot stands for: its bytes go out with the snapshot's ETag.
+      if (options.keepAnswers !== false && read.kind === 'calendar' && read.history && !read.held && !read.unversioned
+        && read.tag === read.history.tag) {
+        const { status, headers, body, fetchedAt, sequence } = fetched;
+        const cached = answerCache.get(feed.key);
+        // A maxAge answer is the newest one asked for, whichever finished last.
+        if (!cached || cached.sequence < sequence) {
+          answerCache.set(feed.key, { status, headers, body, fetchedAt, sequence, tag: read.tag });
+        }
+      }
+      return read;
     } catch (err) {
       // The store failed (or a bug): the client still gets the upstream's answer, unversioned; nothing is
       // lost because a change is journaled before its snapshot, and never a 500 (SPEC "Guarantees").
       metrics.read('store_error');
       logger.error({ err, feed: redact(feed.target) }, 'feed snapshot not applied');
-      return degraded(feed, fetched, fingerprint, 'store', undefined).catch(() => (
-        calendarRead(fetched, fingerprintTag(fingerprint), fetched.fetchedAt, undefined, { unversioned: 'store' })));
+      // A history still in memory keeps answering tokens.
+      const known = historyCache.get(feed.key);
+      return degraded(feed, fetched, fingerprint, 'store', known).catch(() => (
+        calendarRead(fetched, fingerprintTag(fingerprint), fetched.fetchedAt, known, { unversioned: 'store' })));
     }
   }
 
@@ -643,12 +670,23 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     async recover() {
       if (!options.changeLog) return 0;
       const pending = await options.changeLog.pending();
+      let recovered = 0;
       for (const change of pending) {
-        logger.info({ feed: redact(change.feed.target), listing: change.feed.listing, version: change.version },
-          'feed change recovered: processing it again');
+        const fields = { feed: redact(change.feed.target), listing: change.feed.listing, version: change.version };
+        // Journaled, but its snapshot never landed: the next read finds the same change and journals it
+        // again (notifying twice otherwise), and a change the upstream took back was never one to tell.
+        const history = change.version === undefined
+          ? undefined : await loadHistory(change.feed.key).catch(() => undefined);
+        if (change.version !== undefined && (history?.version ?? 0) < change.version) {
+          logger.info(fields, 'feed change recovered without its snapshot: left to the next read');
+          await options.changeLog.done(change.id).catch(() => undefined);
+          continue;
+        }
+        logger.info(fields, 'feed change recovered: processing it again');
         process(change);
+        recovered += 1;
       }
-      return pending.length;
+      return recovered;
     },
     async settled() {
       while (processing.size > 0) await Promise.allSettled([...processing]);

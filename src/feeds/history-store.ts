@@ -2,9 +2,12 @@
 // store write serializes a whole 20,000-event feed on the event loop, and a read that changed one event
 // rewrites one page. The head names its pages; pages are written first under new keys and the head last,
 // so a crash at any point leaves the previous head and its pages intact (orphans expire by TTL).
+import { randomBytes } from 'node:crypto';
 import type { FrameSummary } from '../ical/analyze.ts';
 import type { Logger } from '../log.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
+import { LRUCache } from 'lru-cache';
+import { fnv1a } from '../util/fnv.ts';
 import { createSlice, eachInSlices } from '../util/yield.ts';
 import type { FeedHistory, HistoryEntity, HistoryTombstone } from './history.ts';
 
@@ -26,9 +29,10 @@ type StoredHead = {
   changedAt: number;
   tags: [string, number][];
   fingerprint?: string;
-  /** log2 of the page count, and each page's key suffix. */
+  /** log2 of the page count, each page's key suffix, and when (ms) each was written. */
   bits: number;
   pages: string[];
+  written?: number[];
 };
 
 type StoredPage = {
@@ -36,15 +40,15 @@ type StoredPage = {
   t: [id: string, version: number, removedAt: number, text: string][];
 };
 
-/** Where a history's pages are, as last read or written. */
-type Layout = { bits: number; pages: string[] };
+/** Where a feed's pages are, as last read or written, and the history (lineage, version) they hold. */
+type Layout = { lineage: string; version: number; bits: number; pages: string[]; written: number[] };
 
 /** Loads and saves histories. */
 export type HistoryStore = {
   load(key: string): Promise<FeedHistory | undefined>;
   /** Writes `next`; `previous` (the history it was made from) lets only the pages that changed be written. */
   save(key: string, next: FeedHistory, previous: FeedHistory | undefined, ttlMs: number,
-    options?: { all?: boolean }): Promise<void>;
+    options?: { all?: boolean; now?: number }): Promise<void>;
   /** Forgets a feed's history, head and pages. */
   remove(key: string): Promise<void>;
 };
@@ -53,7 +57,9 @@ export type HistoryStore = {
 export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
   const heads: StoreNamespace = store.namespace('feed_history');
   const pages: StoreNamespace = store.namespace('feed_pages');
-  const layouts = new WeakMap<FeedHistory, Layout>();
+  // By feed, not by history object: a history re-made with the same content (a new fingerprint) still
+  // names the same pages. Bounded like the engine's state cache; a miss costs one full rewrite.
+  const layouts = new LRUCache<string, Layout>({ max: 100_000 });
 
   return {
     async load(key) {
@@ -61,7 +67,10 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
       if (!head || head.format !== format || !Array.isArray(head.pages)) return undefined;
       const entities = new Map<string, HistoryEntity>();
       const tombstones = new Map<string, HistoryTombstone>();
+      const slice = createSlice();
       for (const suffix of head.pages) {
+        // Stores that answer at once resolve by microtask: a 25,000-entity history is let go page by page.
+        if (slice.due()) await slice.pause();
         const page = await pages.get<StoredPage>(pageKey(key, suffix));
         if (!page) {
           // The head outlived a page (a store restored in part): the history cannot be trusted whole.
@@ -86,27 +95,36 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         tags: head.tags,
         ...(head.fingerprint === undefined ? {} : { fingerprint: head.fingerprint }),
       };
-      layouts.set(history, { bits: head.bits, pages: head.pages });
+      layouts.set(key, { lineage: head.lineage, version: head.version, bits: head.bits, pages: head.pages,
+        written: head.written ?? head.pages.map(() => 0) });
       return history;
     },
 
     async remove(key) {
       const head = await heads.get<StoredHead>(key);
       await heads.delete(key);
+      layouts.delete(key);
       for (const suffix of Array.isArray(head?.pages) ? head.pages : []) {
         await pages.delete(pageKey(key, suffix)).catch(() => false);
       }
     },
 
     async save(key, next, previous, ttlMs, options = {}) {
+      const now = options.now ?? Date.now();
       const bits = pageBits(next.entities.size + next.tombstones.size);
-      const before = previous ? layouts.get(previous) : undefined;
+      const known = layouts.get(key);
+      const before = previous && known && known.lineage === previous.lineage && known.version === previous.version
+        ? known : undefined;
       const rewriteAll = options.all === true || !before || before.bits !== bits || !previous;
       const slice = createSlice();
       const dirty = new Set<number>();
       if (rewriteAll) {
         for (let p = 0; p < 2 ** bits; p += 1) dirty.add(p);
       } else {
+        // A page nothing changed in is rewritten before its TTL runs out, with the head that names it.
+        before.written.forEach((at, p) => {
+          if (now - at > ttlMs / 2) dirty.add(p);
+        });
         // Every entity is looked at: sliced, so a 25,000-event feed's save never holds the loop long.
         await eachInSlices(next.entities, ([id, entity]) => {
           if (previous.entities.get(id) !== entity) dirty.add(pageOf(id, bits));
@@ -122,6 +140,10 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         }, slice);
       }
       const suffixes = rewriteAll ? Array.from({ length: 2 ** bits }, () => '') : [...before.pages];
+      const written = rewriteAll ? suffixes.map(() => now) : [...before.written];
+      // A write of its own in every suffix: a rewrite at the same version (tombstones pruned) never
+      // overwrites a page the current head names, so a crash in between leaves that head whole.
+      const nonce = randomBytes(3).toString('base64url');
       const groups = new Map<number, StoredPage>();
       for (const p of dirty) groups.set(p, { e: [], t: [] });
       await eachInSlices(next.entities, ([id, e]) => {
@@ -132,9 +154,10 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
       }, slice);
       // Pages first, each under a new key; one write at a time, so none holds the event loop long.
       for (const [p, page] of groups) {
-        const suffix = `${p}.${next.version}.${next.lineage}`;
+        const suffix = `${p}.${next.version}.${nonce}`;
         await pages.set(pageKey(key, suffix), page, ttlMs);
         suffixes[p] = suffix;
+        written[p] = now;
         // A store that answers at once (memory) resolves by microtask: the loop must be let go explicitly.
         if (slice.due()) await slice.pause();
       }
@@ -151,9 +174,10 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         ...(next.fingerprint === undefined ? {} : { fingerprint: next.fingerprint }),
         bits,
         pages: suffixes,
+        written,
       };
       await heads.set(key, head, ttlMs);
-      layouts.set(next, { bits, pages: suffixes });
+      layouts.set(key, { lineage: next.lineage, version: next.version, bits, pages: suffixes, written });
       // The superseded pages: nothing names them now. A failed delete only leaves them to their TTL.
       const stale = before ? before.pages.filter((suffix) => !suffixes.includes(suffix)) : [];
       for (const suffix of stale) await pages.delete(pageKey(key, suffix)).catch(() => false);
@@ -171,13 +195,7 @@ function pageBits(items: number): number {
   return bits;
 }
 
-// FNV-1a of the id: a stable spread over the pages, cheap enough to run for every entity of a read.
+// A stable spread of ids over the pages, cheap enough to run for every entity of a read.
 function pageOf(id: string, bits: number): number {
-  if (bits === 0) return 0;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i += 1) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) >>> (32 - bits);
+  return bits === 0 ? 0 : fnv1a(id) >>> (32 - bits);
 }

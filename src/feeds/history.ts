@@ -322,7 +322,7 @@ export async function currentTextsInSlices(history: FeedHistory): Promise<string
   return ids.map((id) => history.entities.get(id)?.text ?? '');
 }
 
-/** historyBytes in slices, for a history about to be cached. */
+/** About what a history keeps in memory, in bytes (the cache bound counts this), summed in slices. */
 export async function historyBytesInSlices(history: FeedHistory): Promise<number> {
   let bytes = 1_000;
   await eachInSlices(history.entities.values(), (entity) => {
@@ -377,12 +377,4 @@ export function tombstoneText(stub: string, dtstamp: string): string {
 // RFC 5545 §3.3.5 UTC form, the DTSTAMP of a tombstone is the read that noticed the removal.
 function utcStamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
-
-/** About what a history keeps in memory, in bytes: the cache bound counts this. */
-export function historyBytes(history: FeedHistory): number {
-  let bytes = 1_000;
-  for (const entity of history.entities.values()) bytes += 2 * (entity.text.length + entity.stub.length) + 300;
-  for (const tombstone of history.tombstones.values()) bytes += 2 * tombstone.text.length + 100;
-  return bytes;
 }

@@ -91,7 +91,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     const state = await engine.state(feed.key);
     if (!state || state.hold || clock.now() - state.lastReadAt >= maxAgeMs) return undefined;
     const [history, answer] = [await engine.history(feed.key), engine.lastAnswer(feed.key)];
-    if (!history || !answer || history.tag !== state.tag) return undefined;
+    if (!history || !answer || history.tag !== state.tag || answer.tag !== history.tag) return undefined;
     return { kind: 'calendar', answer, tag: history.tag, changedAt: history.changedAt, history, held: false };
   }
 

@@ -55,7 +55,8 @@ export type Hooks = {
   register(feed: string, header: string | string[] | undefined, seen?: string): Promise<HookRegistration>;
   /**
    * The feed changed: marks every live hook of `feed` due (one store write) and hands them to the
-   * delivery queue. Resolves once the mark is written, never waiting for a HEAD; never throws.
+   * delivery queue. Resolves once the mark is written, never waiting for a HEAD; rejects only when the
+   * store could not be read (the caller keeps the change, to fire again).
    * After close() the mark is still written, and the next start() delivers. With `tag` (the content the
    * feed changed to), a hook registered by a GET that already got that content is left for the next change.
    */
@@ -230,7 +231,8 @@ export function createHooks(options: HooksOptions): Hooks {
       live = await liveHooks(feed);
     } catch (err) {
       storeFailed(feed, err);
-      return [];
+      // Unread, the hooks cannot be marked: the change stays journaled and is fired again at the next start.
+      throw err;
     }
     if (live.length === 0) return live;
     // A subscriber whose GET already got this content has nothing to be told yet.
@@ -385,10 +387,11 @@ export function createHooks(options: HooksOptions): Hooks {
           for (const hook of due) enqueue(feed, hook);
         } catch (err) {
           logger.error({ hook: { feed: redactUrl(feed) }, err }, 'hook fire failed');
+          throw err;
         }
       })();
       marking.add(done);
-      void done.finally(() => marking.delete(done));
+      void done.catch(() => undefined).finally(() => marking.delete(done));
       return done;
     },
 

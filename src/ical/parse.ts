@@ -46,6 +46,10 @@ export const maxIterationsPerEvent = 10_000;
 /** Rule iterations one feed may take in all: 300 FREQ=MINUTELY events cost five events' budget, not 300. */
 export const maxIterationsPerFeed = 50_000;
 
+/** Iterations every rule gets even once the feed's budget is spent, so a short rule after many long ones
+ * (a WEEKLY;COUNT=3) is still read as it is, not taken for busy to the window's end. */
+export const minIterationsPerRule = 200;
+
 /** A fresh budget for one feed. */
 export function recurrenceBudget(): RecurrenceBudget {
   return { iterations: maxIterationsPerFeed };
@@ -182,9 +186,9 @@ function expand(event: NodeEvent, rule: RRule, master: EventSpan, window: Window
   // A floating master was read in host time and steps in UTC: the same shift applies to every occurrence.
   const shiftMs = master.allDay || !start ? 0 : master.start.getTime() - start.getTime();
   const inner = (rule as unknown as { _rrule?: RuleInternals })._rrule;
-  const allowed = Math.min(maxIterationsPerEvent, window.budget.iterations);
+  const allowed = Math.max(minIterationsPerRule, Math.min(maxIterationsPerEvent, window.budget.iterations));
   let lastStartMs: number | undefined;
-  if (!inner || typeof inner.maxIterations !== 'number' || allowed <= 0) {
+  if (!inner || typeof inner.maxIterations !== 'number') {
     busySafe(master, window, inner, lastStartMs, result);
     return;
   }

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Clock, Timer } from '../clock.ts';
+import { fnv1a } from '../util/fnv.ts';
 
 /** What a task came to: its value, or why there is none. Expected outcomes, never a throw. */
 export type PoolOutcome<R> =
@@ -150,7 +151,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
 
   function preferred(idle: Slot[], affinity: string | undefined): Slot {
     if (affinity === undefined || idle.length === 1) return idle[0] as Slot;
-    const home = hashOf(affinity) % size;
+    const home = fnv1a(affinity) % size;
     return idle.find((s) => s.index === home) ?? (idle[0] as Slot);
   }
 
@@ -209,14 +210,4 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
       await Promise.all(workers.map((w) => w.terminate()));
     },
   };
-}
-
-// FNV-1a: a stable, cheap spread of affinities over the workers.
-function hashOf(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }

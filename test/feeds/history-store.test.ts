@@ -10,6 +10,7 @@ import type { Store } from '../../src/store/store.ts';
 import { packCalendar } from '../../src/work/feed-tasks.ts';
 import { createCrashStore } from '../helpers/crash-store.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
+import { createFakeClock } from '../store/fake-clock.ts';
 
 const now = Date.UTC(2026, 0, 1);
 const ttlMs = 60 * 86_400_000;
@@ -75,4 +76,38 @@ test('a crash after the new pages and before the new head leaves the previous hi
   const before = await histories.load('/f.ics');
   await assert.rejects(histories.save('/f.ics', read(first, 3000, 7, now + 1000), before, ttlMs));
   assert.deepEqual(await createHistoryStore(real, logger).load('/f.ics'), first);
+});
+
+test('pages nothing changed in are rewritten before their TTL: a feed changing every 10 days keeps its history', async (t) => {
+  const clock = createFakeClock(now);
+  const store = await openStore('memory', { clock });
+  t.after(() => store.close());
+  const histories = createHistoryStore(store, logger);
+  const day = 86_400_000;
+  let history = read(undefined, 2000, -1, clock.now());
+  await histories.save('/f.ics', history, undefined, ttlMs, { now: clock.now() });
+  for (let i = 1; i <= 10; i += 1) {
+    clock.advance(10 * day);
+    const next = read(history, 2000, i, clock.now());
+    await histories.save('/f.ics', next, history, ttlMs, { now: clock.now() });
+    history = next;
+  }
+  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), history, 'whole after 100 days');
+});
+
+test('a history re-made with the same content (a new fingerprint) still saves only the pages that changed', async (t) => {
+  const real = await openStore('memory');
+  t.after(() => real.close());
+  const { store, writes } = counting(real);
+  const histories = createHistoryStore(store, logger);
+  const first = read(undefined, 3000);
+  await histories.save('/f.ics', first, undefined, ttlMs);
+  const pagesAtFirst = writes.get('feed_pages') ?? 0;
+  // The engine keeps this copy (same content, new fingerprint) without saving it.
+  const same = { ...first, fingerprint: 'another' };
+  await histories.save('/f.ics', read(same, 3000, 1234, now + 1000), same, ttlMs);
+  assert.equal((writes.get('feed_pages') ?? 0) - pagesAtFirst, 1);
+  let stored = 0;
+  for await (const _ of real.namespace('feed_pages').entries()) stored += 1;
+  assert.equal(stored, pagesAtFirst, 'the superseded page is gone, no page is orphaned');
 });

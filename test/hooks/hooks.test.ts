@@ -547,10 +547,10 @@ function brokenStore(): Store {
   };
 }
 
-test('a store error is a refusal on register and a counted failure on fire, never a throw', async (t) => {
+test('a store error is a refusal on register, and on fire a counted failure that rejects (the change stays journaled)', async (t) => {
   const h = await harness(t, { store: brokenStore() });
   assert.deepEqual(await h.hooks.register(feed, 'http://127.0.0.1:1/x'), { ok: false, reason: 'store-error' });
-  await h.hooks.fire(feed);
+  await assert.rejects(h.hooks.fire(feed));
   await h.hooks.idle();
   assert.deepEqual(await h.hooks.list(feed), []);
   const text = renderExposition(h.registry);

@@ -309,3 +309,14 @@ test('plain events read directly give what node-ical gives on every fixture feed
   assert.ok(names.length >= 20);
   for (const name of names) await assertDirectMatchesNodeIcal(await fixtureText(name.slice(0, -4)), window, name);
 });
+
+test('parseEventSpans still reads a short rule as it is once long ones spent the feed\'s budget', async () => {
+  const long = Array.from({ length: 60 }, (_, i) => vevent(`d${i}`, 'DTSTART:20230101T100000Z', 'RRULE:FREQ=DAILY;INTERVAL=2'));
+  const { spans } = await parseEventSpans(calendar(...long,
+    vevent('UID:short', 'DTSTART:20260302T100000Z', 'DTEND:20260302T110000Z', 'RRULE:FREQ=WEEKLY;COUNT=3')),
+  { from: new Date('2026-03-01T00:00:00Z'), expandUntil: new Date('2028-03-01T00:00:00Z') });
+  const short = spans.filter((s) => s.uid === 'short');
+  assert.deepEqual(short.map((s) => [s.start.toISOString(), s.busySafe ?? false]), [
+    ['2026-03-02T10:00:00.000Z', false], ['2026-03-09T10:00:00.000Z', false], ['2026-03-16T10:00:00.000Z', false],
+  ]);
+});

@@ -40,20 +40,3 @@ export const systemClock: Clock = {
     if (timer !== undefined) clearTimeout((timer as SystemTimer).handle);
   },
 };
-
-/** Resolves after `ms` on `clock`; an aborted `signal` resolves it early. */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clock.clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = clock.setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

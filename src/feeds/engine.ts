@@ -330,8 +330,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     return after === 0 || removed > hold.fraction * before;
   }
 
-  function nightsOf(feed: FeedKey, outcome: AnalyzeOutcome): StoredNights | undefined {
-    const request = options.nightsFor?.(feed);
+  // The nights an analysis made for `request`: the same request, so "today" is the one they were counted from.
+  function nightsOf(request: NightsRequest | undefined, outcome: AnalyzeOutcome): StoredNights | undefined {
     if (!request || outcome.kind !== 'done' || !outcome.packed.nights) return undefined;
     return { today: request.today, days: request.days, ...outcome.packed.nights };
   }
@@ -342,7 +342,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     if (!request) return undefined;
     const body = await calendarBuffer(history, await currentTextsInSlices(history));
     const outcome = await analyzer.analyze(`${feed.key}\u0000before`, body, { maxEntities: 0, nights: request });
-    return nightsOf(feed, outcome);
+    return nightsOf(request, outcome);
   }
 
   /** Journals `change`, then (after the caller's snapshot write) processes it in the background. */
@@ -445,7 +445,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       if (previous) await saveState(feed.key, { ...previous, lastError: { at: now, reason: 'incomplete' } }, true);
       return { kind: 'not-calendar', answer, reason: 'incomplete' };
     }
-    const nights = nightsOf(feed, outcome);
+    const nights = nightsOf(nightsRequest, outcome);
     const tooMany = packed.count > maxEntities;
     const unversioned: UnversionedReason | undefined = refusal ?? (tooMany ? 'too-many-entities' : undefined);
     if (unversioned) {

@@ -126,18 +126,16 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
           if (now - at > ttlMs / 2) dirty.add(p);
         });
         // Every entity is looked at: sliced, so a 25,000-event feed's save never holds the loop long.
-        await eachInSlices(next.entities, ([id, entity]) => {
-          if (previous.entities.get(id) !== entity) dirty.add(pageOf(id, bits));
-        }, slice);
-        await eachInSlices(previous.entities.keys(), (id) => {
-          if (!next.entities.has(id)) dirty.add(pageOf(id, bits));
-        }, slice);
-        await eachInSlices(next.tombstones, ([id, tomb]) => {
-          if (previous.tombstones.get(id) !== tomb) dirty.add(pageOf(id, bits));
-        }, slice);
-        await eachInSlices(previous.tombstones.keys(), (id) => {
-          if (!next.tombstones.has(id)) dirty.add(pageOf(id, bits));
-        }, slice);
+        const changedIn = async <V>(current: ReadonlyMap<string, V>, earlier: ReadonlyMap<string, V>) => {
+          await eachInSlices(current, ([id, value]) => {
+            if (earlier.get(id) !== value) dirty.add(pageOf(id, bits));
+          }, slice);
+          await eachInSlices(earlier.keys(), (id) => {
+            if (!current.has(id)) dirty.add(pageOf(id, bits));
+          }, slice);
+        };
+        await changedIn(next.entities, previous.entities);
+        await changedIn(next.tombstones, previous.tombstones);
       }
       const suffixes = rewriteAll ? Array.from({ length: 2 ** bits }, () => '') : [...before.pages];
       const written = rewriteAll ? suffixes.map(() => now) : [...before.written];

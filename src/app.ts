@@ -11,6 +11,8 @@ import { createFeedFetcher } from './feeds/fetch.ts';
 import { createFeedHandler } from './feeds/serve.ts';
 import { statusReport } from './feeds/status.ts';
 import { createHooks } from './hooks/hooks.ts';
+import { createListingActivity } from './push/activity.ts';
+import { createDecisionLog } from './push/decision-log.ts';
 import { createNotifier } from './push/notifier.ts';
 import { createListingPlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
@@ -151,6 +153,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     userAgent: `${config.push.userAgent} icalpush`,
   });
   const plans = createListingPlans(config, clock);
+  const activity = createListingActivity(clock);
   const feeds = createFeedEngine({
     store,
     fetcher: createFeedFetcher({
@@ -172,6 +175,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     hold: { spanMs: config.snapshots.hold.span, fraction: config.snapshots.hold.fraction },
     nightsFor: plans.nightsFor,
     isProtected: (feed) => plans.ownPlan(feed) !== undefined,
+    lastChangeSeen: (feed) => {
+      const plan = plans.ownPlan(feed);
+      return plan ? activity.lastChangeSeen(plan.id) : undefined;
+    },
     changeLog: createChangeLog(store),
     keepAnswers: config.feeds.some((feed) => feed.maxAge > 0),
   });
@@ -182,6 +189,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     notifier,
     client: outbound,
     analyzer,
+    decisions: createDecisionLog(store),
+    activity,
+    redact,
     clock,
     logger,
     registry,
@@ -190,6 +200,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   // A change marks the feed's hooks due and is classified for push, side by side: hooks never delay iPP.
   feeds.onChange((change) => hooks.fire(change.feed.key, change.tag));
   feeds.onChange((change) => pushed.onFeedChange(change));
+  feeds.onHold((held) => pushed.onHeld(held));
   const feedHandler = createFeedHandler({
     engine: feeds,
     metrics: feedMetrics,
@@ -209,6 +220,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       if (!pushed.knows(listing)) return undefined;
       return { notified: (await pushed.changed(listing)).notified };
     },
+    listing: (id) => pushed.listing(id),
     token: config.admin.token,
     isClosing: http.isClosing,
   });

@@ -1,9 +1,11 @@
-// The command line (commander): `serve`, `check` and `notify`, each with --config and --help.
-// Commands return what happened; only main.ts exits the process or handles signals.
+// The command line (commander): `serve`, `check` and `notify`, each with --config, and `replay` over
+// captured export files; --help on every one. Commands return what happened; only main.ts exits the
+// process or handles signals.
 import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCheck } from './check.ts';
 import { runNotify } from './notify.ts';
+import { type ReplayOptions, replayHelp, runReplay } from './replay.ts';
 import { type RunningServer, runServe } from './serve.ts';
 
 /** Where a command writes, and the environment it reads. */
@@ -60,6 +62,26 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
       outcome = { exitCode: await runNotify(listing, options.config, io) };
     });
 
+  program
+    .command('replay')
+    .description('run the push decision model over captured exports, one line per step')
+    .argument('<file...>', 'export files of the listing\'s own feed, in capture order')
+    .option('--at <time>', 'capture time of each FILE, one per file in order (ISO 8601: 2026-08-22T20:12:00Z)',
+      collect)
+    .option('--timezone <zone>', 'the listing\'s IANA time zone (default: the conservative rule)')
+    .option('--peer <file>', 'a peer\'s export of the listing, evidence at every step (repeatable)', collect)
+    .option('--hold-span <duration>', 'how long a drop is held before it applies (0: at once)', '2h')
+    .option('--json', 'one JSON object per step: { file, ...decision }')
+    .addHelpText('after', replayHelp)
+    // Usage errors exit 2 here (replay's own exit 1 means a file could not be read).
+    .exitOverride((err) => {
+      if (err.exitCode !== 0) err.exitCode = 2;
+      throw err;
+    })
+    .action(async (files: string[], options: ReplayOptions) => {
+      outcome = { exitCode: await runReplay(files, options, io) };
+    });
+
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err) {
@@ -69,6 +91,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     throw err;
   }
   return outcome;
+}
+
+// A repeatable option's values, in order.
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /**

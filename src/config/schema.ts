@@ -5,6 +5,7 @@ import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts'
 import { logLevels } from '../log.ts';
 import { byteSizePattern, parseByteSize } from './byte-size.ts';
 import { durationPattern, parseDuration } from './duration.ts';
+import { canonicalTimeZone } from '../push/decide/dates.ts';
 
 const durationMessage = 'must be a duration like 500ms, 30s, 5m, 1h or 7d';
 
@@ -88,6 +89,16 @@ const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPT
   error: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
 });
 
+/** An IANA time zone name (`Europe/Rome`), read as its canonical spelling. Fixed offsets are refused:
+ * they ignore daylight saving time, and "today" would be an hour off half the year. */
+const timeZone = z
+  .string({ error: 'must be an IANA time zone name such as Europe/Rome' })
+  .refine((name) => canonicalTimeZone(name) !== undefined, {
+    error: (issue) => `is not an IANA time zone name such as Europe/Rome or America/New_York: ${String(issue.input)}`,
+    abort: true,
+  })
+  .transform((name) => canonicalTimeZone(name) as string);
+
 const peer = z
   .strictObject({
     name: z.string().min(1).optional().describe('Label for logs, metrics and status.'),
@@ -105,6 +116,9 @@ const listing = z
       .regex(/^\/\S*$/, { error: 'must be a path (and query) starting with /' })
       .optional()
       .describe('Explicit own feed path and query; default: the first feeds pattern.'),
+    timezone: timeZone
+      .optional()
+      .describe('IANA zone of the property: what "today" means for it; default: push.timezone.'),
     peers: z.array(peer).default([]).describe('Platforms connected to this listing.'),
   })
   .describe('One listing of the connection map.');
@@ -196,7 +210,7 @@ export const configSchema = z
               .gt(0)
               .max(1)
               .default(0.5)
-              .describe('A read that removes more than this share of the entities is a drop.'),
+              .describe('A read that loses more than this share of a listing\'s future busy nights (of the events for other feeds) is a drop.'),
           })
           .prefault({})
           .describe('Holding answers that suddenly drop most entities.'),
@@ -214,6 +228,9 @@ export const configSchema = z
         watch: duration
           .prefault('60s')
           .describe('Re-read own feeds this often to catch primary changes (0 = off).'),
+        timezone: timeZone
+          .optional()
+          .describe('IANA zone of listings without their own; unset: the conservative rule (UTC-12 / UTC+14).'),
         triggers: z
           .array(trigger)
           .default([])

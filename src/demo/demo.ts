@@ -2,6 +2,7 @@
 // once an hour and each behind its own icalpush (the real createApp). A guest books a stay on one;
 // the timeline shows the booking, the iPP HEADs, the re-imports on the two others and how long each
 // took, against what hourly polling would give, and that nothing echoed back.
+import { nightsOfRuns } from '../push/decide/night-runs.ts';
 import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { type App, createApp } from '../app.ts';
@@ -59,13 +60,13 @@ export async function runDemo(out?: (line: string) => void): Promise<DemoResult>
               note(who, 'iPP HEAD received: a peer says the listing changed');
               if (i === 0) echoes += 1;
             } else if (entry.msg === 'listing change classified') {
-              const primary = entry.primary as { added: string[]; removed: string[] } | undefined;
-              const imported = entry.imported as { added: string[] } | undefined;
+              const nights = entry.nights as { added: string[]; removed: string[] } | undefined;
+              const busy = nightsOfRuns(nights?.added ?? []).length;
               if (entry.kind === 'primary') {
-                note(who, `own feed changed: ${primary?.added.length ?? 0} nights newly busy, no peer explains them → `
+                note(who, `own feed changed: ${busy} nights newly busy, no peer explains them → `
                   + `primary → HEAD to ${(entry.notified as string[] | undefined)?.join(' and ') ?? 'no one'}`);
               } else if (entry.kind === 'imported') {
-                note(who, `own feed changed: ${imported?.added.length ?? 0} nights a peer already shows → imported, `
+                note(who, `own feed changed: ${busy} nights a peer already shows → imported, `
                   + 'nobody notified (no echo)');
               }
             } else if (entry.msg === 'inbound notification: refresh') {

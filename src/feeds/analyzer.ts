@@ -8,7 +8,7 @@ import type { WorkerPool } from '../work/pool.ts';
 export type AnalyzeRequest = {
   /** Entities beyond this count are not sent back. */
   maxEntities: number;
-  nights?: { today: string; days?: number };
+  nights?: { today: string; days?: number; zone?: string };
   deleted?: boolean;
 };
 

@@ -10,6 +10,10 @@ export type StoredNights = {
   /** The date the nights are counted from, and how many days ahead. */
   today: string;
   days: number;
+  /** The IANA zone timed events were dated in; absent: UTC dates. */
+  zone?: string;
+  /** When the read was made (ms); absent in entries journaled before it was kept. */
+  at?: number;
   /** Busy nights, sorted. */
   busy: string[];
   unreadable: number;

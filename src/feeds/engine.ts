@@ -13,6 +13,8 @@ import type { Store, StoreNamespace } from '../store/store.ts';
 import { createKeyedQueue } from '../util/keyed-queue.ts';
 import { createSlice } from '../util/yield.ts';
 import type { AnalyzeOutcome, FeedAnalyzer } from './analyzer.ts';
+import { dropFacts } from '../push/decide/drop-facts.ts';
+import { type DropJudgement, judgeDrop } from '../push/decide/drop.ts';
 import type { ChangeLog, FeedChange, StoredNights } from './change-log.ts';
 import type { FeedMetrics } from './feed-metrics.ts';
 import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, UpstreamAnswer } from './fetch.ts';
@@ -92,7 +94,7 @@ export type FeedRead =
 export type KeptAnswer = UpstreamAnswer & { readonly tag: string };
 
 /** What to compute of a listing's own feed besides its snapshot. */
-export type NightsRequest = { today: string; days: number };
+export type NightsRequest = { today: string; days: number; zone?: string };
 
 /** Options for createFeedEngine. */
 export type FeedEngineOptions = {
@@ -112,8 +114,11 @@ export type FeedEngineOptions = {
   maxVariantsPerPath?: number;
   /** Entities of a versioned feed (and tombstones kept); a bigger feed is served unversioned. */
   maxEntitiesPerFeed?: number;
-  /** How long a sudden drop must persist before it is applied, and what share of entities is one. */
+  /** How long a sudden drop must persist before it is applied, and what share of nights (events) is one. */
   hold: { spanMs: number; fraction: number };
+  /** For a listing's own feed: when the sidecar last saw something change it (a trigger's 2xx, an operator
+   * notify): a drop within a minute of it is a real cancellation (SPEC "Push"). */
+  lastChangeSeen?: (feed: FeedKey) => number | undefined;
   /** For a listing's own feed: compute its busy nights from this date on. */
   nightsFor?: (feed: FeedKey) => NightsRequest | undefined;
   /** True for feeds that must keep their snapshot whatever junk fills the store (own feeds). */
@@ -126,6 +131,15 @@ export type FeedEngineOptions = {
 
 /** Handles one change of a feed (iCal Hooks, push); resolves once what it caused is durable. */
 export type ChangeListener = (change: FeedChange) => Promise<void>;
+
+/** A read that dropped most of a feed, held (SPEC "Guarantees"): told once per drop, when the hold starts. */
+export type HeldDrop = {
+  feed: { key: string; target: string; listing: string };
+  at: number;
+  judgement: DropJudgement & { verdict: 'hold' };
+  spanMs: number;
+  nights?: { before?: StoredNights; after: StoredNights };
+};
 
 /** The engine the HTTP layer, push and the status endpoint use. */
 export type FeedEngine = {
@@ -144,10 +158,13 @@ export type FeedEngine = {
   /** Calls `listener` with every change from now on (SPEC "Push": a feed `changed` event). A change
    * leaves the journal once every listener resolved; one that rejects is processed again on start. */
   onChange(listener: ChangeListener): void;
+  /** Calls `listener` when a drop starts being held (push records it: a change that did not notify). */
+  onHold(listener: (held: HeldDrop) => void): void;
   /** Processes the journaled changes left by a previous run (a crash) again. */
   recover(): Promise<number>;
-  /** Resolves when every change handed to the processor so far is processed (tests, shutdown). */
-  settled(): Promise<void>;
+  /** Resolves when every change handed to the processor so far is processed (tests, shutdown); with `key`,
+   * every change of that feed. */
+  settled(key?: string): Promise<void>;
 };
 
 /** The store key of a feed read with these request headers. */
@@ -214,6 +231,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   const persistedReadAt = new Map<string, number>();
   const processing = new Set<Promise<void>>();
   const listeners: ChangeListener[] = [];
+  const holdListeners: ((held: HeldDrop) => void)[] = [];
   let census: { feeds: number; paths: Map<string, number>; at: number } | undefined;
   let capWarnedAt = Number.NEGATIVE_INFINITY;
   let nothingToEvictAt = Number.NEGATIVE_INFINITY;
@@ -324,16 +342,20 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     }
   }
 
-  /** True when a read removes most of a snapshot's entities at once (SPEC "Guarantees"). */
-  function isDrop(before: number, after: number, removed: number): boolean {
-    if (hold.spanMs === 0 || before === 0 || removed === 0) return false;
-    return after === 0 || removed > hold.fraction * before;
+  /** Whether a read that changed a snapshot dropped most of it (SPEC "Guarantees", "Push": measured in
+   * nights for a listing's own feed, in events otherwise). */
+  function judge(feed: FeedKey, events: { before: number; after: number },
+    nights: { before?: StoredNights | undefined; after?: StoredNights | undefined }): DropJudgement {
+    if (hold.spanMs === 0) return { verdict: 'apply', rule: 'no-drop' };
+    const seen = options.lastChangeSeen?.(feed);
+    return judgeDrop(dropFacts(events, nights, seen === undefined ? undefined : clock.now() - seen), hold.fraction);
   }
 
   // The nights an analysis made for `request`: the same request, so "today" is the one they were counted from.
   function nightsOf(request: NightsRequest | undefined, outcome: AnalyzeOutcome): StoredNights | undefined {
     if (!request || outcome.kind !== 'done' || !outcome.packed.nights) return undefined;
-    return { today: request.today, days: request.days, ...outcome.packed.nights };
+    return { today: request.today, days: request.days, ...(request.zone ? { zone: request.zone } : {}),
+      at: clock.now(), ...outcome.packed.nights };
   }
 
   /** The nights of a history read before nights were asked for (a listing added to the map). */
@@ -457,22 +479,42 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     const result = await applyAnalysisInSlices(history, packed, now, applyOptions, createSlice());
     if (result.rekeyed > 0) metrics.rekeyed(result.rekeyed);
     const after = result.history.entities.size;
-    if (history && result.changed && isDrop(history.entities.size, after, result.removed.length)) {
+    // A state behind its history (a crash between their writes) holds the nights of the version before.
+    const currentNights = previous?.version === history?.version ? previous?.nights : undefined;
+    const judgement = history && result.changed
+      ? judge(feed, { before: history.entities.size, after }, { before: currentNights, after: nights })
+      : undefined;
+    if (history && judgement && judgement.verdict === 'hold') {
       const since = previous?.hold?.since ?? now;
       if (now - since < hold.spanMs) {
         metrics.read('held');
         if (!previous?.hold) {
+          const { measure, lost, of } = judgement;
           logger.warn(
             { feed: redact(feed.target), listing: feed.listing, before: history.entities.size,
-              after: result.history.entities.size, holdMs: hold.spanMs },
+              after: result.history.entities.size, measure, lost, of, holdMs: hold.spanMs },
             'feed drop held',
           );
+          const held: HeldDrop = { feed: { key: feed.key, target: feed.target, listing: feed.listing }, at: now,
+            judgement, spanMs: hold.spanMs,
+            ...(nights ? { nights: { ...(currentNights ? { before: currentNights } : {}), after: nights } } : {}) };
+          for (const listener of holdListeners) {
+            try {
+              listener(held);
+            } catch (err) {
+              logger.error({ err, feed: redact(feed.target) }, 'feed drop listener failed');
+            }
+          }
         }
         const held = { ...stateOf(feed, history, previous, now, answer.body.length), hold: { since, entities: after } };
         await saveState(feed.key, held, !previous?.hold);
         return calendarRead(answer, result.history.tag, now, history, { held: true });
       }
       logger.warn({ feed: redact(feed.target), listing: feed.listing, heldMs: now - since }, 'feed drop confirmed');
+    } else if (judgement?.rule === 'cancellation-after-trigger') {
+      const { measure, lost, of } = judgement;
+      logger.info({ feed: redact(feed.target), listing: feed.listing, measure, lost, of },
+        'feed drop applied at once: it follows a trigger or an operator notify');
     } else if (previous?.hold) {
       logger.info({ feed: redact(feed.target), listing: feed.listing }, 'held feed drop discarded');
     }
@@ -490,9 +532,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     let change: FeedChange | undefined;
     if (result.changed) {
       // Write-ahead: the change is durable before the snapshot that contains it.
-      // A state behind its history (a crash between their writes) holds the nights of the version before.
-      const current = previous?.version === history?.version ? previous?.nights : undefined;
-      const before = current ?? (history ? await nightsOfHistory(feed, history) : undefined);
+      const before = currentNights ?? (history ? await nightsOfHistory(feed, history) : undefined);
       change = await journal({
         feed: { key: feed.key, target: feed.target, listing: feed.listing },
         version: next.version,
@@ -667,6 +707,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     onChange(listener) {
       listeners.push(listener);
     },
+    onHold(listener) {
+      holdListeners.push(listener);
+    },
     async recover() {
       if (!options.changeLog) return 0;
       const pending = await options.changeLog.pending();
@@ -688,7 +731,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       }
       return recovered;
     },
-    async settled() {
+    async settled(key) {
+      if (key !== undefined) {
+        // Queued behind every change of that feed handed over so far.
+        await inOrder(key, async () => undefined);
+        return;
+      }
       while (processing.size > 0) await Promise.allSettled([...processing]);
     },
   };

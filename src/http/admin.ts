@@ -17,6 +17,8 @@ export type AdminDeps = {
   status(): Promise<unknown>;
   /** POST /_icalpush/listings/{id}/changed: an operator says the listing changed; undefined: unknown id. */
   changed?: (listing: string) => Promise<{ notified: string[] } | undefined>;
+  /** GET /_icalpush/listings/{id}: the listing, its peers and its decision log; undefined: unknown id. */
+  listing?: (id: string) => Promise<unknown>;
   /** `admin.token`; without one the guarded endpoints answer loopback clients only. */
   token?: string | undefined;
   /** True once shutdown began: readiness fails so load balancers drain us. */
@@ -68,6 +70,26 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     sendJson(res, 202, { listing, notified: done.notified });
   }
 
+  async function listing(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
+      res.end();
+      return;
+    }
+    let found: unknown;
+    try {
+      found = await withTimeout(deps.listing?.(id) ?? Promise.resolve(undefined), readyTimeoutMs);
+    } catch (err) {
+      sendError(res, new IcalpushError('STORE_UNAVAILABLE', 'listing not readable', { cause: err }));
+      return;
+    }
+    if (found === undefined) {
+      sendError(res, new IcalpushError('ADMIN_NOT_FOUND', 'no such listing'));
+      return;
+    }
+    sendJson(res, 200, found);
+  }
+
   return async (req, res, path) => {
     const isProbe = path === '/_icalpush/healthz' || path === '/_icalpush/readyz';
     // Guard before the 404, so an unauthorized client cannot map which endpoints exist.
@@ -79,6 +101,11 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const changedMatch = /^\/_icalpush\/listings\/([^/]+)\/changed$/.exec(path);
     if (changedMatch) {
       await listingChanged(req, res, decodeSegment(changedMatch[1] ?? ''));
+      return;
+    }
+    const listingMatch = /^\/_icalpush\/listings\/([^/]+)$/.exec(path);
+    if (listingMatch) {
+      await listing(req, res, decodeSegment(listingMatch[1] ?? ''));
       return;
     }
     if (!isProbe && path !== '/_icalpush/metrics' && path !== '/_icalpush/status') {

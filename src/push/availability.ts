@@ -8,28 +8,28 @@
 //   except that an end at exactly 00:00 UTC does not touch its date. This is conservative: a two-hour
 //   maintenance block at noon blocks that night, a zero-length event blocks the night of its date,
 //   and a timed stay ending at 11:00 also blocks the night of its check-out date.
-//   Dates are UTC dates, so an event at 00:30 in Paris falls on the UTC date before.
+//   Dates are UTC dates (an event at 00:30 in Paris falls on the UTC date before), or the dates of the
+//   listing's zone when it has one (`zone`).
 // - STATUS:CANCELLED and TRANSP:TRANSPARENT spans block nothing; TENTATIVE ones do (a hold is busy).
 // - Only nights in [today, today + horizonDays) count, so a stay in progress blocks from today on and
 //   past events contribute nothing: an event expiring out of the feed changes nothing.
 // Entity identity (UID, DTSTAMP, SEQUENCE, SUMMARY) plays no part: re-keyed stays give the same set.
 import { type EventSpan, parseEventSpans } from '../ical/parse.ts';
+import { wallClock } from './decide/dates.ts';
 
 /** What busyNights read: the busy nights, how many VEVENTs could not be read (they block nothing), and
  * how many recurring events ran out of expansion budget (busy from then on: parse.ts says why). */
 export type BusyNights = { nights: Set<string>; unreadable: number; busySafe?: number };
 
-/** `today` is a UTC date (YYYY-MM-DD); nights are counted in [today, today + horizonDays). */
-export type BusyNightsOptions = { today: string; horizonDays?: number };
+/** Nights are counted in [today, today + horizonDays); `today` is a YYYY-MM-DD. With `zone` (an IANA
+ * name) timed events fall on that zone's dates. */
+export type BusyNightsOptions = { today: string; horizonDays?: number; zone?: string };
 
 /** Nights that became busy and nights that became free, each sorted ascending. */
 export type NightsDiff = { added: string[]; removed: string[] };
 
 /** How far ahead nights are counted unless told otherwise: two years, past every platform's export window. */
 export const defaultHorizonDays = 730;
-
-/** Beyond this many days from today a change is taken for a rolling far-future block (isHorizonOnly). */
-export const defaultFarDays = 180;
 
 const dayMs = 24 * 60 * 60 * 1000;
 
@@ -59,7 +59,7 @@ export function nightsOfSpans(spans: readonly EventSpan[], options: BusyNightsOp
   const nights = new Set<string>();
   for (const span of spans) {
     if (span.status === 'CANCELLED' || span.transparent) continue;
-    const [firstMs, endMs] = nightRange(span);
+    const [firstMs, endMs] = nightRange(span, options.zone);
     // Clamped to the window first, so a span of a thousand years costs at most horizonDays steps.
     for (let ms = Math.max(firstMs, fromMs); ms < Math.min(endMs, untilMs); ms += dayMs) {
       nights.add(isoDay(ms));
@@ -77,26 +77,24 @@ export function diffNights(before: ReadonlySet<string>, after: ReadonlySet<strin
   return { added, removed };
 }
 
-/** True when every changed night lies at or beyond today + farDays (default 180): the rolling far-future
- * block some platforms move every day. An empty diff is not horizon-only: there is no change to excuse,
- * so callers test for an empty diff first and never read `false` here as "push". */
-export function isHorizonOnly(diff: NightsDiff, today: string, farDays = defaultFarDays): boolean {
-  if (diff.added.length === 0 && diff.removed.length === 0) return false;
-  const far = isoDay(dayOf(today) + farDays * dayMs);
-  return diff.added.every((night) => night >= far) && diff.removed.every((night) => night >= far);
-}
-
 /** Today's date (UTC) as YYYY-MM-DD for a clock time. */
 export function dateOf(ms: number): string {
   return isoDay(ms);
 }
 
 // The first night a span blocks and the night after its last one, as UTC midnights.
-function nightRange(span: EventSpan): [number, number] {
+function nightRange(span: EventSpan, zone: string | undefined): [number, number] {
   const startMs = span.start.getTime();
   const endMs = span.end.getTime();
   // parse.ts already gives all-day spans as UTC midnights with an exclusive end after the start.
   if (span.allDay) return [startMs, Math.max(endMs, startMs + dayMs)];
+  if (zone !== undefined) {
+    const start = wallClock(startMs, zone);
+    const end = wallClock(endMs, zone);
+    const first = dayOf(start.date);
+    const last = endMs > startMs && end.secondOfDay === 0 ? dayOf(end.date) - dayMs : dayOf(end.date);
+    return [first, Math.max(last, first) + dayMs];
+  }
   const firstMs = floorDay(startMs);
   const lastMs = endMs > startMs && endMs === floorDay(endMs) ? endMs - dayMs : floorDay(endMs);
   return [firstMs, Math.max(lastMs, firstMs) + dayMs];

@@ -18,14 +18,14 @@ import { assembleCalendar } from '../ical/serialize.ts';
 import type { Logger } from '../log.ts';
 import { createSingleFlight } from '../util/single-flight.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
-import { dateOf } from './availability.ts';
+import { countFrom } from './decide/today.ts';
 
 /** A peer as the connection map names it. */
 export type Peer = { listing: string; name: string; url: string; notify: boolean };
 
 /** What is known of a peer's feed from its last read. */
 export type PeerSnapshot = {
-  /** Busy nights from the day of the read on, sorted. */
+  /** Busy nights from the earliest date that is still today somewhere (UTC−12) at the read, sorted. */
   nights: string[];
   /** Nights the peer stopped showing busy at recent reads, with when (ms): a cancellation there. */
   freed: Record<string, number>;
@@ -217,7 +217,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     let nights: string[] | undefined;
     if (fetched.kind === 'calendar') {
       const outcome = await analyzer.analyze(`peer\u0000${key(peer)}\u0000whole`, fetched.body,
-        { maxEntities: 0, nights: { today: dateOf(now) } });
+        { maxEntities: 0, nights: { today: countFrom(now) } });
       if (outcome.kind === 'done' && outcome.packed.complete && outcome.packed.nights) {
         const { busy, unreadable, busySafe } = outcome.packed.nights;
         nights = busy;
@@ -244,7 +244,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     const changed = !previous || nights.join() !== previous.nights.join();
     const freed: Record<string, number> = {};
     for (const [night, at] of Object.entries(previous?.freed ?? {})) if (now - at < freedMemoryMs) freed[night] = at;
-    for (const night of previous?.nights ?? []) if (!busy.has(night) && night >= dateOf(now)) freed[night] = now;
+    for (const night of previous?.nights ?? []) if (!busy.has(night) && night >= countFrom(now)) freed[night] = now;
     for (const night of nights) delete freed[night];
     const snapshot: PeerSnapshot = {
       nights,

@@ -5,11 +5,13 @@ import type { Clock } from '../clock.ts';
 import { ownFeedTarget } from '../config/listings.ts';
 import type { Config } from '../config/schema.ts';
 import type { FeedKey, NightsRequest } from '../feeds/engine.ts';
-import { dateOf, defaultHorizonDays } from './availability.ts';
+import { defaultHorizonDays } from './availability.ts';
+import { countFrom } from './decide/today.ts';
 import type { Peer } from './peers.ts';
 
-/** One listing of the map: its own feed's target and its peers. */
-export type ListingPlan = { id: string; target: string; peers: Peer[] };
+/** One listing of the map: its own feed's target, its peers, and the IANA zone its "today" is taken in
+ * (`listings.<id>.timezone`, else `push.timezone`; absent: the conservative rule). */
+export type ListingPlan = { id: string; target: string; peers: Peer[]; zone?: string };
 
 /** The map. */
 export type ListingPlans = {
@@ -21,15 +23,18 @@ export type ListingPlans = {
 };
 
 /** Builds the plans of `config.listings`. */
-export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'>, clock: Clock): ListingPlans {
+export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & { push?: Pick<Config['push'], 'timezone'> },
+  clock: Clock): ListingPlans {
   const byId = new Map<string, ListingPlan>();
   const byTarget = new Map<string, ListingPlan>();
   for (const [id, listing] of Object.entries(config.listings)) {
     const target = ownFeedTarget(config, id);
     if (target === undefined) continue;
+    const zone = listing.timezone ?? config.push?.timezone;
     const plan: ListingPlan = {
       id,
       target,
+      ...(zone === undefined ? {} : { zone }),
       peers: listing.peers.map((p) => ({
         listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify,
       })),
@@ -44,6 +49,13 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'>, c
   return {
     byId,
     ownPlan,
-    nightsFor: (feed) => (ownPlan(feed) ? { today: dateOf(clock.now()), days: defaultHorizonDays } : undefined),
+    nightsFor: (feed) => {
+      const plan = ownPlan(feed);
+      if (!plan) return undefined;
+      // From the earliest date that can still be "today" for the listing, so tonight is always counted; two
+      // days past the window, so a night entering its far end between daily reads is compared too.
+      return { today: countFrom(clock.now(), plan.zone), days: defaultHorizonDays + 2,
+        ...(plan.zone === undefined ? {} : { zone: plan.zone }) };
+    },
   };
 }

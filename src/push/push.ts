@@ -4,29 +4,21 @@
 import type { Clock, Timer } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { FeedAnalyzer } from '../feeds/analyzer.ts';
-import type { FeedChange, StoredNights } from '../feeds/change-log.ts';
-import { type FeedEngine, feedKey } from '../feeds/engine.ts';
+import type { FeedChange } from '../feeds/change-log.ts';
+import { type FeedEngine, feedKey, type HeldDrop } from '../feeds/engine.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import { compilePathPattern, isPathPatternError, type PathPattern } from '../http/path-pattern.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
-import { dateOf, diffNights, isHorizonOnly, type NightsDiff } from './availability.ts';
+import type { ListingActivity } from './activity.ts';
+import { type Decision, decide, type PeerEvidenceSource } from './decide/decide.ts';
+import { heldDecision, operatorDecision } from './decide/made-by-callers.ts';
+import { todayFor } from './decide/today.ts';
+import type { DecisionLog, LoggedDecision } from './decision-log.ts';
 import type { Notifier } from './notifier.ts';
 import { createPeerReader, type PeerReader } from './peers.ts';
 import type { ListingPlan, ListingPlans } from './plans.ts';
-
-/** Why the last change of a listing did or did not notify: what operators ask first. */
-export type Classification = {
-  at: string;
-  kind: 'primary' | 'imported' | 'no-night-change' | 'horizon-suppressed' | 'operator';
-  version?: number;
-  /** Nights that became busy / free and no peer explains: these notified. */
-  primary?: NightsDiff;
-  /** Nights a peer's feed explains: imported, not notified. */
-  imported?: NightsDiff;
-  notified?: string[];
-};
 
 /** Options for createPush. */
 export type PushOptions = {
@@ -39,6 +31,12 @@ export type PushOptions = {
   client: OutboundClient;
   /** Reads peers' calendars off the event loop. */
   analyzer: FeedAnalyzer;
+  /** Removes secrets from a feed target (the config's `{secret}` segments included). */
+  redact?: (target: string) => string;
+  /** Where every decision is kept, and which content the peers were last told about. */
+  decisions: DecisionLog;
+  /** Triggers, operator notifies, inbound HEADs and changes seen, per listing (shared with the engine). */
+  activity: ListingActivity;
   clock: Clock;
   logger: Logger;
   registry: Registry;
@@ -48,8 +46,10 @@ export type PushOptions = {
 
 /** The push coordinator the app wires into requests. */
 export type Push = {
-  /** A feed changed (the engine's journaled change): classify it and notify; resolves once durable. */
+  /** A feed changed (the engine's journaled change): decide, notify and record; resolves once durable. */
   onFeedChange(change: FeedChange): Promise<void>;
+  /** The engine held a drop of a listing's own feed: recorded, so "why didn't it notify?" has an answer. */
+  onHeld(held: HeldDrop): void;
   /** An inbound HEAD on a feed path of `listing` (already answered). */
   inbound(listing: string): void;
   /** A proxied request with a 2xx; re-reads the listing a trigger names. */
@@ -60,6 +60,9 @@ export type Push = {
   knows(listing: string): boolean;
   /** Per-listing push state for /_icalpush/status. */
   status(): Promise<Record<string, unknown>>;
+  /** One listing for GET /_icalpush/listings/{id}: its map entry, state and decision log; undefined when
+   * it is not in the map. */
+  listing(id: string): Promise<Record<string, unknown> | undefined>;
   start(): void;
   close(): Promise<void>;
 };
@@ -69,8 +72,7 @@ type ListingState = {
   running: boolean;
   trailing: Timer | undefined;
   rereads: Timer[];
-  lastClassification?: Classification;
-  lastHorizonNotifyAt?: number;
+  lastDecision?: Decision;
   lastRefresh?: { at: string; outcome: string };
   /** The first inbound HEAD no run has served yet (ms). */
   firstHeadAt?: number;
@@ -92,8 +94,6 @@ const peerFreshMs = 30_000;
 // answering in up to ~100 ms (measured by `npm run bench -- push`). Each read holds its slot only until
 // it ends (its deadline at the latest): a stuck read costs one slot, never the watch.
 const watchConcurrency = 16;
-// A horizon-only change notifies at most this often.
-const horizonIntervalMs = 24 * 60 * 60 * 1000;
 // An imported change this long after the refresh is no longer taken for that refresh's import.
 const importWindowMs = rereadAfterRefreshMs.at(-1)! + 30_000;
 
@@ -238,53 +238,70 @@ export function createPush(options: PushOptions): Push {
     }, Math.max(wait, 10));
   }
 
-  async function classify(plan: ListingPlan, change: FeedChange): Promise<Classification> {
-    const now = clock.now();
-    const today = dateOf(now);
-    const at = new Date(now).toISOString();
-    const { before, after } = change.nights ?? {};
-    if (!before || !after) {
-      // The first read of a listing is its baseline: nothing to compare with.
-      return { at, kind: 'no-night-change', ...(change.version === undefined ? {} : { version: change.version }) };
-    }
-    const diff = nightsDiff(before, after);
-    const version = change.version === undefined ? {} : { version: change.version };
-    if (diff.added.length === 0 && diff.removed.length === 0) return { at, kind: 'no-night-change', ...version };
-    // iPP §3.3: before calling a change primary, make sure stale peer snapshots are current.
-    await Promise.all(plan.peers.map((peer) => {
+  /** The peers' feeds as evidence, as last read. */
+  function evidenceOf(plan: ListingPlan): PeerEvidenceSource[] {
+    return plan.peers.flatMap((peer) => {
       const snap = peers.snapshot(peer);
-      return snap && now - snap.readAt < peerFreshMs ? undefined : peers.read(peer);
-    }));
-    const snaps = plan.peers.map((peer) => peers.snapshot(peer));
-    logger.debug({ listing: plan.id, diff, peers: plan.peers.map((peer, i) => ({ peer: peer.name,
-      readAt: snaps[i]?.readAt, nights: snaps[i]?.nights.length, error: snaps[i]?.lastError })) }, 'classifying');
-    const busyAtPeer = (night: string) => snaps.some((s) => s?.nights.includes(night));
-    const freedAtPeer = (night: string) => snaps.some((s) => s?.freed[night] !== undefined);
-    const primary: NightsDiff = {
-      added: diff.added.filter((n) => !busyAtPeer(n)),
-      removed: diff.removed.filter((n) => !freedAtPeer(n)),
-    };
-    const imported: NightsDiff = {
-      added: diff.added.filter((n) => busyAtPeer(n)),
-      removed: diff.removed.filter((n) => freedAtPeer(n)),
-    };
-    if (primary.added.length === 0 && primary.removed.length === 0) {
-      return { at, kind: 'imported', ...version, imported };
+      return snap ? [{ name: peer.name, busy: snap.nights, freed: snap.freed, readAt: snap.readAt }] : [];
+    });
+  }
+
+  /** Decides one journaled change (decide/decide.ts), re-reading stale peers before calling it primary. */
+  async function classify(plan: ListingPlan, change: FeedChange): Promise<Decision> {
+    const { before, after } = change.nights ?? {};
+    const at = after?.at ?? change.at;
+    if (!after) {
+      // Nights could not be counted for this read (the analysis failed): nothing to compare.
+      return decide({ before: undefined, after: { today: '1970-01-01', days: 0, busy: [], unreadable: 0, busySafe: 0 },
+        peers: [], today: todayFor(at, plan.zone), elapsedMs: 0, at });
     }
-    const state = stateOf(plan.id);
-    if (isHorizonOnly(primary, today)) {
-      if (state.lastHorizonNotifyAt !== undefined && now - state.lastHorizonNotifyAt < horizonIntervalMs) {
-        return { at, kind: 'horizon-suppressed', ...version, primary, imported };
+    const input = () => ({ before, after, peers: evidenceOf(plan), today: todayFor(at, plan.zone),
+      elapsedMs: before?.at === undefined ? 0 : at - before.at, at });
+    let decision = decide(input());
+    if (decision.kind === 'primary' && plan.peers.length > 0) {
+      // iPP §3.3: before calling a change primary, make sure stale peer snapshots are current.
+      const now = clock.now();
+      const stale = plan.peers.filter((peer) => {
+        const snap = peers.snapshot(peer);
+        return !snap || now - snap.readAt >= peerFreshMs;
+      });
+      if (stale.length > 0) {
+        await Promise.all(stale.map((peer) => peers.read(peer)));
+        decision = decide(input());
       }
-      state.lastHorizonNotifyAt = now;
     }
-    return { at, kind: 'primary', ...version, primary, imported };
+    return { ...decision, ...(change.version === undefined ? {} : { version: change.version }), tag: change.tag };
+  }
+
+  /** Records a decision: in memory for status, in the store for the log; `announced` as DecisionLog says. */
+  async function record(plan: ListingPlan, decision: LoggedDecision, announced?: string | null): Promise<void> {
+    stateOf(plan.id).lastDecision = decision;
+    counters.changes.labels(decision.kind).inc();
+    await options.decisions.record(plan.id, decision, announced);
   }
 
   async function notifyPeers(plan: ListingPlan, reason: string): Promise<string[]> {
     const targets = plan.peers.filter((p) => p.notify).map((p) => ({ listing: plan.id, name: p.name, url: p.url }));
     if (targets.length > 0) await notifier.notify(targets, reason);
     return targets.map((t) => t.name);
+  }
+
+  /** A listing's peers for status: last read, last notification, last error (URLs redacted). */
+  function peersOf(plan: ListingPlan): Record<string, unknown>[] {
+    const peerStates = notifier.peerState(plan.id);
+    return plan.peers.map((peer) => {
+      const snap = peers.snapshot(peer);
+      const sent = peerStates[peer.url];
+      return {
+        name: peer.name,
+        url: redactUrl(peer.url),
+        notify: peer.notify,
+        ...(snap
+          ? { lastRead: new Date(snap.readAt).toISOString(), readBy: snap.via, busyNights: snap.nights.length } : {}),
+        ...(sent?.lastNotifiedAt ? { lastNotification: new Date(sent.lastNotifiedAt).toISOString() } : {}),
+        ...(snap?.lastError ?? sent?.lastError ? { lastError: snap?.lastError ?? sent?.lastError } : {}),
+      };
+    });
   }
 
   /** Starts a read of every listing whose slot came, while fewer than watchConcurrency are under way. */
@@ -326,20 +343,32 @@ export function createPush(options: PushOptions): Push {
     async onFeedChange(change) {
       const plan = options.plans.ownPlan(change.feed);
       if (!plan) return;
-      const classification = await classify(plan, change);
-      if (classification.kind === 'primary') {
-        classification.notified = await notifyPeers(plan, 'primary change');
+      options.activity.touch(plan.id, 'change');
+      const decision: LoggedDecision = { ...(await classify(plan, change)), change: change.id };
+      let announced: string | null = null;
+      if (decision.kind === 'primary') {
+        // One HEAD per change: a change journaled again after a crash finds its content already announced.
+        if ((await options.decisions.announced(plan.id)) === change.tag) decision.why += '; peers already told';
+        else decision.notified = await notifyPeers(plan, 'primary change');
+        announced = change.tag;
       }
+      await record(plan, decision, announced);
       const state = stateOf(plan.id);
-      state.lastClassification = classification;
-      counters.changes.labels(classification.kind).inc();
       const awaited = state.importSince !== undefined && clock.now() - state.importSince <= importWindowMs;
       if (!awaited) state.importSince = undefined;
-      if (classification.kind === 'imported' && state.importSince !== undefined) {
+      if (decision.kind === 'imported' && state.importSince !== undefined) {
         options.propagation?.labels('imported').observe((clock.now() - state.importSince) / 1000);
         state.importSince = undefined;
       }
-      logger.info({ listing: plan.id, ...classification }, 'listing change classified');
+      const { change: _id, ...fields } = decision;
+      logger.info({ listing: plan.id, ...fields }, 'listing change classified');
+    },
+    onHeld(held) {
+      const plan = options.plans.ownPlan(held.feed);
+      if (!plan || closed) return;
+      const decision = heldDecision(held.at, held.judgement, held.spanMs, held.nights);
+      void record(plan, decision).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'decision not recorded'));
+      logger.info({ listing: plan.id, ...decision }, 'listing change classified');
     },
     inbound,
     afterProxied(method, path, status) {
@@ -348,47 +377,68 @@ export function createPush(options: PushOptions): Push {
         if (trigger.method !== method) continue;
         const match = trigger.pattern.match(path);
         const plan = match ? plans.get(match.listing) : undefined;
-        if (plan) scheduleRereads(plan, rereadAfterTriggerMs, 'trigger');
+        if (!plan) continue;
+        options.activity.touch(plan.id, 'trigger');
+        scheduleRereads(plan, rereadAfterTriggerMs, 'trigger');
       }
     },
     async changed(listing) {
       const plan = plans.get(listing);
       if (!plan) return { ok: false, notified: [] };
-      const notified = await notifyPeers(plan, 'operator');
-      stateOf(listing).lastClassification = { at: new Date(clock.now()).toISOString(), kind: 'operator', notified };
-      counters.changes.labels('operator').inc();
-      logger.info({ listing, notified }, 'listing change declared by operator');
-      scheduleRereads(plan, [0], 'operator');
-      return { ok: true, notified };
+      // Seen first, so a drop the read below finds is taken for the cancellation it is.
+      options.activity.touch(listing, 'operator');
+      // What the peers would read now, and whether they were told about it already: once its change is
+      // processed (a read under way may be finding it right now), the answer is in the log.
+      const read = await readOwn(plan, 'operator').catch(() => undefined) as { kind?: string; tag?: string } | undefined;
+      await engine.settled(feedKey(plan.target, plan.id, {}).key);
+      const tag = read?.kind === 'calendar' ? read.tag : undefined;
+      const alreadyTold = tag !== undefined && (await options.decisions.announced(listing)) === tag;
+      const decision = operatorDecision(clock.now(), alreadyTold);
+      if (tag !== undefined) decision.tag = tag;
+      if (!alreadyTold) decision.notified = await notifyPeers(plan, 'operator');
+      await record(plan, decision, alreadyTold || tag === undefined ? undefined : tag);
+      logger.info({ listing, ...decision }, 'listing change declared by operator');
+      // The upstream may export the change a little later: look again, as after a trigger.
+      scheduleRereads(plan, rereadAfterTriggerMs.slice(1), 'operator');
+      return { ok: true, notified: decision.notified };
     },
     knows: (listing) => plans.has(listing),
     async status() {
       const out: Record<string, unknown> = {};
       for (const plan of plans.values()) {
         const state = stateOf(plan.id);
-        const peerStates = notifier.peerState(plan.id);
+        state.lastDecision ??= (await options.decisions.list(plan.id))[0];
         out[plan.id] = {
-          peers: plan.peers.map((peer) => {
-            const snap = peers.snapshot(peer);
-            const sent = peerStates[peer.url];
-            return {
-              name: peer.name,
-              url: redactUrl(peer.url),
-              notify: peer.notify,
-              ...(snap
-                ? { lastRead: new Date(snap.readAt).toISOString(), readBy: snap.via, busyNights: snap.nights.length }
-                : {}),
-              ...(sent?.lastNotifiedAt ? { lastNotification: new Date(sent.lastNotifiedAt).toISOString() } : {}),
-              ...(snap?.lastError ?? sent?.lastError
-                ? { lastError: snap?.lastError ?? sent?.lastError } : {}),
-            };
-          }),
+          peers: peersOf(plan),
           pending: await notifier.pending(plan.id),
-          ...(state.lastClassification ? { lastClassification: state.lastClassification } : {}),
+          ...(state.lastDecision ? { lastDecision: state.lastDecision } : {}),
           ...(state.lastRefresh ? { lastRefresh: state.lastRefresh } : {}),
         };
       }
       return out;
+    },
+    async listing(id) {
+      const plan = plans.get(id);
+      if (!plan) return undefined;
+      const state = stateOf(id);
+      const feed = await engine.state(feedKey(plan.target, plan.id, {}).key);
+      const activity = options.activity.times(id);
+      const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+      return {
+        id,
+        feed: (options.redact ?? redactUrl)(plan.target),
+        // What "today" is for the listing now, and by which rule.
+        today: { ...todayFor(clock.now(), plan.zone), rule: plan.zone ? 'local date' : 'conservative (UTC-12 / UTC+14)' },
+        ...(feed ? { snapshot: { version: feed.version, tag: feed.tag, entities: feed.entities,
+          lastRead: iso(feed.lastReadAt), lastChange: iso(feed.changedAt),
+          ...(feed.hold ? { held: { since: iso(feed.hold.since), entities: feed.hold.entities } } : {}),
+          ...(feed.unversioned ? { unversioned: feed.unversioned } : {}) } } : {}),
+        peers: peersOf(plan),
+        pending: await notifier.pending(id),
+        activity: Object.fromEntries(Object.entries(activity).map(([kind, ms]) => [kind, iso(ms)])),
+        ...(state.lastRefresh ? { lastRefresh: state.lastRefresh } : {}),
+        decisions: (await options.decisions.list(id)).map(({ change: _id, ...decision }) => decision),
+      };
     },
     start() {
       if (config.push.watch <= 0 || plans.size === 0) return;
@@ -412,18 +462,4 @@ export function createPush(options: PushOptions): Push {
       await Promise.allSettled([...watchReads]);
     },
   };
-}
-
-/** The nights that became busy and free between two reads, over the days both reads counted: a night
- * entering the far end of the window, or passing at its near end, is no change. */
-export function nightsDiff(before: StoredNights, after: StoredNights): NightsDiff {
-  const from = before.today > after.today ? before.today : after.today;
-  const end = (n: StoredNights) => addDays(n.today, n.days);
-  const until = end(before) < end(after) ? end(before) : end(after);
-  const within = (nights: string[]) => new Set(nights.filter((night) => night >= from && night < until));
-  return diffNights(within(before.busy), within(after.busy));
-}
-
-function addDays(date: string, days: number): string {
-  return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }

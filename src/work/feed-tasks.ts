@@ -13,7 +13,7 @@ export type AnalyzeTask = {
   /** Entities beyond this count are not sent back (the feed is served unversioned). */
   maxEntities: number;
   /** Also compute the busy nights from `today` (a listing's own feed, a peer's feed). */
-  nights?: { today: string; days?: number };
+  nights?: { today: string; days?: number; zone?: string };
   /** Also list the entities carrying STATUS:DELETED (a peer's enhanced-GET delta). */
   deleted?: boolean;
 };
@@ -53,7 +53,7 @@ const maxMemoTextBytes = 8 * 1024 * 1024;
 type FeedCacheEntry = {
   memo: BlockMemo<ComponentSummary> | undefined;
   bytes: number;
-  nights?: { tag: string; today: string; days: number | undefined; result: NightsResult };
+  nights?: { tag: string; today: string; days: number | undefined; zone: string | undefined; result: NightsResult };
 };
 
 /** What one worker remembers of the feeds it read, bounded in bytes. */
@@ -103,11 +103,13 @@ export async function runAnalyze(task: AnalyzeTask, cache: FeedCache): Promise<T
   if (value.data && value.offsets) transfer.push(value.data.buffer as ArrayBuffer, value.offsets.buffer as ArrayBuffer);
   let nights = cached?.nights;
   if (task.nights && analysis.complete) {
-    const { today, days } = task.nights;
-    const fresh = nights && nights.tag === analysis.tag && nights.today === today && nights.days === days;
+    const { today, days, zone } = task.nights;
+    const fresh = nights && nights.tag === analysis.tag && nights.today === today && nights.days === days &&
+      nights.zone === zone;
     if (!fresh) {
-      const result = await calendarNights(analysis, { today, ...(days === undefined ? {} : { horizonDays: days }) });
-      nights = { tag: analysis.tag, today: task.nights.today, days: task.nights.days, result };
+      const result = await calendarNights(analysis, { today, ...(days === undefined ? {} : { horizonDays: days }),
+        ...(zone === undefined ? {} : { zone }) });
+      nights = { tag: analysis.tag, today, days, zone, result };
     }
     value.nights = nights?.result;
   }

@@ -34,6 +34,7 @@ test('proxy.example.yaml yields the documented values', async () => {
     listings: {
       'beach-house': {
         feed: '/calendar/beach-house.ics?t=demo-token',
+        timezone: 'Europe/Rome',
         peers: [
           {
             name: 'airbnb',

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { parseEventSpans } from '../../src/ical/parse.ts';
 import {
-  busyNights, dateOf, defaultHorizonDays, diffNights, isHorizonOnly, type NightsDiff, withoutNodeIcalWarnings,
+  busyNights, dateOf, defaultHorizonDays, diffNights, type NightsDiff, withoutNodeIcalWarnings,
 } from '../../src/push/availability.ts';
 
 const calendar = (...components: string[]) => `BEGIN:VCALENDAR\nVERSION:2.0\n${components.join('\n')}\nEND:VCALENDAR\n`;
@@ -90,24 +90,6 @@ test('busyNights gives identical nights for a stay re-keyed under a new UID', as
   const before = await nightsOf(original, today);
   assert.deepEqual(before.slice(0, 5), ['2025-11-01', '2025-11-02', '2025-11-03', '2025-11-10', '2025-11-11']);
   assert.deepEqual(await nightsOf(rekeyed, today), before);
-});
-
-test('busyNights gives identical nights from today on after Booking.com re-keys a stay at midnight', async () => {
-  // Before midnight the stay is 20–25 August; the export at midnight shows it from "today", new UID.
-  const t0 = await fixture('booking-dtstamp-churn-t0');
-  const t1 = t0
-    .replace('UID:0a1b2c3d4e5f60718293a4b5c6d7e8f9@booking.com', 'UID:99999999999999999999999999999999@booking.com')
-    .replace('DTSTART;VALUE=DATE:20260820', 'DTSTART;VALUE=DATE:20260823')
-    .replace('DTSTAMP:20260822T201200Z', 'DTSTAMP:20260823T000000Z');
-  assert.notEqual(t1, t0);
-  const before = await busyNights(t0, { today: '2026-08-22' });
-  const after = await busyNights(t1, { today: '2026-08-23' });
-  assert.deepEqual(await nightsOf(t1, '2026-08-23'), await nightsOf(t0, '2026-08-23'));
-  // Against the set stored yesterday: the night of the 22nd has passed, which is no change, and the
-  // horizon moved a day into the far block, which is horizon-only.
-  const diff = diffNights(before.nights, after.nights, '2026-08-23');
-  assert.deepEqual(diff, { added: [addDays('2026-08-23', defaultHorizonDays - 1)], removed: [] });
-  assert.equal(isHorizonOnly(diff, '2026-08-23'), true);
 });
 
 test('busyNights ignores cancelled events and counts tentative ones', async () => {
@@ -198,40 +180,6 @@ test('diffNights with today leaves out nights before it', () => {
   const before = new Set(['2026-03-01', '2026-03-02']);
   const after = new Set(['2026-02-28', '2026-03-02', '2026-03-03']);
   assert.deepEqual(diffNights(before, after, '2026-03-02'), { added: ['2026-03-03'], removed: [] });
-});
-
-test('isHorizonOnly accepts a far block moved by one day', async () => {
-  const today = '2026-01-01';
-  const block = (start: number, end: number) => calendar(allDay('far', addDays(today, start), addDays(today, end)));
-  const before = await busyNights(block(300, 365), { today });
-  const after = await busyNights(block(301, 366), { today });
-  const diff = diffNights(before.nights, after.nights);
-  assert.deepEqual(diff, { added: [addDays(today, 365)], removed: [addDays(today, 300)] });
-  assert.equal(isHorizonOnly(diff, today), true);
-});
-
-test('isHorizonOnly rejects a booking next week', () => {
-  const today = '2026-01-01';
-  assert.equal(isHorizonOnly({ added: [addDays(today, 7), addDays(today, 8)], removed: [] }, today), false);
-  assert.equal(isHorizonOnly({ added: [], removed: [addDays(today, 7)] }, today), false);
-});
-
-test('isHorizonOnly rejects a diff mixing far and near nights', () => {
-  const today = '2026-01-01';
-  assert.equal(isHorizonOnly({ added: [addDays(today, 365)], removed: [addDays(today, 7)] }, today), false);
-});
-
-test('isHorizonOnly is false for an empty diff', () => {
-  assert.equal(isHorizonOnly({ added: [], removed: [] }, '2026-01-01'), false);
-});
-
-test('isHorizonOnly starts the far future at today + farDays', () => {
-  const today = '2026-01-01';
-  const at = (days: number): NightsDiff => ({ added: [addDays(today, days)], removed: [] });
-  assert.equal(isHorizonOnly(at(180), today), true);
-  assert.equal(isHorizonOnly(at(179), today), false);
-  assert.equal(isHorizonOnly(at(30), today, 30), true);
-  assert.equal(isHorizonOnly(at(29), today, 30), false);
 });
 
 test('dateOf gives the UTC date of a clock time', () => {

@@ -56,7 +56,8 @@ test('a booking on one platform is imported by the other two through push, once,
   const classified = beta.logs.filter((l) => l.msg === 'listing change classified');
   assert.ok(classified.every((l) => l.kind !== 'primary'), JSON.stringify(classified));
   assert.ok(classified.some((l) => l.kind === 'imported'
-    && JSON.stringify((l.imported as { added: string[] }).added) === JSON.stringify([day(20), day(21), day(22)])));
+    && JSON.stringify((l.nights as { added: string[] }).added) === JSON.stringify([`${day(20)}/${day(23)}`])
+    && (l.evidence as { peer: string; shows: string }[]).every((e) => e.shows === 'busy')));
 });
 
 test('a cancellation propagates the same way and frees the nights everywhere', async (t) => {
@@ -95,9 +96,9 @@ test('a block the platform imported on its own schedule notifies nobody', async 
   await sleep(2_500);
   assert.equal(await sentBy(alpha.sidecar), 0);
   const status = await (await request(`${alpha.sidecar}/_icalpush/status`)).body.json() as {
-    push: Record<string, { lastClassification?: { kind: string } }>;
+    push: Record<string, { lastDecision?: { kind: string } }>;
   };
-  assert.equal(status.push[listing]?.lastClassification?.kind, 'imported');
+  assert.equal(status.push[listing]?.lastDecision?.kind, 'imported');
 });
 
 test('a HEAD flood on one listing: every HEAD answered, at most 2 peer reads and refreshes', async (t) => {

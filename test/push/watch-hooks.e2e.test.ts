@@ -1,6 +1,7 @@
 // Through the whole app: push.watch re-reads own feeds on its own and notifies on a primary change;
 // an iCal Hooks subscription made on a feed GET gets one HEAD at the feed's next change, and hook
 // targets that never answer do not hold up the peers' notification.
+import { nightsOfRuns } from '../../src/push/decide/night-runs.ts';
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,7 +43,7 @@ test('push.watch re-reads the own feed on its own and notifies peers of a primar
   await eventually(() => heads.length === 1);
   assert.deepEqual(heads, ['/peer.ics']);
   const line = await app.waitForLog((l) => l.msg === 'listing change classified' && l.kind === 'primary');
-  assert.deepEqual((line.primary as { added: string[] }).added.length, 2);
+  assert.deepEqual(nightsOfRuns((line.nights as { added: string[] }).added).length, 2);
 });
 
 test('push.watch backs off while the upstream errs and comes back to its interval when it recovers', async (t) => {

@@ -1,0 +1,133 @@
+// Dates as push decisions count them: a night is the date it starts on (YYYY-MM-DD), arithmetic is on
+// calendar dates (no time of day, no DST), and "the date now" depends on the zone it is asked for.
+
+const dayMs = 24 * 60 * 60 * 1000;
+
+/** A YYYY-MM-DD that is a real calendar date. */
+export function isDate(value: string): boolean {
+  return parseDayNumber(value) !== undefined;
+}
+
+/** The date `days` after `date` (before it when negative). */
+export function addDays(date: string, days: number): string {
+  return civilFromDays(dayNumber(date) + days);
+}
+
+/** How many days from `from` to `to` (negative when `to` is earlier). */
+export function daysBetween(from: string, to: string): number {
+  return dayNumber(to) - dayNumber(from);
+}
+
+/** The UTC date of an instant. */
+export function utcDate(ms: number): string {
+  return isoDay(ms);
+}
+
+/** The date of an instant at a fixed offset from UTC, in hours (UTC−12 is -12). */
+export function dateAtOffset(ms: number, offsetHours: number): string {
+  return isoDay(ms + offsetHours * 60 * 60 * 1000);
+}
+
+// One formatter per zone: making one costs ~50 µs, using one ~1 µs. Zones come from the config, so
+// the cache is bounded by it (and by this cap, for zones read from feeds).
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const maxFormatters = 1_000;
+
+function formatterFor(zone: string): Intl.DateTimeFormat {
+  let format = formatters.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-CA', {
+      timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+      second: '2-digit', hourCycle: 'h23',
+    });
+    if (formatters.size >= maxFormatters) formatters.clear();
+    formatters.set(zone, format);
+  }
+  return format;
+}
+
+/** The wall-clock time of an instant in an IANA zone: its date and the seconds since that date's midnight. */
+export function wallClock(ms: number, zone: string): { date: string; secondOfDay: number } {
+  const parts: Record<string, string> = {};
+  for (const part of formatterFor(zone).formatToParts(ms)) parts[part.type] = part.value;
+  return {
+    date: `${parts.year}-${parts.month}-${parts.day}`,
+    secondOfDay: Number(parts.hour) * 3600 + Number(parts.minute) * 60 + Number(parts.second),
+  };
+}
+
+/** The date of an instant in an IANA zone. */
+export function localDate(ms: number, zone: string): string {
+  return wallClock(ms, zone).date;
+}
+
+/** The canonical spelling of an IANA zone name (`europe/rome` → `Europe/Rome`), or undefined when the
+ * runtime does not know it. Fixed offsets (`+01:00`) are refused: they ignore daylight saving time. */
+export function canonicalTimeZone(name: string): string | undefined {
+  if (!/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(name)) return undefined;
+  try {
+    return new Intl.DateTimeFormat('en', { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+}
+
+// Dates ↔ day numbers (days since 1970-01-01) by arithmetic: the decision walks nights one by one, and
+// Date parsing and formatting were most of its time (measured by `npm run bench -- decide`).
+function dayNumber(date: string): number {
+  const days = parseDayNumber(date);
+  if (days === undefined) throw new RangeError(`not a YYYY-MM-DD date: ${date}`);
+  return days;
+}
+
+function parseDayNumber(date: string): number | undefined {
+  if (date.length !== 10 || date.charCodeAt(4) !== 45 || date.charCodeAt(7) !== 45) return undefined;
+  const y = digits(date, 0, 4);
+  const m = digits(date, 5, 7);
+  const d = digits(date, 8, 10);
+  if (y < 0 || m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m)) return undefined;
+  return daysFromCivil(y, m, d);
+}
+
+function digits(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i += 1) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
+}
+
+// H. Hinnant's days_from_civil / civil_from_days (proleptic Gregorian).
+function daysFromCivil(y0: number, m: number, d: number): number {
+  const y = m <= 2 ? y0 - 1 : y0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function civilFromDays(days: number): string {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  if (y < 0 || y > 9999) return new Date(days * dayMs).toISOString().slice(0, 10);
+  return `${String(y).padStart(4, '0')}-${m < 10 ? '0' : ''}${m}-${d < 10 ? '0' : ''}${d}`;
+}
+
+function isoDay(ms: number): string {
+  return civilFromDays(Math.floor(ms / dayMs));
+}

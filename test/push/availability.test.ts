@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { parseEventSpans } from '../../src/ical/parse.ts';
 import {
-  busyNights, dateOf, defaultHorizonDays, diffNights, type NightsDiff, withoutNodeIcalWarnings,
+  busyNights, dateOf, defaultHorizonDays, diffNights, withoutNodeIcalWarnings,
 } from '../../src/push/availability.ts';
 
 const calendar = (...components: string[]) => `BEGIN:VCALENDAR\nVERSION:2.0\n${components.join('\n')}\nEND:VCALENDAR\n`;

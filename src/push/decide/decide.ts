@@ -127,8 +127,9 @@ export function decide(input: DecideInput): Decision {
 
 /** Splits a diff into the nights a peer explains (with the evidence) and the others. A night a peer shows
  * busy explains a booking; a night a peer freed explains a cancellation; the first peer in order wins. */
-function explain(diff: NightsDiff, peers: readonly PeerEvidenceSource[]):
-  { evidence: Evidence[]; unexplained: NightsDiff } {
+type Explained = { evidence: Evidence[]; unexplained: NightsDiff };
+
+function explain(diff: NightsDiff, peers: readonly PeerEvidenceSource[]): Explained {
   const busySets = peers.map((peer) => new Set(peer.busy));
   const explained: { peer: number; night: string; shows: 'busy' | 'free'; readAt: number }[] = [];
   const unexplained: NightsDiff = { added: [], removed: [] };

@@ -37,8 +37,9 @@ describe('todayFor', () => {
         const conservative = todayFor(at);
         const local = todayFor(at, zone);
         assert.equal(conservative.zone, undefined);
-        assert.deepEqual(local, { busyFrom: localDate(at - clockSkewMs, zone), freeFrom: localDate(at + clockSkewMs, zone),
-          zone });
+        const busyFrom = localDate(at - clockSkewMs, zone);
+        const expected = { busyFrom, freeFrom: localDate(at + clockSkewMs, zone), zone };
+        assert.deepEqual(local, expected);
         assert.ok(conservative.busyFrom <= local.busyFrom, 'a same-day booking of tonight counts');
         assert.ok(local.freeFrom <= conservative.freeFrom, 'a night freed at local midnight does not');
         assert.ok([1, 2].includes(daysBetween(conservative.busyFrom, conservative.freeFrom)));

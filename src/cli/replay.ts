@@ -6,13 +6,14 @@ import { basename } from 'node:path';
 import { parseDuration } from '../config/duration.ts';
 import type { StoredNights } from '../feeds/change-log.ts';
 import { analyzeCalendar, calendarNights } from '../ical/analyze.ts';
-import { defaultHorizonDays } from '../push/availability.ts';
 import { canonicalTimeZone, isDate } from '../push/decide/dates.ts';
 import { type Decision, decide, type PeerEvidenceSource } from '../push/decide/decide.ts';
-import { type DropMeasure, judgeDrop } from '../push/decide/drop.ts';
+import { dropFacts } from '../push/decide/drop-facts.ts';
+import { type DropJudgement, type DropMeasure, judgeDrop } from '../push/decide/drop.ts';
+import { heldDecision } from '../push/decide/made-by-callers.ts';
 import { nightsOfRuns } from '../push/decide/night-runs.ts';
-import { commonWindow, rawDiff } from '../push/decide/nights-diff.ts';
 import { countFrom, todayFor } from '../push/decide/today.ts';
+import { nightsRequestAt } from '../push/plans.ts';
 import type { CliIo } from './program.ts';
 
 /** The options of `replay`, as commander gives them. */
@@ -116,7 +117,7 @@ export async function runReplay(files: readonly string[], options: ReplayOptions
       // The engine's hold (feeds/engine.ts): held from the first read that showed the drop, applied once
       // a read still shows it after the span.
       if (step.atMs - heldSince < plan.holdSpanMs) {
-        decision = { ...decision, kind: 'held', rule: 'drop-held',
+        decision = { ...heldDecision(step.atMs, drop, plan.holdSpanMs, { before: baseline?.nights, after: now }),
           why: `${lossOf(drop)} at once: held until ${new Date(heldSince + plan.holdSpanMs).toISOString()} ` +
             'unless a later read shows it again; the previous read stays the baseline' };
         write(io, options, fileWidth, { file: step.name, ...decision });
@@ -245,10 +246,10 @@ async function readExport(path: string): Promise<ExportRead> {
 // The nights as the sidecar stores them for a read at `atMs` (push/plans.ts nightsFor, feeds/engine.ts).
 async function nightsOf(analysis: ReturnType<typeof analyzeCalendar>, atMs: number,
   zone: string | undefined): Promise<StoredNights> {
-  const today = countFrom(atMs, zone);
-  const result = await calendarNights(analysis, { today, horizonDays: defaultHorizonDays,
+  const request = nightsRequestAt(atMs, zone);
+  const result = await calendarNights(analysis, { today: request.today, horizonDays: request.days,
     ...(zone === undefined ? {} : { zone }) });
-  return { today, days: defaultHorizonDays, ...(zone === undefined ? {} : { zone }), at: atMs, ...result };
+  return { ...request, at: atMs, ...result };
 }
 
 function evidenceOf(peer: Peer, atMs: number, zone: string | undefined): Promise<PeerEvidenceSource> {
@@ -263,13 +264,9 @@ function evidenceOf(peer: Peer, atMs: number, zone: string | undefined): Promise
 
 // The hold's judgement (decide/drop.ts) of a read against the last applied one.
 function dropOf(baseline: { nights: StoredNights; entities: number }, now: StoredNights,
-  entities: number): DropMeasure | undefined {
-  const { from, until } = commonWindow(baseline.nights, now);
-  const before = baseline.nights.busy.filter((night) => night >= from && night < until).length;
-  const judgement = judgeDrop({
-    events: { before: baseline.entities, after: entities },
-    nights: { before, lost: rawDiff(baseline.nights, now).removed.length },
-  }, holdFraction);
+  entities: number): (DropJudgement & { verdict: 'hold' }) | undefined {
+  const facts = dropFacts({ before: baseline.entities, after: entities }, { before: baseline.nights, after: now });
+  const judgement = judgeDrop(facts, holdFraction);
   return judgement.verdict === 'hold' ? judgement : undefined;
 }
 

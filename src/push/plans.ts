@@ -51,11 +51,14 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & 
     ownPlan,
     nightsFor: (feed) => {
       const plan = ownPlan(feed);
-      if (!plan) return undefined;
-      // From the earliest date that can still be "today" for the listing, so tonight is always counted; two
-      // days past the window, so a night entering its far end between daily reads is compared too.
-      return { today: countFrom(clock.now(), plan.zone), days: defaultHorizonDays + 2,
-        ...(plan.zone === undefined ? {} : { zone: plan.zone }) };
+      return plan ? nightsRequestAt(clock.now(), plan.zone) : undefined;
     },
   };
+}
+
+/** Which nights of a listing in `zone` a read at `ms` counts: from the earliest date that can still be
+ * "today" for it, so tonight is always counted; two days past the two-year window, so a night entering
+ * its far end between daily reads is compared too. The sidecar and `icalpush replay` both use it. */
+export function nightsRequestAt(ms: number, zone: string | undefined): NightsRequest {
+  return { today: countFrom(ms, zone), days: defaultHorizonDays + 2, ...(zone === undefined ? {} : { zone }) };
 }

@@ -101,8 +101,7 @@ async function propagation(bookings: number): Promise<string> {
     const [a, b, c] = mesh.platforms;
     if (!a || !b || !c) throw new Error('no platforms');
     const today = new Date();
-    // Within 180 days (farther is a "horizon-only" change, notified once a day): 1–3 nights each,
-    // back to back, never overlapping, so every booking adds nights no peer explains.
+    // 1–3 nights each, back to back, never overlapping, so every booking adds nights no peer explains.
     const lengths = [1, 2, 1, 3, 1];
     let offset = 3;
     const bHeadsBefore = mesh.heads[1]!.length;

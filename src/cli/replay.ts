@@ -9,7 +9,7 @@ import { analyzeCalendar, calendarNights } from '../ical/analyze.ts';
 import { canonicalTimeZone, isDate } from '../push/decide/dates.ts';
 import { type Decision, decide, type PeerEvidenceSource } from '../push/decide/decide.ts';
 import { dropFacts } from '../push/decide/drop-facts.ts';
-import { type DropJudgement, type DropMeasure, judgeDrop } from '../push/decide/drop.ts';
+import { type DropJudgement, judgeDrop } from '../push/decide/drop.ts';
 import { heldDecision } from '../push/decide/made-by-callers.ts';
 import { nightsOfRuns } from '../push/decide/night-runs.ts';
 import { countFrom, todayFor } from '../push/decide/today.ts';
@@ -117,9 +117,8 @@ export async function runReplay(files: readonly string[], options: ReplayOptions
       // The engine's hold (feeds/engine.ts): held from the first read that showed the drop, applied once
       // a read still shows it after the span.
       if (step.atMs - heldSince < plan.holdSpanMs) {
-        decision = { ...heldDecision(step.atMs, drop, plan.holdSpanMs, { before: baseline?.nights, after: now }),
-          why: `${lossOf(drop)} at once: held until ${new Date(heldSince + plan.holdSpanMs).toISOString()} ` +
-            'unless a later read shows it again; the previous read stays the baseline' };
+        decision = heldDecision(step.atMs, drop, plan.holdSpanMs, { ...(baseline ? { before: baseline.nights } : {}),
+          after: now });
         write(io, options, fileWidth, { file: step.name, ...decision });
         continue;
       }
@@ -268,12 +267,6 @@ function dropOf(baseline: { nights: StoredNights; entities: number }, now: Store
   const facts = dropFacts({ before: baseline.entities, after: entities }, { before: baseline.nights, after: now });
   const judgement = judgeDrop(facts, holdFraction);
   return judgement.verdict === 'hold' ? judgement : undefined;
-}
-
-function lossOf(drop: DropMeasure): string {
-  return drop.measure === 'events'
-    ? `${drop.lost === drop.of ? 'every event' : `${drop.lost} of ${drop.of} events`} lost`
-    : `${drop.lost} of ${drop.of} future busy nights lost`;
 }
 
 // Lines for people: time, file, kind (rule), nights each way, why; columns padded to the widest possible.

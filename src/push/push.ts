@@ -216,6 +216,7 @@ export function createPush(options: PushOptions): Push {
     const plan = plans.get(listing);
     if (!plan || closed) return;
     counters.inbound.labels().inc();
+    options.activity.touch(listing, 'inbound');
     const state = stateOf(listing);
     const now = clock.now();
     state.firstHeadAt ??= now;

@@ -140,7 +140,8 @@ test('a drop still shown after --hold-span applies', async () => {
   const lines = await replayJson(emptyT0, emptyT1, emptyT1, '--at', '2026-08-22T20:12:00Z',
     '--at', '2026-08-22T21:12:00Z', '--at', '2026-08-22T23:12:00Z');
   assert.deepEqual(steps(lines), ['no-night-change (first-read)', 'held (drop-held)', 'primary (unexplained-nights)']);
-  assert.match(lines[1]?.why ?? '', /^every event lost at once: held until 2026-08-22T23:12:00\.000Z/);
+  assert.match(lines[1]?.why ?? '', /^the read lost 5 of 5 events at once: held, applied only if a read 120 min/);
+  assert.deepEqual((lines[1] as { drop?: unknown }).drop, { measure: 'events', lost: 5, of: 5 });
 });
 
 test('a drop held is measured from its first held read, not the latest', async () => {

@@ -37,7 +37,7 @@ export function heldDecision(at: number, judgement: DropJudgement & { verdict: '
     notified: [],
     drop: { measure: judgement.measure, lost: judgement.lost, of: judgement.of },
     ...(runs.truncated ? { truncated: true as const } : {}),
-    why: `the read lost ${judgement.lost} of ${judgement.of} ${judgement.measure}: held for up to ${minutes} min ` +
-      'until later reads confirm it (a trigger or an operator notify applies it at once)',
+    why: `the read lost ${judgement.lost} of ${judgement.of} ${judgement.measure} at once: held, applied only if a read ` +
+      `${minutes} min or more later still shows it (at once after a trigger or an operator notify)`,
   };
 }

@@ -73,6 +73,8 @@ type ListingState = {
   trailing: Timer | undefined;
   rereads: Timer[];
   lastDecision?: Decision;
+  /** lastDecision was looked up in the decision log (after a restart it is there, not in memory). */
+  decisionLoaded?: boolean;
   lastRefresh?: { at: string; outcome: string };
   /** The first inbound HEAD no run has served yet (ms). */
   firstHeadAt?: number;
@@ -408,7 +410,10 @@ export function createPush(options: PushOptions): Push {
       const out: Record<string, unknown> = {};
       for (const plan of plans.values()) {
         const state = stateOf(plan.id);
-        state.lastDecision ??= (await options.decisions.list(plan.id))[0];
+        if (!state.decisionLoaded) {
+          state.lastDecision ??= (await options.decisions.list(plan.id))[0];
+          state.decisionLoaded = true;
+        }
         out[plan.id] = {
           peers: peersOf(plan),
           pending: await notifier.pending(plan.id),

@@ -538,7 +538,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         version: next.version,
         tag: next.tag,
         at: now,
-        ...(nights ? { nights: { ...(before && history ? { before } : {}), after: nights } } : {}),
+        ...(nights ? { nights: { ...(before && history ? { before: lastSeen(before, previous) } : {}), after: nights } }
+          : {}),
       });
     }
     try {
@@ -605,7 +606,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         feed: { key: feed.key, target: feed.target, listing: feed.listing },
         tag,
         at: now,
-        ...(nights ? { nights: { ...(previous.nights ? { before: previous.nights } : {}), after: nights } } : {}),
+        ...(nights
+          ? { nights: { ...(previous.nights ? { before: lastSeen(previous.nights, previous) } : {}), after: nights } }
+          : {}),
       });
       await saveState(feed.key, state, true);
       process(change);
@@ -745,4 +748,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 function pathOf(target: string): string {
   const q = target.indexOf('?');
   return q === -1 ? target : target.slice(0, q);
+}
+
+/** The nights of the last applied content, as of the last read that still showed it: reads of unchanged
+ * content keep the nights they were counted with, and the push decision measures the time since the
+ * previous read (SPEC "Push": the window roll), not since the last change. */
+function lastSeen(nights: StoredNights, previous: FeedState | undefined): StoredNights {
+  const readAt = previous?.lastReadAt;
+  return readAt !== undefined && (nights.at === undefined || readAt > nights.at) ? { ...nights, at: readAt } : nights;
 }

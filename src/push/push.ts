@@ -14,6 +14,7 @@ import type { Histogram, Registry } from '../metrics/registry.ts';
 import type { ListingActivity } from './activity.ts';
 import { type Decision, decide, type PeerEvidenceSource } from './decide/decide.ts';
 import { heldDecision, operatorDecision } from './decide/made-by-callers.ts';
+import { daysBetween } from './decide/dates.ts';
 import { todayFor } from './decide/today.ts';
 import type { DecisionLog, LoggedDecision } from './decision-log.ts';
 import type { Notifier } from './notifier.ts';
@@ -259,7 +260,10 @@ export function createPush(options: PushOptions): Push {
         peers: [], today: todayFor(at, plan.zone), elapsedMs: 0, at });
     }
     const input = () => ({ before, after, peers: evidenceOf(plan), today: todayFor(at, plan.zone),
-      elapsedMs: before?.at === undefined ? 0 : at - before.at, at });
+      // Since the previous read (the engine gives the last read that showed the nights before); entries
+      // journaled before reads were timed: by the dates the two counts started on.
+      elapsedMs: before === undefined ? 0
+        : before.at === undefined ? daysBetween(before.today, after.today) * 86_400_000 : at - before.at, at });
     let decision = decide(input());
     if (decision.kind === 'primary' && plan.peers.length > 0) {
       // iPP §3.3: before calling a change primary, make sure stale peer snapshots are current.

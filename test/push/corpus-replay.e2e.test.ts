@@ -6,7 +6,7 @@
 // reach the same kind at every step (one decision model). Each with and without `listings.<id>.timezone`.
 // Corpus files are read in place, never copied; the variants below are generated from their text here.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -109,10 +109,13 @@ async function throughApp(t: TestContext, steps: readonly Step[], zone: string |
       // clock to the coalescing window's end and wait for the peer to get it.
       const dueAt = Math.max(...state.pending.map((p) => p.dueAt));
       await clock.whenTimerAt(Math.min(...state.pending.map((p) => p.dueAt)));
+      const isSent = (line: Record<string, unknown>) => line.msg === 'push notification sent' && line.listing === listing;
+      const sentBefore = app.logs.filter(isSent).length;
       headArrived = Promise.withResolvers<void>();
       clock.advance(Math.max(0, dueAt - clock.now()));
       await headArrived.promise;
-      await app.waitForLog((line) => line.msg === 'push notification sent' && line.listing === listing);
+      // This step's delivery, not an earlier step's: the outbox entry is gone once it is logged.
+      await app.waitForLog(() => app.logs.filter(isSent).length > sentBefore);
       state = await listingOf(app.url);
       assert.deepEqual(state.pending, [], `${step.label}: nothing left to send`);
     }
@@ -361,8 +364,7 @@ const strFiles = [
   { path: 'str-vrbo-homeaway/abritel-homeaway_2020-07_extracted.ics', at: '2020-07-03T19:55:26Z' },
 ];
 
-test('(d) the table above lists every str-* corpus file', { skip }, async () => {
-  const { readdirSync } = await import('node:fs');
+test('(d) the table above lists every str-* corpus file', { skip }, () => {
   const found = readdirSync(corpusDir).filter((dir) => dir.startsWith('str-'))
     .flatMap((dir) => readdirSync(join(corpusDir, dir)).filter((f) => f.endsWith('.ics')).map((f) => `${dir}/${f}`));
   assert.deepEqual(found.sort(), strFiles.map((f) => f.path).sort());
@@ -387,18 +389,13 @@ for (const zone of zones) {
   }
 }
 
-
-// (e) Known divergence (reported, src not edited here): the app measures "the days elapsed since the previous
-// read" from the previous *change*. An unchanged read (same bytes) keeps the stored nights of the last change
-// (src/feeds/engine.ts apply(), the `fingerprint === history.fingerprint` branch keeps `previous.nights`), so
-// src/push/push.ts classify() computes elapsedMs = at - before.at from that older read, and decide.ts's
-// daysBetween(before.today, after.today) is stale too. Here the edge block stands still for 5 days (read each
-// day: same bytes), then its end jumps 6 days in one day: SPEC "Push" (each end moves by at most the days
-// elapsed since the previous read + 2 = 3) says primary, and replay says primary; the app calls it a roll
-// and tells no peer.
+// (e) Regression: an unchanged read keeps the stored nights of the last change, and the roll limit was
+// counted from that change instead of the previous read. Here the edge block stands still for 5 days (read
+// each day: same bytes), then its end jumps 6 days in one day: each end may move by at most the days elapsed
+// since the previous read + 2 = 3 (SPEC "Push"), so it is primary, in the app as in replay.
 for (const zone of zones) {
   test(`(e) an edge block still for 5 days then 6 days longer in one day is primary, as replay says — ${zoneLabel(zone)}`,
-    { skip, todo: 'src bug: roll limit counted from the last change, not the last read (push.ts classify elapsedMs)' },
+    { skip },
     async (t) => {
       const original = readFileSync(airbnbFile, 'utf8');
       const split = splitEvents(original);

@@ -12,7 +12,7 @@
 // 5. window-roll         the unexplained nights only move the edge block later (edge-block.ts).
 // 6. unexplained-nights  anything else: primary, however far ahead.
 import type { StoredNights } from '../../feeds/change-log.ts';
-import { daysBetween } from './dates.ts';
+import { daysBetween, utcDate } from './dates.ts';
 import { edgeBlock, isWindowRoll } from './edge-block.ts';
 import { countedDiff, isEmptyDiff, type NightsDiff } from './nights-diff.ts';
 import { nightRuns } from './night-runs.ts';
@@ -111,10 +111,11 @@ export function decide(input: DecideInput): Decision {
     return made({ kind: 'imported', rule: 'peers-explain', at, diff, evidence, passed,
       why: `${describe(diff)}, all shown by ${peersOf(evidence)}` });
   }
-  // The whole days elapsed (a move of n days is within "elapsed + 2" iff n ≤ floor(elapsed) + 2: 60 s is 0
-  // days, not 1), or the dates the reads' counts crossed, whichever is more.
-  const elapsedDays = Math.max(daysBetween(before.today, after.today),
-    Math.floor(Math.max(0, input.elapsedMs) / dayMs));
+  // The whole days elapsed since the previous read (a move of n days is within "elapsed + 2" iff
+  // n ≤ floor(elapsed) + 2: 60 s is 0 days, not 1), or the UTC dates the two reads crossed, whichever is more.
+  const elapsed = Math.max(0, input.elapsedMs);
+  const crossed = daysBetween(utcDate(input.at - elapsed), utcDate(input.at));
+  const elapsedDays = Math.max(Math.floor(elapsed / dayMs), crossed);
   if (isWindowRoll(unexplained, edgeBlock(before), edgeBlock(after), elapsedDays)) {
     return made({ kind: 'roll', rule: 'window-roll', at, diff, evidence, passed,
       why: `the far edge block moved later (${describe(unexplained)}): the window roll` });

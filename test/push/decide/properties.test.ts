@@ -12,7 +12,7 @@ import type { StoredNights } from '../../../src/feeds/change-log.ts';
 import {
   decide, type DecideInput, type Decision, type NightRunsDiff, type PeerEvidenceSource,
 } from '../../../src/push/decide/decide.ts';
-import { addDays, daysBetween } from '../../../src/push/decide/dates.ts';
+import { addDays, daysBetween, utcDate } from '../../../src/push/decide/dates.ts';
 import { maxRuns, nightRuns, nightsOfRuns } from '../../../src/push/decide/night-runs.ts';
 import { countFrom, todayFor } from '../../../src/push/decide/today.ts';
 import {
@@ -156,9 +156,9 @@ describe('property 1: a change no peer explains and not roll-shaped is primary, 
         const before = read(t0, [...stays, block], zone);
         const after = read(t1, [...stays, movedBlock], zone);
         const floorDays = Math.floor(elapsedMs / dayMs);
-        // "Days elapsed" is the time elapsed, or the dates the reads crossed: between the two, either kind.
+        // "Days elapsed" is the time elapsed, or the UTC dates the reads crossed: between the two, either kind.
         const low = floorDays + 2;
-        const high = Math.max(floorDays, daysBetween(before.today, after.today)) + 2;
+        const high = Math.max(floorDays, daysBetween(utcDate(t0), utcDate(t1))) + 2;
         const within = (shift: number, limit: number) => shift >= 0 && shift <= limit;
         const got = decide(step(before, after, zone));
         if (within(startShift, low) && within(endShift, low)) assert.equal(got.kind, 'roll', describeCase(got));

@@ -93,7 +93,11 @@ const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPT
  * they ignore daylight saving time, and "today" would be an hour off half the year. */
 const timeZone = z
   .string({ error: 'must be an IANA time zone name such as Europe/Rome' })
-  .refine((name) => canonicalTimeZone(name) !== undefined, {
+  .refine((name) => {
+    const canonical = canonicalTimeZone(name);
+    // Etc/GMT+1 and the like are fixed offsets under an IANA name.
+    return canonical !== undefined && !/^Etc\/GMT[+-]\d+$/i.test(canonical);
+  }, {
     error: (issue) => `is not an IANA time zone name such as Europe/Rome or America/New_York: ${String(issue.input)}`,
     abort: true,
   })

@@ -18,6 +18,9 @@ export type StoredNights = {
   busy: string[];
   unreadable: number;
   busySafe: number;
+  /** How many events make up the run that holds the furthest busy night (up to 2); absent in entries
+   * journaled before it was counted. */
+  edgeEvents?: number;
 };
 
 /** One change of a feed's content, as journaled. */

@@ -3,7 +3,7 @@
 // content tag and, when asked, the listing's busy nights. Components live only while their block is
 // read: a feed is never held as parsed objects, so a 12 MB feed costs a few times its size, not 70×.
 import { hash as oneShotHash } from 'node:crypto';
-import { type BusyNightsOptions, nightsOfSpans, nightWindow, withoutNodeIcalWarnings } from '../push/availability.ts';
+import { type BusyNightsOptions, edgeRunEvents, nightsOfSpans, nightWindow, withoutNodeIcalWarnings } from '../push/availability.ts';
 import { decodeFeed } from './decode.ts';
 import { type GroupMember, groupMembers, isDateLine, recurrenceKeys } from './entities.ts';
 import { combineHashes, componentHash, componentHashes } from './normalize.ts';
@@ -153,7 +153,7 @@ export function contentTag(frameHash: string, entities: readonly { id: string; h
 }
 
 /** The busy nights of an analysed feed, and how many events could not be read or ran out of budget. */
-export type NightsResult = { busy: string[]; unreadable: number; busySafe: number };
+export type NightsResult = { busy: string[]; unreadable: number; busySafe: number; edgeEvents: number };
 
 /** Busy nights from `options.today` on: plain events as read, the rest through node-ical, one recurrence
  * budget for the whole feed (parse.ts). */
@@ -182,5 +182,6 @@ export async function calendarNights(analysis: CalendarAnalysis, options: BusyNi
     unreadable = read.unreadable;
     busySafe = read.capped;
   }
-  return { busy: [...nightsOfSpans(spans, options)].sort(), unreadable, busySafe };
+  const busy = [...nightsOfSpans(spans, options)].sort();
+  return { busy, unreadable, busySafe, edgeEvents: edgeRunEvents(spans, busy, options) };
 }

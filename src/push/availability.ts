@@ -16,6 +16,7 @@
 // Entity identity (UID, DTSTAMP, SEQUENCE, SUMMARY) plays no part: re-keyed stays give the same set.
 import { type EventSpan, parseEventSpans } from '../ical/parse.ts';
 import { wallClock } from './decide/dates.ts';
+import { furthestRun } from './decide/edge-block.ts';
 
 /** What busyNights read: the busy nights, how many VEVENTs could not be read (they block nothing), and
  * how many recurring events ran out of expansion budget (busy from then on: parse.ts says why). */
@@ -66,6 +67,26 @@ export function nightsOfSpans(spans: readonly EventSpan[], options: BusyNightsOp
     }
   }
   return nights;
+}
+
+/** How many events make up the run of consecutive busy nights that holds the furthest busy night (0 when
+ * there are none; counted up to 2): the window roll (decide/edge-block.ts) applies only to a block that
+ * is one event, the exporter's own far block, never to bookings that happen to touch. `busy` is sorted. */
+export function edgeRunEvents(spans: readonly EventSpan[], busy: readonly string[],
+  options: BusyNightsOptions): number {
+  const run = furthestRun(busy);
+  if (!run) return 0;
+  const { fromMs, untilMs } = nightWindow(options);
+  const runFrom = Math.max(dayOf(run.from), fromMs);
+  const runTo = Math.min(dayOf(run.to), untilMs);
+  let events = 0;
+  for (const span of spans) {
+    if (span.status === 'CANCELLED' || span.transparent) continue;
+    const [firstMs, endMs] = nightRange(span, options.zone);
+    if (firstMs < runTo && endMs > runFrom) events += 1;
+    if (events > 1) break;
+  }
+  return events;
 }
 
 /** The nights added and removed between two sets, sorted. With `today`, nights before it are left out:

@@ -75,7 +75,7 @@ for (const key of keys) {
 }
 
 test('other spellings of an offset, unquoted in YAML, are refused too', () => {
-  for (const value of ['+01:00', 'UTC+1', 'GMT+01:00', '+0100', '""', 'Europe/Rome/', '../Rome']) {
+  for (const value of ['+01:00', 'UTC+1', 'GMT+01:00', '+0100', '""', 'Europe/Rome/', '../Rome', 'Etc/GMT-1', 'etc/gmt+12']) {
     const result = parseConfigText([
       'upstream: http://127.0.0.1:9000',
       'feeds:',

@@ -86,6 +86,18 @@ async function listingJson(app: TestApp): Promise<ListingJson> {
   return await res.body.json() as ListingJson;
 }
 
+/** Resolves once a read of the feed made at `ms` was applied (its snapshot says it was last read then). */
+async function lastReadIs(app: TestApp, ms: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  const at = new Date(ms).toISOString();
+  for (;;) {
+    const state = await listingJson(app) as ListingJson & { snapshot?: { lastRead?: string } };
+    if (state.snapshot?.lastRead === at) return;
+    if (Date.now() > deadline) throw new Error(`no read applied at ${at}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** The cancellation through the sidecar; resolves once the sidecar has seen its 2xx (re-reads armed). */
 async function cancel(app: TestApp): Promise<void> {
   const res = await request(`${app.url}/bookings/${listing}/cancel`, { method: 'POST', body: 'reason=guest' });
@@ -135,14 +147,17 @@ test('a cancellation through a trigger empties the export: the drop is applied a
 });
 
 test('an export that goes empty only at the trigger\'s second re-read (2 s later) is still applied at once', async (t) => {
-  const { clock, heads, app } = await setup(t, 1);
+  const { clock, platform, heads, app } = await setup(t, 1);
   await get(app);
   await eventually(() => decisionsLogged(app).length >= 1, 10_000);
   clock.advance(5 * minute);
   await cancel(app);
   // The first re-read still shows the booking (the export is rebuilt asynchronously): unchanged.
-  const readLogged = () => app.logs.filter((l) => l.msg === 'request').length;
+  const readsBefore = platform.reads;
   clock.advance(0);
+  await lastReadIs(app, clock.now());
+  assert.equal(platform.reads, readsBefore + 1);
+  assert.equal(decisionsLogged(app).length, 1, 'nothing changed at the first re-read');
   clock.advance(2_000);
   await eventually(() => decisionsLogged(app).length >= 2, 10_000);
   const decision = decisionsLogged(app)[1] as Decision;
@@ -151,7 +166,7 @@ test('an export that goes empty only at the trigger\'s second re-read (2 s later
   assert.ok(!app.logs.some((l) => l.msg === 'feed drop held'));
   clock.advance(10);
   await eventually(() => heads.length >= 1, 10_000);
-  assert.ok(readLogged() > 0);
+  assert.equal(platform.reads, readsBefore + 2);
   assert.equal(heads.length, 1);
 });
 
@@ -204,6 +219,59 @@ test('the same empty export with no trigger is held, no HEAD, until a read hold.
   state = await listingJson(app);
   assert.equal(state.snapshot?.held, undefined);
   assert.equal(state.snapshot?.entities, 0);
+  assert.deepEqual(state.pending, []);
+  assert.equal(heads.length, 1);
+});
+
+test('an operator notify whose read finds the export empty applies the drop at once, one HEAD in all', async (t) => {
+  const { clock, platform, heads, app } = await setup(t);
+  await get(app);
+  await eventually(() => decisionsLogged(app).length >= 1, 10_000);
+  clock.advance(5 * minute);
+  platform.cancelled = true;
+  const res = await request(`${app.url}/_icalpush/listings/${listing}/changed`, { method: 'POST' });
+  assert.equal(res.statusCode, 202);
+  const answer = await res.body.json() as { notified: string[] };
+  await eventually(() => decisionsLogged(app).length >= 2, 10_000);
+  const decision = decisionsLogged(app)[1] as Decision;
+  assert.equal(decision.kind, 'primary', `${decision.rule}: ${decision.why}`);
+  assert.deepEqual(decision.nights, expectedRemoval);
+  assert.ok(!app.logs.some((l) => l.msg === 'feed drop held'));
+  // The operator's notify found the peers already told about this very content.
+  assert.deepEqual(answer.notified, []);
+  const state = await listingJson(app);
+  assert.equal(state.decisions[0]?.kind, 'operator');
+  assert.equal(state.decisions[0]?.rule, 'already-notified');
+  clock.advance(10);
+  await eventually(() => heads.length >= 1, 10_000);
+  await eventually(() => app.logs.some((l) => l.msg === 'push notification sent'), 10_000);
+  assert.deepEqual((await listingJson(app)).pending, []);
+  assert.equal(heads.length, 1);
+});
+
+test('a drop being held is applied at once by a trigger that follows it, one HEAD', async (t) => {
+  const { clock, platform, heads, app } = await setup(t);
+  await get(app);
+  await eventually(() => decisionsLogged(app).length >= 1, 10_000);
+  clock.advance(5 * minute);
+  platform.cancelled = true;
+  await get(app);
+  await eventually(() => decisionsLogged(app).length >= 2, 10_000);
+  assert.equal((decisionsLogged(app)[1] as Decision).kind, 'held');
+
+  // Ten minutes on, the platform's cancellation request passes through the sidecar.
+  clock.advance(10 * minute);
+  await cancel(app);
+  clock.advance(0);
+  await eventually(() => decisionsLogged(app).length >= 3, 10_000);
+  const applied = decisionsLogged(app)[2] as Decision;
+  assert.equal(applied.kind, 'primary', `${applied.rule}: ${applied.why}`);
+  assert.deepEqual(applied.nights, expectedRemoval);
+  clock.advance(10);
+  await eventually(() => heads.length >= 1, 10_000);
+  await eventually(() => app.logs.some((l) => l.msg === 'push notification sent'), 10_000);
+  const state = await listingJson(app);
+  assert.equal(state.snapshot?.held, undefined);
   assert.deepEqual(state.pending, []);
   assert.equal(heads.length, 1);
 });

@@ -6,7 +6,7 @@
 // real cancellation: it applies at once.
 
 /** What a read did to a feed. `nights` is known for a listing's own feed: its future busy nights
- * before, and how many of those the read lost (within the days both reads counted). A drop is a read
+ * before, and how many the read lost, net (within the days both reads counted; drop-facts.ts). A drop is a read
  * losing more than `fraction` of those nights, or all of them, or (when it lost nights at all) more than
  * `fraction` of its events by count, or every event. */
 export type DropFacts = {

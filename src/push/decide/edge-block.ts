@@ -13,9 +13,21 @@ export type Block = { from: string; to: string };
 export const edgeBlockRule = { minNights: 28, minAheadDays: 180, slackDays: 2 } as const;
 
 /** The listing's edge block: the run of consecutive busy nights that holds its furthest busy night, when
- * that run is long enough and far enough ahead; otherwise undefined. `nights.busy` is sorted. */
-export function edgeBlock(nights: Pick<StoredNights, 'today' | 'busy'>): Block | undefined {
-  const { busy } = nights;
+ * that run is long enough and far enough ahead, and (when the read says how many events make it) one
+ * event; otherwise undefined. `nights.busy` is sorted. */
+export function edgeBlock(nights: Pick<StoredNights, 'today' | 'busy' | 'edgeEvents'>): Block | undefined {
+  // Bookings that touch (ten stays back to back, a stay after a long one) are no exporter's block.
+  if (nights.edgeEvents !== undefined && nights.edgeEvents !== 1) return undefined;
+  const run = furthestRun(nights.busy);
+  if (!run) return undefined;
+  const last = addDays(run.to, -1);
+  if (daysBetween(run.from, run.to) < edgeBlockRule.minNights) return undefined;
+  if (daysBetween(nights.today, last) < edgeBlockRule.minAheadDays) return undefined;
+  return run;
+}
+
+/** The run of consecutive busy nights that holds the furthest one (`busy` sorted, distinct). */
+export function furthestRun(busy: readonly string[]): Block | undefined {
   const last = busy.at(-1);
   if (last === undefined) return undefined;
   // busy[i..end] is one run exactly when it spans (end − i) days (the nights are sorted and distinct), so
@@ -28,12 +40,7 @@ export function edgeBlock(nights: Pick<StoredNights, 'today' | 'busy'>): Block |
     if (daysBetween(busy[mid] as string, last) === end - mid) high = mid;
     else low = mid + 1;
   }
-  const first = low;
-  const from = busy[first] as string;
-  const length = busy.length - first;
-  if (length < edgeBlockRule.minNights) return undefined;
-  if (daysBetween(nights.today, last) < edgeBlockRule.minAheadDays) return undefined;
-  return { from, to: addDays(last, 1) };
+  return { from: busy[low] as string, to: addDays(last, 1) };
 }
 
 /** True when `diff` (nonempty) only moves the edge block's start and/or end later, each by at most

@@ -253,3 +253,27 @@ test('withoutNodeIcalWarnings leaves a console.warn replaced during the run in p
   });
   assert.equal(console.warn, replacement);
 });
+
+test('with the listing\'s zone, a timed event falls on its local dates', async () => {
+  // 23:30 in Paris on July 1st is 21:30 UTC: the night of July 1st either way; 00:30 in Paris on the 2nd is
+  // 22:30 UTC on the 1st: by UTC dates the night of the 1st, by Paris dates the night of the 2nd.
+  const text = calendar(vevent('UID:z',
+    'DTSTART;TZID=Europe/Paris:20260702T003000', 'DTEND;TZID=Europe/Paris:20260702T020000'));
+  assert.deepEqual(sorted((await busyNights(text, { today: '2026-06-01' })).nights), ['2026-07-01']);
+  assert.deepEqual(sorted((await busyNights(text, { today: '2026-06-01', zone: 'Europe/Paris' })).nights),
+    ['2026-07-02']);
+});
+
+test('calendarNights counts the events that make the furthest run: one for an exporter\'s far block', async () => {
+  const { analyzeCalendar, calendarNights } = await import('../../src/ical/analyze.ts');
+  const nightsOfText = (text: string) => calendarNights(analyzeCalendar(Buffer.from(text)), { today: '2026-12-01' });
+  const block = allDay('block', '2027-09-01', '2027-11-01', 'SUMMARY:Airbnb (Not available)');
+  assert.equal((await nightsOfText(calendar(allDay('s', '2026-12-10', '2026-12-12'), block))).edgeEvents, 1);
+  // Ten back-to-back stays, then one more: bookings, not a block.
+  const stays = Array.from({ length: 10 }, (_, i) => allDay(`b${i}`, addDays('2027-08-01', 3 * i), addDays('2027-08-01', 3 * i + 3)));
+  assert.equal((await nightsOfText(calendar(...stays))).edgeEvents, 2);
+  assert.equal((await nightsOfText(calendar())).edgeEvents, 0);
+  // A cancelled event touching the block does not count.
+  const cancelled = allDay('c', '2027-08-25', '2027-09-01', 'STATUS:CANCELLED');
+  assert.equal((await nightsOfText(calendar(block, cancelled))).edgeEvents, 1);
+});

@@ -27,6 +27,15 @@ describe('edgeBlock', () => {
   ];
   for (const [name, input, expected] of rows) test(name, () => assert.deepEqual(edgeBlock(input), expected));
 
+  // Reads say how many events make the furthest run (feeds/engine.ts via calendarNights): only one is an
+  // exporter's far block; touching bookings never are, so a back-to-back booking after them is primary.
+  test('a run made of one event is the edge block; of two or more events it is not', () => {
+    const block = nights(['2027-09-01', '2027-11-01']);
+    assert.deepEqual(edgeBlock({ ...block, edgeEvents: 1 }), { from: '2027-09-01', to: '2027-11-01' });
+    assert.equal(edgeBlock({ ...block, edgeEvents: 2 }), undefined);
+    assert.equal(edgeBlock({ ...block, edgeEvents: 0 }), undefined);
+  });
+
   test('the numbers of the rule', () => assert.deepEqual(edgeBlockRule, { minNights: 28, minAheadDays: 180, slackDays: 2 }));
 
   test('property: edgeBlock is SPEC\'s edge block', () => {

@@ -39,7 +39,8 @@ export function summarizeConfig(config: Config, sourceName: string): string {
     const feed = listing.feed !== undefined
       ? `${redact(listing.feed)} (explicit)`
       : own === undefined ? '(no feed)' : redact(own);
-    row(id, `feed ${feed}`);
+    const zone = listing.timezone ?? config.push.timezone;
+    row(id, `feed ${feed}  today: ${zone ?? 'conservative (UTC-12 / UTC+14)'}`);
     if (listing.peers.length === 0) lines.push('    no peers');
     for (const peer of listing.peers.slice(0, maxPeers)) {
       const label = peer.name ?? hostOf(peer.url);

@@ -66,7 +66,7 @@ test('a listing without an explicit feed shows the path derived from the first p
     'upstream: http://127.0.0.1:9000\nfeeds:\n  - path: /cal/{listing}.ics\nlistings:\n  lake-cabin:\n    peers:\n      - url: https://vrbo.example/ical/9.ics\n        notify: false\n',
   );
   const summary = summarizeConfig(config, 'proxy.yaml');
-  assert.match(summary, /lake-cabin\s+feed \/cal\/lake-cabin\.ics$/m);
+  assert.match(summary, /lake-cabin\s+feed \/cal\/lake-cabin\.ics {2}today: conservative \(UTC-12 \/ UTC\+14\)$/m);
   assert.match(summary, /vrbo\.example\s+https:\/\/vrbo\.example\/ical\/9\.ics\s+notify off/);
   assert.match(summary, /admin\s+no token/);
   assert.match(summary, /refresh\s+none/);
@@ -111,4 +111,14 @@ test('a {secret} segment of an explicit feed and a token-like peer path are reda
   assert.match(summary, /https:\/\/www\.vrbo\.com\/icalendar\/\[REDACTED\]\.ics\?\[REDACTED\]\s+notify on/);
   assert.match(summary, /feeds\s+\/ical\/\{listing\}\/\{secret\}\.ics/);
   assert.doesNotMatch(summary, /swordfish|3f2a9c7e1b8d4a6f0e5d|nonTentative/);
+});
+
+test('each listing shows the zone its "today" is taken in: its own, else push.timezone', () => {
+  const config = configFrom([
+    'upstream: http://127.0.0.1:9000', 'feeds:', '  - path: /cal/{listing}.ics', 'push:', '  timezone: europe/rome',
+    'listings:', '  a:', '    timezone: Pacific/Auckland', '  b: {}',
+  ].join('\n'));
+  const summary = summarizeConfig(config, 'proxy.yaml');
+  assert.match(summary, /^\s+a\s+feed \/cal\/a\.ics {2}today: Pacific\/Auckland$/m);
+  assert.match(summary, /^\s+b\s+feed \/cal\/b\.ics {2}today: Europe\/Rome$/m);
 });

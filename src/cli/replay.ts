@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 import { parseDuration } from '../config/duration.ts';
 import type { StoredNights } from '../feeds/change-log.ts';
 import { analyzeCalendar, calendarNights } from '../ical/analyze.ts';
-import { canonicalTimeZone, isDate } from '../push/decide/dates.ts';
+import { isDate, usableTimeZone } from '../push/decide/dates.ts';
 import { type Decision, decide, type PeerEvidenceSource } from '../push/decide/decide.ts';
 import { dropFacts } from '../push/decide/drop-facts.ts';
 import { type DropJudgement, judgeDrop } from '../push/decide/drop.ts';
@@ -184,7 +184,7 @@ function planOf(files: readonly string[], options: ReplayOptions): Plan | string
   if (files.length === 0) return 'replay: give at least one export FILE';
   let zone: string | undefined;
   if (options.timezone !== undefined) {
-    zone = canonicalTimeZone(options.timezone);
+    zone = usableTimeZone(options.timezone);
     if (zone === undefined) return `--timezone: not an IANA time zone name (like Europe/Rome): ${options.timezone}`;
   }
   const holdSpanMs = parseDuration(options.holdSpan ?? defaultHoldSpan);

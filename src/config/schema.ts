@@ -5,7 +5,7 @@ import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts'
 import { logLevels } from '../log.ts';
 import { byteSizePattern, parseByteSize } from './byte-size.ts';
 import { durationPattern, parseDuration } from './duration.ts';
-import { canonicalTimeZone } from '../push/decide/dates.ts';
+import { usableTimeZone } from '../push/decide/dates.ts';
 
 const durationMessage = 'must be a duration like 500ms, 30s, 5m, 1h or 7d';
 
@@ -93,15 +93,11 @@ const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPT
  * they ignore daylight saving time, and "today" would be an hour off half the year. */
 const timeZone = z
   .string({ error: 'must be an IANA time zone name such as Europe/Rome' })
-  .refine((name) => {
-    const canonical = canonicalTimeZone(name);
-    // Etc/GMT+1 and the like are fixed offsets under an IANA name.
-    return canonical !== undefined && !/^Etc\/GMT[+-]\d+$/i.test(canonical);
-  }, {
+  .refine((name) => usableTimeZone(name) !== undefined, {
     error: (issue) => `is not an IANA time zone name such as Europe/Rome or America/New_York: ${String(issue.input)}`,
     abort: true,
   })
-  .transform((name) => canonicalTimeZone(name) as string);
+  .transform((name) => usableTimeZone(name) as string);
 
 const peer = z
   .strictObject({

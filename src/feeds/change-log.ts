@@ -33,6 +33,8 @@ export type FeedChange = {
   at: number;
   /** For a listing's own feed: its nights before (when known) and after the change. */
   nights?: { before?: StoredNights; after: StoredNights };
+  /** Set (never stored) when the change is processed again at start, left by a previous run. */
+  recovered?: true;
 };
 
 /** The journal. */

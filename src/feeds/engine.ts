@@ -162,9 +162,11 @@ export type FeedEngine = {
   onHold(listener: (held: HeldDrop) => void): void;
   /** Processes the journaled changes left by a previous run (a crash) again. */
   recover(): Promise<number>;
-  /** Resolves when every change handed to the processor so far is processed (tests, shutdown); with `key`,
-   * every change of that feed. */
-  settled(key?: string): Promise<void>;
+  /** Resolves when every change handed to the processor so far is processed (tests, shutdown). */
+  settled(): Promise<void>;
+  /** Runs `task` once every change of feed `key` handed over so far is processed, before any later one:
+   * what it reads of their effects (the decision log) is current, and nothing overwrites its own. */
+  afterChanges<T>(key: string, task: () => Promise<T>): Promise<T>;
 };
 
 /** The store key of a feed read with these request headers. */
@@ -345,10 +347,14 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   /** Whether a read that changed a snapshot dropped most of it (SPEC "Guarantees", "Push": measured in
    * nights for a listing's own feed, in events otherwise). */
   function judge(feed: FeedKey, events: { before: number; after: number },
-    nights: { before?: StoredNights | undefined; after?: StoredNights | undefined }): DropJudgement {
+    nights: { before?: StoredNights | undefined; after?: StoredNights | undefined },
+    holding: FeedState['hold']): DropJudgement {
     if (hold.spanMs === 0) return { verdict: 'apply', rule: 'no-drop' };
+    // Only a drop that follows the trigger or notify is taken for its cancellation: one already held
+    // before it (a broken export) is not made true by a booking made meanwhile.
     const seen = options.lastChangeSeen?.(feed);
-    return judgeDrop(dropFacts(events, nights, seen === undefined ? undefined : clock.now() - seen), hold.fraction);
+    const follows = seen !== undefined && (holding === undefined || holding.since >= seen);
+    return judgeDrop(dropFacts(events, nights, follows ? clock.now() - seen : undefined), hold.fraction);
   }
 
   // The nights an analysis made for `request`: the same request, so "today" is the one they were counted from.
@@ -479,10 +485,16 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     const result = await applyAnalysisInSlices(history, packed, now, applyOptions, createSlice());
     if (result.rekeyed > 0) metrics.rekeyed(result.rekeyed);
     const after = result.history.entities.size;
+    // The nights of the content before this read, counted as this read counts (the same "today", the same
+    // window): nights are counted when the content changes, so after quiet days the stored ones start at
+    // an older date and end that much earlier, and a booking near the far end would fall outside both.
     // A state behind its history (a crash between their writes) holds the nights of the version before.
-    const currentNights = previous?.version === history?.version ? previous?.nights : undefined;
+    const stored = previous?.version === history?.version ? previous?.nights : undefined;
+    const currentNights = history && result.changed && nightsRequest && !countedAs(stored, nightsRequest)
+      ? await nightsOfHistory(feed, history) ?? stored : stored;
     const judgement = history && result.changed
-      ? judge(feed, { before: history.entities.size, after }, { before: currentNights, after: nights })
+      ? judge(feed, { before: history.entities.size, after }, { before: currentNights, after: nights },
+          previous?.hold)
       : undefined;
     if (history && judgement && judgement.verdict === 'hold') {
       const since = previous?.hold?.since ?? now;
@@ -729,19 +741,15 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
           continue;
         }
         logger.info(fields, 'feed change recovered: processing it again');
-        process(change);
+        process({ ...change, recovered: true });
         recovered += 1;
       }
       return recovered;
     },
-    async settled(key) {
-      if (key !== undefined) {
-        // Queued behind every change of that feed handed over so far.
-        await inOrder(key, async () => undefined);
-        return;
-      }
+    async settled() {
       while (processing.size > 0) await Promise.allSettled([...processing]);
     },
+    afterChanges: (key, task) => inOrder(key, task),
   };
 }
 
@@ -752,8 +760,15 @@ function pathOf(target: string): string {
 
 /** The nights of the last applied content, as of the last read that still showed it: reads of unchanged
  * content keep the nights they were counted with, and the push decision measures the time since the
- * previous read (SPEC "Push": the window roll), not since the last change. */
+ * previous read (SPEC "Push": the window roll), not since the last change. While a drop was held, the
+ * content was last shown by the read before the hold began: its start is the bound. */
 function lastSeen(nights: StoredNights, previous: FeedState | undefined): StoredNights {
-  const readAt = previous?.lastReadAt;
-  return readAt !== undefined && (nights.at === undefined || readAt > nights.at) ? { ...nights, at: readAt } : nights;
+  const readAt = previous?.hold?.since ?? previous?.lastReadAt;
+  return readAt === undefined ? nights : { ...nights, at: readAt };
+}
+
+/** True when `nights` were counted as `request` counts: from the same date, as far, in the same zone. */
+function countedAs(nights: StoredNights | undefined, request: NightsRequest): boolean {
+  return nights !== undefined && nights.today === request.today && nights.days === request.days &&
+    nights.zone === request.zone;
 }

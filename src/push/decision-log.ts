@@ -7,8 +7,9 @@ import { createKeyedQueue } from '../util/keyed-queue.ts';
 import type { Decision } from './decide/decide.ts';
 
 /** A decision as logged: with the journaled change it decided (a change replayed after a crash replaces
- * its own entry instead of adding one). */
-export type LoggedDecision = Decision & { change?: string };
+ * its own entry instead of adding one). Changes in a row that leave the nights as they were (an export
+ * rewriting its header on every read) are one entry: the latest, with how many and since when. */
+export type LoggedDecision = Decision & { change?: string; repeats?: number; firstAt?: string };
 
 /** The log. */
 export type DecisionLog = {
@@ -47,8 +48,12 @@ export function createDecisionLog(store: Store, max = maxDecisionsPerListing): D
     record: (listing, decision, announced) => serialized(listing, async () => {
       const entry = await load(listing);
       const same = decision.change === undefined ? -1 : entry.decisions.findIndex((d) => d.change === decision.change);
+      const last = entry.decisions.at(-1);
       if (same >= 0) entry.decisions[same] = decision;
-      else entry.decisions.push(decision);
+      else if (last && isRepeat(last, decision)) {
+        entry.decisions[entry.decisions.length - 1] = { ...decision, repeats: (last.repeats ?? 1) + 1,
+          firstAt: last.firstAt ?? last.at };
+      } else entry.decisions.push(decision);
       if (entry.decisions.length > max) entry.decisions.splice(0, entry.decisions.length - max);
       if (announced === null) delete entry.announced;
       else if (announced !== undefined) entry.announced = announced;
@@ -61,4 +66,9 @@ export function createDecisionLog(store: Store, max = maxDecisionsPerListing): D
       return (await load(listing)).announced;
     },
   };
+}
+
+// Only "nothing changed" repeats: every other decision is news of its own and stays.
+function isRepeat(last: LoggedDecision, next: LoggedDecision): boolean {
+  return last.rule === 'nights-unchanged' && next.rule === 'nights-unchanged';
 }

@@ -18,10 +18,12 @@ import { assembleCalendar } from '../ical/serialize.ts';
 import type { Logger } from '../log.ts';
 import { createSingleFlight } from '../util/single-flight.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
-import { countFrom } from './decide/today.ts';
+import { nightsRequestAt } from './plans.ts';
 
 /** A peer as the connection map names it. */
-export type Peer = { listing: string; name: string; url: string; notify: boolean };
+/** A peer as the connection map names it; `zone` is its listing's (a peer's nights are counted as the
+ * listing's own, so they can explain them: the same dates, the same window). */
+export type Peer = { listing: string; name: string; url: string; notify: boolean; zone?: string };
 
 /** What is known of a peer's feed from its last read. */
 export type PeerSnapshot = {
@@ -217,7 +219,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     let nights: string[] | undefined;
     if (fetched.kind === 'calendar') {
       const outcome = await analyzer.analyze(`peer\u0000${key(peer)}\u0000whole`, fetched.body,
-        { maxEntities: 0, nights: { today: countFrom(now) } });
+        { maxEntities: 0, nights: nightsRequestAt(now, peer.zone) });
       if (outcome.kind === 'done' && outcome.packed.complete && outcome.packed.nights) {
         const { busy, unreadable, busySafe } = outcome.packed.nights;
         nights = busy;
@@ -244,7 +246,8 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
     const changed = !previous || nights.join() !== previous.nights.join();
     const freed: Record<string, number> = {};
     for (const [night, at] of Object.entries(previous?.freed ?? {})) if (now - at < freedMemoryMs) freed[night] = at;
-    for (const night of previous?.nights ?? []) if (!busy.has(night) && night >= countFrom(now)) freed[night] = now;
+    const from = nightsRequestAt(now, peer.zone).today;
+    for (const night of previous?.nights ?? []) if (!busy.has(night) && night >= from) freed[night] = now;
     for (const night of nights) delete freed[night];
     const snapshot: PeerSnapshot = {
       nights,

@@ -37,6 +37,7 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & 
       ...(zone === undefined ? {} : { zone }),
       peers: listing.peers.map((p) => ({
         listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify,
+        ...(zone === undefined ? {} : { zone }),
       })),
     };
     byId.set(id, plan);

@@ -18,7 +18,7 @@ import { daysBetween } from './decide/dates.ts';
 import { todayFor } from './decide/today.ts';
 import type { DecisionLog, LoggedDecision } from './decision-log.ts';
 import type { Notifier } from './notifier.ts';
-import { createPeerReader, type PeerReader } from './peers.ts';
+import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
 import type { ListingPlan, ListingPlans } from './plans.ts';
 
 /** Options for createPush. */
@@ -93,6 +93,8 @@ const rereadAfterRefreshMs = [0, 2_000, 5_000, 15_000, 30_000, 60_000];
 const rereadAfterTriggerMs = [0, 2_000];
 // A peer snapshot older than this is re-read before a change is declared primary.
 const peerFreshMs = 30_000;
+// A change decided this long after its read is late (recovered after a crash): see classify.
+const lateDecisionMs = 2 * 60_000;
 // Own feeds re-read at once by the watch: with 10,000 listings at 60 s, enough for an upstream
 // answering in up to ~100 ms (measured by `npm run bench -- push`). Each read holds its slot only until
 // it ends (its deadline at the latest): a stuck read costs one slot, never the watch.
@@ -242,11 +244,12 @@ export function createPush(options: PushOptions): Push {
     }, Math.max(wait, 10));
   }
 
-  /** The peers' feeds as evidence, as last read. */
-  function evidenceOf(plan: ListingPlan): PeerEvidenceSource[] {
+  /** The peers' feeds as evidence, as last read; with `readBy`, only reads made by then. */
+  function evidenceOf(plan: ListingPlan, readBy = Number.POSITIVE_INFINITY): PeerEvidenceSource[] {
     return plan.peers.flatMap((peer) => {
       const snap = peers.snapshot(peer);
-      return snap ? [{ name: peer.name, busy: snap.nights, freed: snap.freed, readAt: snap.readAt }] : [];
+      return snap && snap.readAt <= readBy
+        ? [{ name: peer.name, busy: snap.nights, freed: snap.freed, readAt: snap.readAt }] : [];
     });
   }
 
@@ -259,7 +262,12 @@ export function createPush(options: PushOptions): Push {
       return decide({ before: undefined, after: { today: '1970-01-01', days: 0, busy: [], unreadable: 0, busySafe: 0 },
         peers: [], today: todayFor(at, plan.zone), elapsedMs: 0, at });
     }
-    const input = () => ({ before, after, peers: evidenceOf(plan), today: todayFor(at, plan.zone),
+    // A change recovered at start (journaled before a crash), or decided long after it was read: a peer read
+    // since may show the nights because that peer imported them from us meanwhile. Only reads made by
+    // the change explain it then; a false alarm is cheaper than a peer never told.
+    const late = change.recovered === true || clock.now() - change.at > lateDecisionMs;
+    const input = () => ({ before, after, peers: evidenceOf(plan, late ? change.at : undefined),
+      today: todayFor(at, plan.zone),
       // Since the previous read (the engine gives the last read that showed the nights before); entries
       // journaled before reads were timed: by the dates the two counts started on.
       elapsedMs: before === undefined ? 0
@@ -282,13 +290,21 @@ export function createPush(options: PushOptions): Push {
 
   /** Records a decision: in memory for status, in the store for the log; `announced` as DecisionLog says. */
   async function record(plan: ListingPlan, decision: LoggedDecision, announced?: string | null): Promise<void> {
-    stateOf(plan.id).lastDecision = decision;
+    const { change: _id, ...shown } = decision;
+    stateOf(plan.id).lastDecision = shown;
     counters.changes.labels(decision.kind).inc();
     await options.decisions.record(plan.id, decision, announced);
   }
 
-  async function notifyPeers(plan: ListingPlan, reason: string): Promise<string[]> {
-    const targets = plan.peers.filter((p) => p.notify).map((p) => ({ listing: plan.id, name: p.name, url: p.url }));
+  /** True when the last notification of that peer failed and none succeeded since (in memory). */
+  function lastFailed(listing: string, url: string): boolean {
+    const sent = notifier.peerState(listing)[url];
+    if (sent?.lastError === undefined) return false;
+    return sent.lastNotifiedAt === undefined || sent.lastError.at > sent.lastNotifiedAt;
+  }
+
+  async function notifyPeers(plan: ListingPlan, reason: string, only: readonly Peer[] = plan.peers): Promise<string[]> {
+    const targets = only.filter((p) => p.notify).map((p) => ({ listing: plan.id, name: p.name, url: p.url }));
     if (targets.length > 0) await notifier.notify(targets, reason);
     return targets.map((t) => t.name);
   }
@@ -397,13 +413,20 @@ export function createPush(options: PushOptions): Push {
       // What the peers would read now, and whether they were told about it already: once its change is
       // processed (a read under way may be finding it right now), the answer is in the log.
       const read = await readOwn(plan, 'operator').catch(() => undefined) as { kind?: string; tag?: string } | undefined;
-      await engine.settled(feedKey(plan.target, plan.id, {}).key);
       const tag = read?.kind === 'calendar' ? read.tag : undefined;
-      const alreadyTold = tag !== undefined && (await options.decisions.announced(listing)) === tag;
-      const decision = operatorDecision(clock.now(), alreadyTold);
-      if (tag !== undefined) decision.tag = tag;
-      if (!alreadyTold) decision.notified = await notifyPeers(plan, 'operator');
-      await record(plan, decision, alreadyTold || tag === undefined ? undefined : tag);
+      // In the feed's order, after that read's change: the log is current, and no change decided meanwhile
+      // has its announcement overwritten by this one.
+      const decision = await engine.afterChanges(feedKey(plan.target, plan.id, {}).key, async () => {
+        const told = tag !== undefined && (await options.decisions.announced(listing)) === tag;
+        // Peers whose last notification failed for good (refused, or dropped after push.retryFor) were not
+        // told, whatever was announced: the operator's notify is how they are told again.
+        const untold = told ? plan.peers.filter((peer) => lastFailed(plan.id, peer.url)) : plan.peers;
+        const made = operatorDecision(clock.now(), untold.length === 0);
+        if (tag !== undefined) made.tag = tag;
+        if (untold.length > 0) made.notified = await notifyPeers(plan, 'operator', untold);
+        await record(plan, made, untold.length === 0 || tag === undefined ? undefined : tag);
+        return made;
+      });
       logger.info({ listing, ...decision }, 'listing change declared by operator');
       // The upstream may export the change a little later: look again, as after a trigger.
       scheduleRereads(plan, rereadAfterTriggerMs.slice(1), 'operator');
@@ -412,6 +435,8 @@ export function createPush(options: PushOptions): Push {
     knows: (listing) => plans.has(listing),
     async status() {
       const out: Record<string, unknown> = {};
+      // One pass over the outbox for all listings, not one per listing.
+      const pending = Map.groupBy(await notifier.pending(), (item) => item.listing);
       for (const plan of plans.values()) {
         const state = stateOf(plan.id);
         if (!state.decisionLoaded) {
@@ -420,7 +445,7 @@ export function createPush(options: PushOptions): Push {
         }
         out[plan.id] = {
           peers: peersOf(plan),
-          pending: await notifier.pending(plan.id),
+          pending: pending.get(plan.id) ?? [],
           ...(state.lastDecision ? { lastDecision: state.lastDecision } : {}),
           ...(state.lastRefresh ? { lastRefresh: state.lastRefresh } : {}),
         };

@@ -249,29 +249,41 @@ test('an operator notify whose read finds the export empty applies the drop at o
   assert.equal(heads.length, 1);
 });
 
-test('a drop being held is applied at once by a trigger that follows it, one HEAD', async (t) => {
-  const { clock, platform, heads, app } = await setup(t);
-  await get(app);
-  await eventually(() => decisionsLogged(app).length >= 1, 10_000);
-  clock.advance(5 * minute);
-  platform.cancelled = true;
-  await get(app);
-  await eventually(() => decisionsLogged(app).length >= 2, 10_000);
-  assert.equal((decisionsLogged(app)[1] as Decision).kind, 'held');
+test('a drop already held when a trigger comes stays held: a booking made meanwhile does not make a broken export true',
+  async (t) => {
+    const { clock, platform, heads, app } = await setup(t);
+    await get(app);
+    await eventually(() => decisionsLogged(app).length >= 1, 10_000);
+    clock.advance(5 * minute);
+    platform.cancelled = true;
+    await get(app);
+    await eventually(() => decisionsLogged(app).length >= 2, 10_000);
+    assert.equal((decisionsLogged(app)[1] as Decision).kind, 'held');
 
-  // Ten minutes on, the platform's cancellation request passes through the sidecar.
-  clock.advance(10 * minute);
-  await cancel(app);
-  clock.advance(0);
-  await eventually(() => decisionsLogged(app).length >= 3, 10_000);
-  const applied = decisionsLogged(app)[2] as Decision;
-  assert.equal(applied.kind, 'primary', `${applied.rule}: ${applied.why}`);
-  assert.deepEqual(applied.nights, expectedRemoval);
-  clock.advance(10);
-  await eventually(() => heads.length >= 1, 10_000);
-  await eventually(() => app.logs.some((l) => l.msg === 'push notification sent'), 10_000);
-  const state = await listingJson(app);
-  assert.equal(state.snapshot?.held, undefined);
-  assert.deepEqual(state.pending, []);
-  assert.equal(heads.length, 1);
-});
+    // Ten minutes on, a request matching the trigger passes through the sidecar; its re-reads still find the
+    // export empty, as it was before the request: the drop did not follow it.
+    clock.advance(10 * minute);
+    const readsBefore = platform.reads;
+    await cancel(app);
+    clock.advance(0);
+    await eventually(() => platform.reads >= readsBefore + 1, 10_000);
+    clock.advance(2_000);
+    await eventually(() => platform.reads >= readsBefore + 2, 10_000);
+    // A read of our own, answered after the re-reads were applied; then every change they made is processed.
+    await get(app);
+    await app.app.feeds.settled();
+    assert.equal(decisionsLogged(app).length, 2, 'no decision: still held');
+    assert.ok((await listingJson(app)).snapshot?.held, 'still held');
+    assert.equal(heads.length, 0);
+
+    // Once hold.span has passed since the drop was first seen, a read that still shows it applies it.
+    clock.advance(2 * 60 * minute);
+    await get(app);
+    await eventually(() => decisionsLogged(app).length >= 3, 10_000);
+    const applied = decisionsLogged(app)[2] as Decision;
+    assert.equal(applied.kind, 'primary', `${applied.rule}: ${applied.why}`);
+    assert.deepEqual(applied.nights, expectedRemoval);
+    clock.advance(10);
+    await eventually(() => heads.length >= 1, 10_000);
+    assert.equal(heads.length, 1);
+  });

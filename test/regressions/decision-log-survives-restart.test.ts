@@ -156,16 +156,17 @@ test('the decision log is in the store: after a restart the same decisions, newe
 });
 
 test('at most the last 50 decisions are kept, newest first, across a restart', async (t) => {
-  const { feed, heads, start } = await setup(t);
+  const { feed, start } = await setup(t);
   const clock = createFakeClock(Date.UTC(2026, 11, 1, 12));
   const app = await start(clock);
   await read(app, 1);
-  // 60 changes that change no night: only the summary does.
+  // 60 changes, each news: a second stay booked, then cancelled, then booked again…
+  const first = stay('a@test', '20270110', '20270115');
   for (let i = 1; i <= 60; i += 1) {
     clock.advance(60_000);
-    feed.text = calendarOf(stay('a@test', '20270110', '20270115').replace('SUMMARY:Reserved', `SUMMARY:Reserved ${i}`));
+    feed.text = i % 2 === 1 ? calendarOf(first, stay('b@test', '20270301', '20270303')) : calendarOf(first);
     const decision = await read(app, i + 1);
-    assert.equal(decision.kind, 'no-night-change');
+    assert.equal(decision.kind, 'primary');
   }
   const kept = (await listingJson(app)).decisions;
   assert.equal(kept.length, 50);
@@ -175,6 +176,24 @@ test('at most the last 50 decisions are kept, newest first, across a restart', a
 
   const restarted = await start(createFakeClock(Date.UTC(2026, 11, 2, 12)));
   assert.deepEqual((await listingJson(restarted)).decisions, kept);
+});
+
+test('changes in a row that leave the nights as they were are one entry, with how many and since when', async (t) => {
+  const { feed, heads, start } = await setup(t);
+  const clock = createFakeClock(Date.UTC(2026, 11, 1, 12));
+  const app = await start(clock);
+  await read(app, 1);
+  const firstAt = new Date(clock.now() + 60_000).toISOString();
+  // 60 changes that change no night: only the summary does (an export rewriting its text on every read).
+  for (let i = 1; i <= 60; i += 1) {
+    clock.advance(60_000);
+    feed.text = calendarOf(stay('a@test', '20270110', '20270115').replace('SUMMARY:Reserved', `SUMMARY:Reserved ${i}`));
+    assert.equal((await read(app, i + 1)).rule, 'nights-unchanged');
+  }
+  const kept = (await listingJson(app)).decisions as (Decision & { repeats?: number; firstAt?: string })[];
+  assert.deepEqual(kept.map((d) => [d.rule, d.repeats, d.firstAt]),
+    [['nights-unchanged', 60, firstAt], ['first-read', undefined, undefined]]);
+  assert.equal(kept[0]?.version, 61, 'the latest of them');
   assert.equal(heads.length, 0);
 });
 

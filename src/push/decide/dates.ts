@@ -74,6 +74,13 @@ export function canonicalTimeZone(name: string): string | undefined {
 
 // Dates ↔ day numbers (days since 1970-01-01) by arithmetic: the decision walks nights one by one, and
 // Date parsing and formatting were most of its time (measured by `npm run bench -- decide`).
+/** A zone a listing can be in: an IANA name the runtime knows, in its canonical spelling, that is not a
+ * fixed offset under an IANA name (`Etc/GMT+1`); undefined otherwise. */
+export function usableTimeZone(name: string): string | undefined {
+  const canonical = canonicalTimeZone(name);
+  return canonical === undefined || /^Etc\/GMT[+-]\d+$/i.test(canonical) ? undefined : canonical;
+}
+
 function dayNumber(date: string): number {
   const days = parseDayNumber(date);
   if (days === undefined) throw new RangeError(`not a YYYY-MM-DD date: ${date}`);

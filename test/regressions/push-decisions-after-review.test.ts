@@ -112,7 +112,9 @@ test('a change recovered after a crash is primary even when a peer imported it f
   const path = join(dir, 'icalpush.db');
   const { feed, upstream, heads, peers } = await servers(t, ['A', 'B']);
   feed.text = calendarOf(stay('a@test', '20270110', '20270113'));
-  const config = { listings: { x: { peers: peers.map((p) => ({ name: p.name, url: p.url })) } }, push: { watch: 0 as const } };
+  const config = {
+    listings: { x: { peers: peers.map((p) => ({ name: p.name, url: p.url })) } }, push: { watch: 0 as const },
+  };
   const real = await openStore(path);
   const crash = createCrashStore(real, { reject: true });
   const first = await startApp(t, upstream.url, config, crash.store);

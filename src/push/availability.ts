@@ -15,7 +15,7 @@
 //   past events contribute nothing: an event expiring out of the feed changes nothing.
 // Entity identity (UID, DTSTAMP, SEQUENCE, SUMMARY) plays no part: re-keyed stays give the same set.
 import { type EventSpan, parseEventSpans } from '../ical/parse.ts';
-import { wallClock } from './decide/dates.ts';
+import { utcDate, wallClock } from './decide/dates.ts';
 import { furthestRun } from './decide/edge-block.ts';
 
 /** What busyNights read: the busy nights, how many VEVENTs could not be read (they block nothing), and
@@ -25,9 +25,6 @@ export type BusyNights = { nights: Set<string>; unreadable: number; busySafe?: n
 /** Nights are counted in [today, today + horizonDays); `today` is a YYYY-MM-DD. With `zone` (an IANA
  * name) timed events fall on that zone's dates. */
 export type BusyNightsOptions = { today: string; horizonDays?: number; zone?: string };
-
-/** Nights that became busy and nights that became free, each sorted ascending. */
-export type NightsDiff = { added: string[]; removed: string[] };
 
 /** How far ahead nights are counted unless told otherwise: two years, past every platform's export window. */
 export const defaultHorizonDays = 730;
@@ -87,20 +84,6 @@ export function edgeRunEvents(spans: readonly EventSpan[], busy: readonly string
     if (events > 1) break;
   }
   return events;
-}
-
-/** The nights added and removed between two sets, sorted. With `today`, nights before it are left out:
- * a set stored yesterday still holds yesterday's night, and the night passing is no change. */
-export function diffNights(before: ReadonlySet<string>, after: ReadonlySet<string>, today?: string): NightsDiff {
-  const counts = (night: string) => today === undefined || night >= today;
-  const added = [...after].filter((night) => !before.has(night) && counts(night)).sort();
-  const removed = [...before].filter((night) => !after.has(night) && counts(night)).sort();
-  return { added, removed };
-}
-
-/** Today's date (UTC) as YYYY-MM-DD for a clock time. */
-export function dateOf(ms: number): string {
-  return isoDay(ms);
 }
 
 // The first night a span blocks and the night after its last one, as UTC midnights.
@@ -165,5 +148,5 @@ function floorDay(ms: number): number {
 }
 
 function isoDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  return utcDate(ms);
 }

@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { parseEventSpans } from '../../src/ical/parse.ts';
+import { addDays } from '../../src/push/decide/dates.ts';
 import {
-  busyNights, dateOf, defaultHorizonDays, diffNights, withoutNodeIcalWarnings,
+  busyNights, defaultHorizonDays, withoutNodeIcalWarnings,
 } from '../../src/push/availability.ts';
 
 const calendar = (...components: string[]) => `BEGIN:VCALENDAR\nVERSION:2.0\n${components.join('\n')}\nEND:VCALENDAR\n`;
 const vevent = (...lines: string[]) => `BEGIN:VEVENT\n${lines.join('\n')}\nEND:VEVENT`;
 const fixture = (name: string) => readFile(new URL(`../fixtures/feeds/${name}.ics`, import.meta.url), 'utf8');
 
-const dayMs = 24 * 60 * 60 * 1000;
-const addDays = (date: string, days: number) => dateOf(Date.parse(`${date}T00:00:00Z`) + days * dayMs);
 const compact = (date: string) => date.replaceAll('-', '');
 /** The nights from `first` up to, not including, `end`. */
 const nightsFrom = (first: string, end: string) => {
@@ -167,24 +166,6 @@ test('busyNights rejects a today that is not a YYYY-MM-DD date', async () => {
   await assert.rejects(busyNights('', { today: '2026-02-30' }), RangeError);
   await assert.rejects(busyNights('', { today: '1 March 2026' }), RangeError);
   await assert.rejects(busyNights('', { today: '2026-03-01', horizonDays: -1 }), RangeError);
-});
-
-test('diffNights lists added and removed nights, sorted', () => {
-  const before = new Set(['2026-03-05', '2026-03-01', '2026-03-02']);
-  const after = new Set(['2026-03-09', '2026-03-02', '2026-03-07']);
-  assert.deepEqual(diffNights(before, after), { added: ['2026-03-07', '2026-03-09'], removed: ['2026-03-01', '2026-03-05'] });
-  assert.deepEqual(diffNights(after, after), { added: [], removed: [] });
-});
-
-test('diffNights with today leaves out nights before it', () => {
-  const before = new Set(['2026-03-01', '2026-03-02']);
-  const after = new Set(['2026-02-28', '2026-03-02', '2026-03-03']);
-  assert.deepEqual(diffNights(before, after, '2026-03-02'), { added: ['2026-03-03'], removed: [] });
-});
-
-test('dateOf gives the UTC date of a clock time', () => {
-  assert.equal(dateOf(Date.parse('2026-08-22T23:59:59.999Z')), '2026-08-22');
-  assert.equal(dateOf(Date.parse('2026-08-23T00:00:00.000Z')), '2026-08-23');
 });
 
 test('the warning feed makes node-ical warn when parsed directly', async (t) => {

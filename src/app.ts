@@ -17,7 +17,7 @@ import { createNotifier } from './push/notifier.ts';
 import { createListingPlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
-import { createPassthrough } from './http/proxy.ts';
+import { createPassthrough, type PassthroughDecoration } from './http/proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
@@ -243,7 +243,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     } else {
       const feedOutcome = route.kind === 'feed' ? await answerFeed(req, res, route) : undefined;
       if (feedOutcome?.kind === 'answered') errorCode = feedOutcome.errorCode;
-      else errorCode = await passThrough(req, res, fields);
+      else errorCode = await passThrough(req, res, fields, feedOutcome?.decoration);
     }
     const durationMs = clock.now() - startedAt;
     metrics.record(route.kind, res.statusCode, durationMs, errorCode);
@@ -299,8 +299,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
   }
 
-  async function passThrough(req: IncomingMessage, res: ServerResponse, fields: ReturnType<typeof requestFields>) {
-    const outcome = await passthrough.web(req, res);
+  async function passThrough(req: IncomingMessage, res: ServerResponse, fields: ReturnType<typeof requestFields>,
+    decoration?: PassthroughDecoration) {
+    const outcome = await passthrough.web(req, res, decoration);
     if (outcome.ok) {
       pushed.afterProxied(req.method ?? 'GET', requestPath(req.url ?? '/'), outcome.statusCode);
       return undefined;

@@ -53,6 +53,8 @@ export type FeedState = {
   lastError?: { at: number; reason: string };
   /** The upstream's last answer was 404/410: HEAD must not claim a calendar (SPEC "HEAD"). */
   gone?: boolean;
+  /** The upstream's last answer was not a calendar (any status, type or body): HEAD passes through. */
+  notCalendar?: boolean;
   /** A sudden drop seen since `since` and not applied yet (SPEC "Guarantees"). */
   hold?: { since: number; entities: number };
   /** Entities re-keyed by content on the last read that re-keyed any. */
@@ -330,14 +332,15 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     census.paths.set(path, (census.paths.get(path) ?? 0) + 1);
   }
 
-  async function recordError(feed: FeedKey, reason: string, gone = false): Promise<void> {
+  async function recordError(feed: FeedKey, reason: string, gone = false, notCalendar = false): Promise<void> {
     const now = clock.now();
     try {
       // In the feed's queue: a read-modify-write beside an apply would put its older state back.
       await serialized(feed.key, async () => {
         const previous = await loadState(feed.key);
         if (!previous) return;
-        await saveState(feed.key, { ...previous, lastError: { at: now, reason }, ...(gone ? { gone } : {}) }, true);
+        await saveState(feed.key, { ...previous, lastError: { at: now, reason }, ...(gone ? { gone } : {}),
+          ...(notCalendar ? { notCalendar } : {}) }, true);
       });
     } catch (err) {
       logger.error({ err, feed: redact(feed.target) }, 'feed state not saved');
@@ -612,6 +615,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     delete state.lineage;
     delete state.version;
     delete state.gone;
+    delete state.notCalendar;
     delete state.degraded;
     if (changed) {
       const change = await journal({
@@ -648,6 +652,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       ...(history.fingerprint === undefined ? {} : { fingerprint: history.fingerprint }),
     };
     delete state.gone;
+    delete state.notCalendar;
     return state;
   }
 
@@ -665,7 +670,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     if (fetched.kind === 'not-calendar') {
       metrics.read('not_calendar');
       const gone = fetched.reason === 'status' && (fetched.status === 404 || fetched.status === 410);
-      await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone);
+      await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone, true);
       return { kind: 'not-calendar', answer: fetched, reason: fetched.reason };
     }
     const fingerprint = await fingerprintAsync(fetched.body);

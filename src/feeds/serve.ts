@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
+import type { PassthroughDecoration } from '../http/proxy.ts';
 import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
@@ -17,8 +18,10 @@ import { decodeToken, encodeToken } from './sync-token.ts';
 /** The feed route the router matched. */
 export type FeedRoute = { path: string; listing: string; pattern: string };
 
-/** What the handler did: `passthrough` hands the request to the passthrough untouched. */
-export type FeedOutcome = { kind: 'answered'; errorCode?: string } | { kind: 'passthrough' };
+/** What the handler did: `passthrough` hands the request to the passthrough, with what it adds. */
+export type FeedOutcome =
+  | { kind: 'answered'; errorCode?: string }
+  | { kind: 'passthrough'; decoration?: PassthroughDecoration };
 
 /** Answers one request on a feed path. */
 export type FeedHandler = (req: IncomingMessage, res: ServerResponse, route: FeedRoute) => Promise<FeedOutcome>;
@@ -49,6 +52,21 @@ const replacedHeaders = new Set(['etag', 'last-modified', 'content-length', 'var
 // Full enhanced answers are rebuilt only when the version moves.
 const fullBodyCacheBytes = 32 * 1024 * 1024;
 const maxCachedFullBodyBytes = 4 * 1024 * 1024;
+
+/** The upstream's Vary with ours added (each name once). */
+function mergeVary(upstream: string | string[] | undefined, ours: readonly string[]): string {
+  const names = (Array.isArray(upstream) ? upstream.join(',') : upstream ?? '').split(',').map((n) => n.trim())
+    .filter((n) => n !== '');
+  if (names.includes('*')) return '*';
+  const seen = new Set(names.map((n) => n.toLowerCase()));
+  return [...names, ...ours.filter((n) => !seen.has(n.toLowerCase()))].join(', ');
+}
+
+/** True for a text/calendar Content-Type. */
+function isCalendarType(value: string | string[] | undefined): boolean {
+  const type = (Array.isArray(value) ? value[0] : value)?.split(';')[0]?.trim().toLowerCase();
+  return type === 'text/calendar';
+}
 
 /** Creates the feed handler. */
 export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
@@ -97,12 +115,19 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
 
   return async (req, res, route) => {
     const method = req.method ?? 'GET';
-    // A CORS preflight is the upstream's to answer: it knows which origins it serves.
-    if (method === 'OPTIONS' && req.headers['access-control-request-method'] === undefined) {
-      res.writeHead(204, { allow, ...linkHeader(req, targetOf(req)), vary: varyOn.join(', ') });
-      res.end();
-      metrics.answer('options', 'full');
-      return { kind: 'answered' };
+    if (method === 'OPTIONS') {
+      // SPEC "OPTIONS": the upstream's answer (Allow, DAV, CORS…): CalDAV and CardDAV clients probe the
+      // server's capabilities on the very paths that are feeds. Answered here only when it fails.
+      const link = linkHeader(req, targetOf(req));
+      return { kind: 'passthrough', decoration: {
+        headers: (status, headers) => (status < 400 ? { ...link, vary: mergeVary(headers.vary, varyOn) } : {}),
+        onFailure(local) {
+          local.writeHead(204, { allow, ...link, vary: varyOn.join(', ') });
+          local.end();
+          metrics.answer('options', 'full');
+          return true;
+        },
+      } };
     }
     if (method !== 'GET' && method !== 'HEAD') return { kind: 'passthrough' };
 
@@ -113,6 +138,15 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     if (method === 'HEAD') {
       // SPEC: answered at once from the snapshot, never waiting on the upstream.
       const state = await engine.state(feed.key).catch(() => undefined);
+      if (!state || state.gone || state.notCalendar) {
+        // No usable snapshot (never read, not a calendar, 404/410 upstream): the upstream's answer, so a
+        // HEAD never claims a calendar that is not there. Still an inbound notification.
+        options.onHead?.(route);
+        return { kind: 'passthrough', decoration: {
+          headers: (status, headers) => (status < 300 && isCalendarType(headers['content-type'])
+            ? { ...common, vary: mergeVary(headers.vary, varyOn) } : {}),
+        } };
+      }
       // A HEAD answer without a length closes the connection; the last read's size is what a GET
       // would most likely send (RFC 9110 §9.3.2 lets it be omitted, not made up otherwise).
       const headers: Record<string, string> = { 'content-type': calendarType, ...common,

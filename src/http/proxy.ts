@@ -20,10 +20,18 @@ export type PassthroughOutcome =
   | { ok: true; statusCode: number }
   | { ok: false; error: IcalpushError; statusCode?: number };
 
+/** What a caller adds to one passed-through answer (OPTIONS and HEAD on feed paths). */
+export type PassthroughDecoration = {
+  /** Headers to set on the upstream's answer, given its status and headers. */
+  headers?: (status: number, headers: Record<string, string | string[]>) => Record<string, string>;
+  /** The upstream failed before answering: answer locally instead of the error (true when it did). */
+  onFailure?: (res: ServerResponse, error: IcalpushError) => boolean;
+};
+
 /** The passthrough engine. */
 export type Passthrough = {
   /** Streams `req` to the upstream and its answer to `res`; never throws, never rejects. */
-  web(req: IncomingMessage, res: ServerResponse): Promise<PassthroughOutcome>;
+  web(req: IncomingMessage, res: ServerResponse, decoration?: PassthroughDecoration): Promise<PassthroughOutcome>;
   /** Tunnels an Upgrade request (WebSocket) to the upstream; errors close the socket. */
   upgrade(
     req: IncomingMessage,
@@ -46,7 +54,7 @@ export function createPassthrough(upstream: UpstreamPool): Passthrough {
   tunnel.on('error', () => {});
 
   return {
-    web(req, res) {
+    web(req, res, decoration) {
       return new Promise<PassthroughOutcome>((resolve) => {
         // A dispatch handler of our own rather than pool.stream(): no AbortSignal per request
         // (its EventTarget listeners cost more CPU than the rest of the proxy, measured).
@@ -60,6 +68,12 @@ export function createPassthrough(upstream: UpstreamPool): Passthrough {
           resolve(outcome);
         };
         const fail = (error: IcalpushError) => {
+          const local = statusCode === undefined && !res.headersSent && !res.destroyed &&
+            decoration?.onFailure?.(res, error) === true;
+          if (local) {
+            settle({ ok: true, statusCode: res.statusCode });
+            return;
+          }
           if (!res.destroyed) sendError(res, error);
           settle({ ok: false, error, ...(statusCode === undefined ? {} : { statusCode }) });
         };
@@ -88,7 +102,8 @@ export function createPassthrough(upstream: UpstreamPool): Passthrough {
               // 1xx answers (103 Early Hints) are not relayed; the final answer follows.
               if (status < 200) return;
               statusCode = status;
-              res.writeHead(status, forwardedResponseHeaders(headers));
+              const forwarded = forwardedResponseHeaders(headers);
+              res.writeHead(status, { ...forwarded, ...decoration?.headers?.(status, forwarded) });
               // A small answer's headers, body and end usually arrive in this same tick: cork so
               // they leave in one write, and uncork next tick so a long body still streams.
               res.cork();

@@ -11,7 +11,7 @@ import ICAL from 'ical.js';
 import { type Dispatcher, request } from 'undici';
 import { openStore } from '../../src/store/open-store.ts';
 import { startApp } from '../helpers/app.ts';
-import { startServer } from '../helpers/servers.ts';
+import { closedPort, startServer } from '../helpers/servers.ts';
 import { createFakeClock } from '../store/fake-clock.ts';
 
 const feedsDir = new URL('../fixtures/feeds/', import.meta.url);
@@ -444,7 +444,15 @@ for (const bad of badAnswers) {
     assert.equal(header(res, 'content-type'), bad.type);
     assert.ok(upstream.lastBody);
     assert.deepEqual(res.bytes, upstream.lastBody);
-    assert.equal(etagOf(await send(feed, { method: 'HEAD' })), etag);
+    const head = await send(feed, { method: 'HEAD' });
+    if (bad.mode === 'empty') {
+      // A valid calendar, held: the snapshot still stands for the feed.
+      assert.equal(etagOf(head), etag);
+    } else {
+      // The last answer was not a calendar: HEAD is the upstream's, never the old snapshot's (SPEC "HEAD").
+      assert.equal(head.status, bad.status);
+      assert.equal(header(head, 'etag'), undefined);
+    }
 
     upstream.mode = 'calendar';
     const after = await enhanced(feed, token);
@@ -799,26 +807,51 @@ test('HEAD is answered from the snapshot while the upstream is stalled, without 
   assert.equal((await slow).status, 200);
 });
 
-test('HEAD for a feed never read gets 200 with Link and no ETag, without contacting the upstream', async (t) => {
-  const { upstream, app } = await setup(t);
-  const res = await send(`${app.url}/calendar/unknown.ics`, { method: 'HEAD' });
-  assert.equal(res.status, 200);
-  assert.equal(header(res, 'etag'), undefined);
-  assert.match(header(res, 'link') ?? '', /\/calendar\/unknown\.ics>; rel="subscribe-enhanced-get subscribe-enhanced_get"$/);
-  assert.equal(upstream.total(), 0);
+test('HEAD for a feed never read is the upstream\'s answer: a calendar gets Link, a 404 stays a 404', async (t) => {
+  const { upstream, app, feed } = await setup(t);
+  const missing = await send(`${app.url}/calendar/unknown.ics`, { method: 'HEAD' });
+  assert.equal(missing.status, 404);
+  assert.equal(header(missing, 'link'), undefined);
+  assert.equal(upstream.count('/calendar/unknown.ics', 'HEAD'), 1);
+  const there = await send(feed, { method: 'HEAD' });
+  assert.equal(there.status, 200);
+  assert.equal(header(there, 'etag'), '"upstream-1"', 'the upstream\'s own validator: there is no snapshot yet');
+  assert.match(header(there, 'link') ?? '', /\/calendar\/a\.ics>; rel="subscribe-enhanced-get subscribe-enhanced_get"$/);
+  assert.match(header(there, 'vary') ?? '', /Prefer, Sync-Token, If-None-Match/);
+});
+
+test('a calendar deleted upstream (404) retires its snapshot for HEAD', async (t) => {
+  const { upstream, feed } = await setup(t);
+  const etag = etagOf(await send(feed));
+  assert.ok(etag);
+  assert.equal(etagOf(await send(feed, { method: 'HEAD' })), etag);
+  upstream.feeds.delete('a');
+  assert.equal((await send(feed)).status, 404);
+  const head = await send(feed, { method: 'HEAD' });
+  assert.equal(head.status, 404);
+  assert.equal(header(head, 'etag'), undefined);
 });
 
 // ---------------------------------------------------------------------------------------------
 // 9. OPTIONS
 
-test('OPTIONS on a feed path gets Allow and Link without contacting the upstream', async (t) => {
+test('OPTIONS on a feed path is the upstream\'s answer with Link and Vary added', async (t) => {
   const { upstream, feed } = await setup(t);
   const res = await send(feed, { method: 'OPTIONS' });
-  assert.ok(res.status >= 200 && res.status < 300, `status ${res.status}`);
+  assert.equal(upstream.count('/calendar/a.ics', 'OPTIONS'), 1);
+  assert.equal(res.status, 204);
+  assert.equal(header(res, 'access-control-allow-methods'), 'GET, HEAD');
+  assert.match(header(res, 'link') ?? '', /\/calendar\/a\.ics>; rel="subscribe-enhanced-get subscribe-enhanced_get"$/);
+  assert.match(header(res, 'vary') ?? '', /Prefer, Sync-Token, If-None-Match/);
+});
+
+test('OPTIONS on a feed path is answered locally, with Allow and Link, only when the upstream fails', async (t) => {
+  const app = await startApp(t, `http://127.0.0.1:${await closedPort()}`);
+  const res = await send(`${app.url}/calendar/a.ics`, { method: 'OPTIONS' });
+  assert.equal(res.status, 204);
   const allow = (header(res, 'allow') ?? '').split(',').map((m) => m.trim());
   for (const method of ['GET', 'HEAD', 'OPTIONS']) assert.ok(allow.includes(method), `Allow has ${method}`);
   assert.match(header(res, 'link') ?? '', /\/calendar\/a\.ics>; rel="subscribe-enhanced-get subscribe-enhanced_get"$/);
-  assert.equal(upstream.total(), 0);
 });
 
 test('a CORS preflight on a feed path goes to the upstream', async (t) => {

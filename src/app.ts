@@ -18,6 +18,7 @@ import { createListingPlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough, type PassthroughDecoration } from './http/proxy.ts';
+import { createTrustedProxies } from './http/trust-proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
@@ -206,6 +207,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     metrics: feedMetrics,
     clock,
     publicBaseUrl: config.publicBaseUrl,
+    trustedProxies: createTrustedProxies(config.trustProxy),
     maxAge: new Map(config.feeds.map((feed) => [feed.path, feed.maxAge])),
     onHead: (route) => pushed.inbound(route.listing),
     onHookHeader(feed, value, seen) {

@@ -5,6 +5,7 @@ import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts'
 import { logLevels } from '../log.ts';
 import { byteSizePattern, parseByteSize } from './byte-size.ts';
 import { durationPattern, parseDuration } from './duration.ts';
+import { parseTrustedRange } from '../http/trust-proxy.ts';
 import { usableTimeZone } from '../push/decide/dates.ts';
 
 const durationMessage = 'must be a duration like 500ms, 30s, 5m, 1h or 7d';
@@ -170,6 +171,12 @@ export const configSchema = z
       .array(feedPattern)
       .min(1, { error: 'needs at least one feed pattern' })
       .describe('Which upstream paths are calendar feeds.'),
+    trustProxy: z
+      .array(z.string().refine((value) => parseTrustedRange(value) !== undefined, {
+        error: (issue) => `is not an IP address or CIDR range such as 10.0.0.0/8: ${String(issue.input)}`,
+      }))
+      .default(['127.0.0.1/8', '::1'])
+      .describe('Clients whose X-Forwarded-Proto/-Host are believed for the Link base (CIDRs or addresses).'),
     listings: z
       .record(listingId, listing)
       .default({})

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import type { PassthroughDecoration } from '../http/proxy.ts';
+import type { TrustedProxies } from '../http/trust-proxy.ts';
 import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
@@ -31,8 +32,10 @@ export type FeedHandlerOptions = {
   engine: FeedEngine;
   metrics: FeedMetrics;
   clock: Clock;
-  /** Base of the absolute URLs in Link; default: the request's Host. */
+  /** Base of the absolute URLs in Link; default: a trusted proxy's X-Forwarded-Proto/-Host, else Host. */
   publicBaseUrl?: string | undefined;
+  /** Clients whose X-Forwarded-Proto/-Host are believed (`trustProxy`); default: none. */
+  trustedProxies?: TrustedProxies;
   /** `maxAge` (ms) of each feed pattern, by pattern source. */
   maxAge: ReadonlyMap<string, number>;
   /** After a HEAD is answered: it is an inbound iPP notification for the listing (SPEC "HEAD"). */
@@ -80,10 +83,14 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
   function linkHeader(req: IncomingMessage, target: string): Record<string, string> {
     let origin = base;
     if (origin === undefined) {
-      const host = req.headers.host;
+      // The proxy in front says what the client asked for; nobody else is believed.
+      const trusted = options.trustedProxies?.(req.socket.remoteAddress) === true;
+      const first = (value: string | string[] | undefined) =>
+        (Array.isArray(value) ? value.join(',') : value ?? '').split(',')[0]?.trim() || undefined;
+      const host = (trusted ? first(req.headers['x-forwarded-host']) : undefined) ?? req.headers.host;
       // A Host that is not a plain authority never ends up in a header we send.
       if (host === undefined || !/^[A-Za-z0-9.:[\]_-]+$/.test(host)) return {};
-      const forwarded = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]?.trim().toLowerCase();
+      const forwarded = trusted ? first(req.headers['x-forwarded-proto'])?.toLowerCase() : undefined;
       const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
       const proto = forwarded === 'https' || forwarded === 'http' ? forwarded : encrypted ? 'https' : 'http';
       origin = `${proto}://${host}`;

@@ -31,6 +31,7 @@ test('proxy.example.yaml yields the documented values', async () => {
       maxEntitiesPerFeed: 25_000,
       hold: { span: 2 * 3_600_000, fraction: 0.5 },
     },
+    trustProxy: ['127.0.0.1/8', '::1'],
     listings: {
       'beach-house': {
         feed: '/calendar/beach-house.ics?t=demo-token',

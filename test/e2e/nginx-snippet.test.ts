@@ -19,10 +19,9 @@ test('the nginx snippet routes feeds and triggers through icalpush and the rest 
   skip: nginx ? false : 'nginx not installed',
 }, async (t) => {
   const upstream = await startServer(t, (req, res) => {
-    res.writeHead(200, {
-      'content-type': req.url?.endsWith('.ics') ? 'text/calendar' : 'text/plain',
-    });
-    res.end(`platform saw ${req.method} ${req.url}`);
+    const feed = req.url?.endsWith('.ics') === true;
+    res.writeHead(200, { 'content-type': feed ? 'text/calendar' : 'text/plain' });
+    res.end(feed ? 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nEND:VCALENDAR\r\n' : `platform saw ${req.method} ${req.url}`);
   });
   const sidecar = await startApp(t, upstream.url, {
     push: { triggers: [{ method: 'POST', path: '/bookings/{listing}/**' }] },
@@ -88,6 +87,11 @@ http {
     });
     assert.equal(res.statusCode, 200, `${method} ${path}`);
     await res.body.dump();
+    // The Link a client gets names nginx, on its own (non-default) port.
+    if (path.startsWith('/calendar/')) {
+      assert.match(String(res.headers.link), new RegExp(`^<http://127\\.0\\.0\\.1:${port}/calendar/beach-house\\.ics>;`),
+        `${method} ${path}`);
+    }
   }
   await sidecar.waitForLog(
     (l) => (l.req as { url?: string } | undefined)?.url === '/_icalpush/healthz',

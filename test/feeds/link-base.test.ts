@@ -60,7 +60,7 @@ test('trustProxy entries must be addresses or CIDR ranges; the error names the e
   const result = parseConfigText([
     'upstream: http://127.0.0.1:9000', 'feeds:', '  - path: /calendar/{listing}.ics',
     'trustProxy: [10.0.0.0/8, "::1", fd00::/8, 10.0.0.0/33, proxy.internal]',
-  ].join('\n'), {});
+  ].join('\n'), { env: {}, sourceName: 'proxy.yaml', baseDir: '.' });
   assert.equal(result.ok, false);
   const problems = result.ok ? [] : result.problems.map((p) => `${p.path}: ${p.message}`);
   assert.deepEqual(problems, [

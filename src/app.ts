@@ -163,6 +163,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       maxBodyBytes: config.snapshots.maxBodyBytes,
       deadlineMs: config.timeouts.upstream,
       clock,
+      keyHeaders: Object.values(config.listings).flatMap((listing) => Object.keys(listing.headers)),
     }),
     analyzer,
     clock,

@@ -107,6 +107,10 @@ const peer = z
       'The peer\'s .ics feed for this listing: read when pushed, notified on change.',
     ),
     notify: z.boolean().default(true).describe('Send iPP HEAD notifications to url.'),
+    headers: z
+      .record(headerName, z.string())
+      .default({})
+      .describe('Request headers sent when reading this peer\'s feed (credentials: values are never shown).'),
   })
   .describe('Another platform connected to this listing.');
 
@@ -117,6 +121,10 @@ const listing = z
       .regex(/^\/\S*$/, { error: 'must be a path (and query) starting with /' })
       .optional()
       .describe('Explicit own feed path and query; default: the first feeds pattern.'),
+    headers: z
+      .record(headerName, z.string())
+      .default({})
+      .describe('Request headers sent on the sidecar\'s own reads of this listing\'s feed (values never shown).'),
     timezone: timeZone
       .optional()
       .describe('IANA zone of the property: what "today" means for it; default: push.timezone.'),

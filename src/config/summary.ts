@@ -40,11 +40,16 @@ export function summarizeConfig(config: Config, sourceName: string): string {
       ? `${redact(listing.feed)} (explicit)`
       : own === undefined ? '(no feed)' : redact(own);
     const zone = listing.timezone ?? config.push.timezone;
-    row(id, `feed ${feed}  today: ${zone ?? 'conservative (UTC-12 / UTC+14)'}`);
+    const sent = Object.keys(listing.headers);
+    // Header values are credentials: only their names are shown.
+    row(id, `feed ${feed}  today: ${zone ?? 'conservative (UTC-12 / UTC+14)'}${
+      sent.length > 0 ? `  headers: ${sent.join(', ')}` : ''}`);
     if (listing.peers.length === 0) lines.push('    no peers');
     for (const peer of listing.peers.slice(0, maxPeers)) {
       const label = peer.name ?? hostOf(peer.url);
-      row(label, `${redact(peer.url)}  notify ${peer.notify ? 'on' : 'off'}`, 4);
+      const peerHeaders = Object.keys(peer.headers);
+      row(label, `${redact(peer.url)}  notify ${peer.notify ? 'on' : 'off'}${
+        peerHeaders.length > 0 ? `  headers: ${peerHeaders.join(', ')}` : ''}`, 4);
     }
     if (listing.peers.length > maxPeers) {
       lines.push(`    … and ${listing.peers.length - maxPeers} more peers`);

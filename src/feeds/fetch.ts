@@ -53,6 +53,9 @@ export type FeedFetcherOptions = {
   /** Total deadline of one read, headers and body (SPEC "Guarantees"); default the pool's timeout. */
   deadlineMs?: number;
   clock?: Clock;
+  /** More headers that change what the upstream answers (the credentials of `listings.<id>.headers`):
+   * fetches that differ in them never share, so a client without them never gets what they unlock. */
+  keyHeaders?: readonly string[];
 };
 
 /** Reads feeds from the upstream. */
@@ -103,6 +106,7 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   // An entry lives only while its upstream request does, and that request has a total deadline, so a
   // body that trickles frees every waiter when it fires.
   const running = createSingleFlight<FeedFetch>();
+  const sharedBy = [...new Set([...keyHeaders, ...(options.keyHeaders ?? []).map((name) => name.toLowerCase())])];
   let started = 0;
 
   async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
@@ -128,7 +132,7 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
 
   return {
     // SPEC "GET (plain)": concurrent GETs of the same URL share one upstream fetch.
-    fetch: (target, headers) => running(singleFlightKey(target, headers), () => fetchOnce(target, headers)),
+    fetch: (target, headers) => running(singleFlightKey(target, headers, sharedBy), () => fetchOnce(target, headers)),
     inflight: () => running.size,
   };
 }
@@ -190,11 +194,11 @@ function mediaType(value: string | string[] | undefined): string {
 }
 
 /** The target plus every answer-changing header, case-insensitively; JSON keeps the parts apart. */
-function singleFlightKey(target: string, headers: Record<string, string | string[]>): string {
+function singleFlightKey(target: string, headers: Record<string, string | string[]>, names: readonly string[]): string {
   const values: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if ((keyHeaders as readonly string[]).includes(lower)) values[lower] = value;
+    if (names.includes(lower)) values[lower] = value;
   }
-  return JSON.stringify([target, ...keyHeaders.map((name) => values[name] ?? null)]);
+  return JSON.stringify([target, ...names.map((name) => values[name] ?? null)]);
 }

@@ -23,7 +23,15 @@ import { nightsRequestAt } from './plans.ts';
 /** A peer as the connection map names it. */
 /** A peer as the connection map names it; `zone` is its listing's (a peer's nights are counted as the
  * listing's own, so they can explain them: the same dates, the same window). */
-export type Peer = { listing: string; name: string; url: string; notify: boolean; zone?: string };
+export type Peer = {
+  listing: string;
+  name: string;
+  url: string;
+  notify: boolean;
+  zone?: string;
+  /** `peers[].headers`: sent on every read of the peer's feed (credentials). */
+  headers?: Readonly<Record<string, string>>;
+};
 
 /** What is known of a peer's feed from its last read. */
 export type PeerSnapshot = {
@@ -127,7 +135,7 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   async function get(peer: Peer, headers: Record<string, string>): Promise<Answer | { reason: string }> {
     const result = await client.request(peer.url, {
       method: 'GET',
-      headers: { 'user-agent': options.userAgent, accept: 'text/calendar', ...headers },
+      headers: { 'user-agent': options.userAgent, accept: 'text/calendar', ...peer.headers, ...headers },
       deadlineMs: options.timeoutMs,
       maxBodyBytes: options.maxBodyBytes,
     });

@@ -11,7 +11,14 @@ import type { Peer } from './peers.ts';
 
 /** One listing of the map: its own feed's target, its peers, and the IANA zone its "today" is taken in
  * (`listings.<id>.timezone`, else `push.timezone`; absent: the conservative rule). */
-export type ListingPlan = { id: string; target: string; peers: Peer[]; zone?: string };
+export type ListingPlan = {
+  id: string;
+  target: string;
+  peers: Peer[];
+  zone?: string;
+  /** `listings.<id>.headers`: sent on the sidecar's own reads of the feed (credentials). */
+  headers: Readonly<Record<string, string>>;
+};
 
 /** The map. */
 export type ListingPlans = {
@@ -34,9 +41,10 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & 
     const plan: ListingPlan = {
       id,
       target,
+      headers: listing.headers,
       ...(zone === undefined ? {} : { zone }),
       peers: listing.peers.map((p) => ({
-        listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify,
+        listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify, headers: p.headers,
         ...(zone === undefined ? {} : { zone }),
       })),
     };

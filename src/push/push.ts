@@ -154,9 +154,19 @@ export function createPush(options: PushOptions): Push {
 
   function readOwn(plan: ListingPlan, why: string): Promise<unknown> {
     if (closed) return Promise.resolve();
-    return engine.read(feedKey(plan.target, plan.id, {}), { 'user-agent': `${config.push.userAgent} icalpush (${why})` })
+    const headers = { ...plan.headers, 'user-agent': `${config.push.userAgent} icalpush (${why})` };
+    return engine.read(feedKey(plan.target, plan.id, {}), headers)
       .then((read) => {
-        if (read.kind !== 'calendar') logger.warn({ listing: plan.id, why, outcome: read.kind }, 'own feed read failed');
+        if (read.kind === 'not-calendar') {
+          const { status } = read.answer;
+          // Header values (credentials) are never logged: their names say what was sent.
+          const fields = { listing: plan.id, why, outcome: read.kind, status, reason: read.reason,
+            headers: Object.keys(plan.headers) };
+          if (status === 401 || status === 403) logger.warn(fields, 'own feed read refused: check listings.<id>.headers');
+          else logger.warn(fields, 'own feed read failed');
+        } else if (read.kind !== 'calendar') {
+          logger.warn({ listing: plan.id, why, outcome: read.kind }, 'own feed read failed');
+        }
         return read;
       });
   }

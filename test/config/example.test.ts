@@ -36,13 +36,15 @@ test('proxy.example.yaml yields the documented values', async () => {
       'beach-house': {
         feed: '/calendar/beach-house.ics?t=demo-token',
         timezone: 'Europe/Rome',
+        headers: { Authorization: 'Basic ZGVtbzpkZW1v' },
         peers: [
           {
             name: 'airbnb',
             url: 'https://airbnb.example/calendar/ical/123.ics?s=demo-secret',
             notify: true,
+            headers: {},
           },
-          { name: 'booking', url: 'https://booking.example/ical/beach-house.ics', notify: false },
+          { name: 'booking', url: 'https://booking.example/ical/beach-house.ics', notify: false, headers: {} },
         ],
       },
     },

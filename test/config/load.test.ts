@@ -270,7 +270,7 @@ test('a {secret} in a later feeds pattern needs no explicit feed: defaults come 
 });
 
 test('no own feed is derived from a first feeds pattern with {secret}', () => {
-  const config = { feeds: [{ path: '/ical/{listing}/{secret}.ics', maxAge: 0 }], listings: { x: { peers: [] } } };
+  const config = { feeds: [{ path: '/ical/{listing}/{secret}.ics', maxAge: 0 }], listings: { x: { peers: [], headers: {} } } };
   assert.equal(ownFeedTarget(config, 'x'), undefined);
 });
 

@@ -26,6 +26,7 @@ export function defaultConfigPath(env: Record<string, string | undefined>): stri
 /** Parses `argv` (without node and script) and runs the chosen command. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOutcome> {
   let outcome: CliOutcome = { exitCode: 0 };
+  // The default is resolved when the command runs: commander would print it a second time.
   const configHelp = 'configuration file (default: $ICALPUSH_CONFIG, then ./proxy.yaml)';
   const program = new Command()
     .name('icalpush')
@@ -40,26 +41,26 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
   program
     .command('serve')
     .description('run the sidecar until SIGINT/SIGTERM')
-    .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
-    .action(async (options: { config: string }) => {
-      outcome = await runServe(options.config, io);
+    .option('-c, --config <file>', configHelp)
+    .action(async (options: { config?: string }) => {
+      outcome = await runServe(options.config ?? defaultConfigPath(io.env), io);
     });
 
   program
     .command('check')
     .description('validate a configuration and print a summary, or every problem found')
-    .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
-    .action(async (options: { config: string }) => {
-      outcome = { exitCode: await runCheck(options.config, io) };
+    .option('-c, --config <file>', configHelp)
+    .action(async (options: { config?: string }) => {
+      outcome = { exitCode: await runCheck(options.config ?? defaultConfigPath(io.env), io) };
     });
 
   program
     .command('notify')
     .description('tell the running sidecar that LISTING changed now, so its peers are notified')
     .argument('<listing>', 'listing id from the connection map')
-    .option('-c, --config <file>', configHelp, defaultConfigPath(io.env))
-    .action(async (listing: string, options: { config: string }) => {
-      outcome = { exitCode: await runNotify(listing, options.config, io) };
+    .option('-c, --config <file>', configHelp)
+    .action(async (listing: string, options: { config?: string }) => {
+      outcome = { exitCode: await runNotify(listing, options.config ?? defaultConfigPath(io.env), io) };
     });
 
   program

@@ -120,3 +120,29 @@ test('check refuses a store file it cannot write', { skip: isRoot && 'running as
   assert.equal(code, 1);
   assert.match(stderr, new RegExp(`^store: cannot write ${store.replaceAll('.', '\\.')}: permission denied \\(`, 'm'));
 });
+
+test('--help names the --config default once, and every command still falls back to it', async () => {
+  for (const command of ['serve', 'check', 'notify']) {
+    const { code, stdout } = await run([command, '--help']);
+    assert.equal(code, 0);
+    assert.equal(stdout.match(/default/g)?.length, 1, `${command} --help:\n${stdout}`);
+    assert.match(stdout.replace(/\s+/g, ' '), /\(default: \$ICALPUSH_CONFIG, then \.\/proxy\.yaml\)/);
+  }
+  const { code, stderr } = await run(['check'], { ICALPUSH_CONFIG: '/nonexistent/icalpush.yaml' });
+  assert.equal(code, 1);
+  assert.match(stderr, /\/nonexistent\/icalpush\.yaml/);
+});
+
+test('npm run demo -- --help says what the demo does and does not run it', async () => {
+  const { spawn } = await import('node:child_process');
+  const { once } = await import('node:events');
+  const child = spawn(process.execPath, ['src/demo/main.ts', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  assert.equal(code, 0);
+  assert.match(stdout, /^Usage: npm run demo\n/);
+  assert.doesNotMatch(stdout, /guest books/);
+});

@@ -9,7 +9,7 @@ import type { Store, StoreNamespace } from '../store/store.ts';
 import { LRUCache } from 'lru-cache';
 import { fnv1a } from '../util/fnv.ts';
 import { createSlice, eachInSlices } from '../util/yield.ts';
-import type { FeedHistory, HistoryEntity, HistoryTombstone } from './history.ts';
+import { type FeedHistory, type HistoryEntity, type HistoryTombstone, loadedTombstone, withTombstoneZones } from './history.ts';
 
 /** The stored format; a head of another format is not read (the feed starts a new lineage). */
 const format = 2;
@@ -29,6 +29,8 @@ type StoredHead = {
   changedAt: number;
   tags: [string, number][];
   fingerprint?: string;
+  /** The tombstones' VTIMEZONEs as [TZID, text]; absent (heads written before them, or none) is none. */
+  zones?: [tzid: string, text: string][];
   /** log2 of the page count, each page's key suffix, and when (ms) each was written. */
   bits: number;
   pages: string[];
@@ -80,7 +82,10 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         for (const [id, hash, version, text, content, stub] of page.e) {
           entities.set(id, { hash, version, text, content, stub });
         }
-        for (const [id, version, removedAt, text] of page.t) tombstones.set(id, { version, removedAt, text });
+        // A tombstone's TZID is read from its text, so pages keep the layout they always had.
+        for (const [id, version, removedAt, text] of page.t) {
+          tombstones.set(id, loadedTombstone(version, removedAt, text));
+        }
       }
       const history: FeedHistory = {
         lineage: head.lineage,
@@ -88,6 +93,7 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         frame: head.frame,
         entities,
         tombstones,
+        zones: new Map(Array.isArray(head.zones) ? head.zones : []),
         floor: head.floor,
         frameVersion: head.frameVersion,
         tag: head.tag,
@@ -97,7 +103,7 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
       };
       layouts.set(key, { lineage: head.lineage, version: head.version, bits: head.bits, pages: head.pages,
         written: head.written ?? head.pages.map(() => 0) });
-      return history;
+      return withTombstoneZones(history);
     },
 
     async remove(key) {
@@ -170,6 +176,7 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         changedAt: next.changedAt,
         tags: [...next.tags],
         ...(next.fingerprint === undefined ? {} : { fingerprint: next.fingerprint }),
+        ...(next.zones.size === 0 ? {} : { zones: [...next.zones] }),
         bits,
         pages: suffixes,
         written,

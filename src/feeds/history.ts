@@ -6,14 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { contentTag } from '../ical/analyze.ts';
 import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
+import { tombstoneInUtc, tombstoneZone } from '../ical/tombstone-zone.ts';
 import { createSlice, eachInSlices, type Slice, sortInSlices } from '../util/yield.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
 export type HistoryEntity = { hash: string; version: number; text: string; content: string; stub: string };
 
-/** One removed entity: the version it was removed at, when (ms), and its STATUS:DELETED skeleton text. */
-export type HistoryTombstone = { version: number; removedAt: number; text: string };
+/** One removed entity: the version it was removed at, when (ms), its STATUS:DELETED skeleton text, and the
+ * TZID its DTSTART names, if any (its VTIMEZONE is in the history's `zones`). */
+export type HistoryTombstone = { version: number; removedAt: number; text: string; tzid?: string };
 
 /** A feed's snapshot and change record (SPEC "snapshot", "version"). */
 export type FeedHistory = {
@@ -23,6 +25,9 @@ export type FeedHistory = {
   readonly frame: FrameSummary;
   readonly entities: ReadonlyMap<string, HistoryEntity>;
   readonly tombstones: ReadonlyMap<string, HistoryTombstone>;
+  /** VTIMEZONE text by TZID, for each TZID a tombstone names, from the last snapshot that had it: a delta
+   * carries the ones the frame no longer has (SPEC "Deltas are valid iCalendar"). Only those TZIDs. */
+  readonly zones: ReadonlyMap<string, string>;
   readonly floor: number;
   /** The version the frame (VCALENDAR properties, VTIMEZONEs) last changed at. */
   readonly frameVersion: number;
@@ -55,8 +60,15 @@ export type SnapshotResult = {
  */
 export type SyncPosition = { version: number; after?: string; initial?: boolean };
 
-/** The changes after a position, ordered by (version, id), as texts, and where the next request resumes. */
-export type Changes = { entities: string[]; tombstones: string[]; next: SyncPosition; truncated: boolean };
+/** The changes after a position, ordered by (version, id), as texts, the VTIMEZONEs its tombstones need
+ * that the frame no longer has, and where the next request resumes. */
+export type Changes = {
+  entities: string[];
+  tombstones: string[];
+  timezones: string[];
+  next: SyncPosition;
+  truncated: boolean;
+};
 
 // How many recent tags a history remembers for `Prefer: return=minimal` (older ones get the full feed).
 const maxTags = 64;
@@ -69,6 +81,7 @@ function emptyHistory(): FeedHistory {
     frame: { properties: '', timezones: [], hash: '' },
     entities: new Map(),
     tombstones: new Map(),
+    zones: new Map(),
     floor: 0,
     frameVersion: 0,
     tag: '',
@@ -154,6 +167,7 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   }
   const added: string[] = [];
   let rekeyed = 0;
+  let unburied = false;
   for (const [i, entity] of fresh.entries()) {
     if (i % stride === stride - 1) yield;
     const twin = vanished.get(entity.content)?.pop();
@@ -166,9 +180,19 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     entities.set(entity.id, stored(entity, version));
     added.push(entity.id);
     // An entity that comes back is served as an entity again; its tombstone would contradict it.
-    tombstones.delete(entity.id);
+    if (tombstones.delete(entity.id)) unburied = true;
   }
 
+  const frameChanged = !history || packed.frame.hash !== previous.frame.hash;
+  const zones = new Map(previous.zones);
+  // A remembered zone is the one of the last snapshot that had it.
+  if (frameChanged && zones.size > 0) {
+    for (const [tzid, text] of frameZones(packed.frame)) if (zones.has(tzid)) zones.set(tzid, text);
+  }
+  // Where a new tombstone's zone comes from: this read's frame, the previous one (the zone left with the
+  // event), or another tombstone's. Looked up only for removed entities whose DTSTART names a TZID.
+  const zoneOf = (tzid: string) => (tzid === '' ? undefined
+    : frameZones(packed.frame).get(tzid) ?? frameZones(previous.frame).get(tzid) ?? zones.get(tzid));
   const removed: string[] = [];
   const dtstamp = utcStamp(now);
   let looked = 0;
@@ -176,10 +200,9 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     if (++looked % stride === 0) yield;
     if (entities.has(id)) continue;
     removed.push(id);
-    tombstones.set(id, { version, removedAt: now, text: tombstoneText(held.stub, dtstamp) });
+    tombstones.set(id, buried(tombstoneText(held.stub, dtstamp), version, now, zoneOf, zones));
   }
 
-  const frameChanged = !history || packed.frame.hash !== previous.frame.hash;
   if (!frameChanged && added.length === 0 && modified.length === 0 && removed.length === 0) {
     // Same content: the stored history stands.
     const fingerprint = options.fingerprint;
@@ -198,6 +221,7 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     frame: frameChanged ? packed.frame : previous.frame,
     entities,
     tombstones,
+    zones: unburied ? zonesInUse(tombstones, zones) : zones,
     floor: previous.floor,
     frameVersion: frameChanged ? version : previous.frameVersion,
     tag,
@@ -207,6 +231,75 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   };
   if (options.maxTombstones !== undefined) next = capTombstones(next, options.maxTombstones);
   return { history: next, changed: true, added, modified, removed, rekeyed };
+}
+
+// A removed entity's tombstone: its DTSTART's TZID kept with that VTIMEZONE put in `zones`, or, when no
+// snapshot ever had that VTIMEZONE, its DTSTART in UTC (tombstone-zone.ts says how).
+function buried(text: string, version: number, now: number, zoneOf: (tzid: string) => string | undefined,
+  zones: Map<string, string>): HistoryTombstone {
+  const tzid = tombstoneZone(text);
+  if (tzid === undefined) return { version, removedAt: now, text };
+  const zone = zoneOf(tzid);
+  if (zone === undefined) return { version, removedAt: now, text: tombstoneInUtc(text) };
+  zones.set(tzid, zone);
+  return { version, removedAt: now, text, tzid };
+}
+
+// A frame's VTIMEZONEs by TZID (the first of a repeated one, as ical.js picks), made once per frame. The
+// TZID property is TEXT (RFC 5545 §3.8.3.1: `\,` escaped), the TZID parameter is not: keyed unescaped.
+const zonesByFrame = new WeakMap<FrameSummary, Map<string, string>>();
+
+function frameZones(frame: FrameSummary): Map<string, string> {
+  let zones = zonesByFrame.get(frame);
+  if (!zones) {
+    zones = new Map();
+    for (const [raw, text] of frame.timezones) {
+      const tzid = raw.includes('\\') ? raw.replace(/\\([\\;,])/g, '$1') : raw;
+      if (!zones.has(tzid)) zones.set(tzid, text);
+    }
+    zonesByFrame.set(frame, zones);
+  }
+  return zones;
+}
+
+// The zones some tombstone still names: a zone goes with the last tombstone that needed it.
+function zonesInUse(tombstones: ReadonlyMap<string, HistoryTombstone>,
+  zones: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
+  if (zones.size === 0) return zones;
+  const kept = new Map<string, string>();
+  for (const { tzid } of tombstones.values()) {
+    const zone = tzid === undefined ? undefined : zones.get(tzid);
+    if (tzid !== undefined && zone !== undefined) kept.set(tzid, zone);
+  }
+  return kept.size === zones.size ? zones : kept;
+}
+
+/** A tombstone as loaded from the store: the TZID its DTSTART names is read from its text. */
+export function loadedTombstone(version: number, removedAt: number, text: string): HistoryTombstone {
+  const tzid = tombstoneZone(text);
+  return tzid === undefined ? { version, removedAt, text } : { version, removedAt, text, tzid };
+}
+
+/**
+ * A loaded history made whole. One written before zones were kept names TZIDs in tombstones without
+ * their VTIMEZONE: each gets the frame's, or else its DTSTART in UTC. Otherwise the same history.
+ */
+export function withTombstoneZones(history: FeedHistory): FeedHistory {
+  let zones: Map<string, string> | undefined;
+  let tombstones: Map<string, HistoryTombstone> | undefined;
+  for (const [id, held] of history.tombstones) {
+    if (held.tzid === undefined || history.zones.has(held.tzid) || zones?.has(held.tzid)) continue;
+    zones ??= new Map(history.zones);
+    tombstones ??= new Map(history.tombstones);
+    const zone = held.tzid === '' ? undefined : frameZones(history.frame).get(held.tzid);
+    if (zone === undefined) {
+      tombstones.set(id, { version: held.version, removedAt: held.removedAt, text: tombstoneInUtc(held.text) });
+    } else {
+      zones.set(held.tzid, zone);
+    }
+  }
+  if (!tombstones || !zones) return history;
+  return { ...history, tombstones, zones };
 }
 
 // A new or changed entity as the history keeps it: its texts decoded from the packed answer now.
@@ -231,7 +324,7 @@ export function pruneTombstones(history: FeedHistory, now: number, retentionMs: 
     else tombstones.set(id, held);
   }
   if (tombstones.size === history.tombstones.size) return history;
-  return { ...history, tombstones, floor };
+  return { ...history, tombstones, zones: zonesInUse(tombstones, history.zones), floor };
 }
 
 /** Keeps at most `max` tombstones, the newest; the floor rises to the newest dropped one's version, so a
@@ -242,7 +335,8 @@ export function capTombstones(history: FeedHistory, max: number): FeedHistory {
   const dropped = ordered.slice(0, ordered.length - max);
   const floor = Math.max(history.floor, ...dropped.map(([, t]) => t.version));
   // Tombstones at the floor's version are of no use to a token at the floor: keep only newer ones.
-  return { ...history, tombstones: new Map(ordered.filter(([, t]) => t.version > floor)), floor };
+  const tombstones = new Map(ordered.filter(([, t]) => t.version > floor));
+  return { ...history, tombstones, zones: zonesInUse(tombstones, history.zones), floor };
 }
 
 /** True when a token can still get a complete delta: minted by this history (same lineage), not
@@ -259,7 +353,7 @@ export function isTokenUsable(history: FeedHistory, token: { lineage: string; ve
 
 /** Every entity and tombstone changed after `since`, at most `limit` of them (draft §4.4 paging). */
 export function changesSince(history: FeedHistory, since: SyncPosition, limit?: number): Changes {
-  type Pending = { id: string; version: number; initial: boolean; text: string; tombstone: boolean };
+  type Pending = { id: string; version: number; initial: boolean; text: string; tombstone: boolean; tzid?: string };
   const pending: Pending[] = [];
   const isAfter = (id: string, version: number) => version > since.version
     && !(!since.initial && since.after !== undefined && version === since.version + 1 && id <= since.after);
@@ -274,7 +368,8 @@ export function changesSince(history: FeedHistory, since: SyncPosition, limit?: 
   }
   for (const [id, held] of history.tombstones) {
     if (!isAfter(id, held.version)) continue;
-    pending.push({ id, version: held.version, initial: false, text: held.text, tombstone: true });
+    pending.push({ id, version: held.version, initial: false, text: held.text, tombstone: true,
+      ...(held.tzid === undefined ? {} : { tzid: held.tzid }) });
   }
   // The rest of a first sync goes first, in id order; then changes in (version, id) order. Versions only
   // grow, so a change made while a client pages lands after its position: nothing is skipped, and an
@@ -294,9 +389,22 @@ export function changesSince(history: FeedHistory, since: SyncPosition, limit?: 
   return {
     entities: sent.flatMap((c) => (c.tombstone ? [] : [c.text])),
     tombstones: sent.flatMap((c) => (c.tombstone ? [c.text] : [])),
+    timezones: leftZones(history, sent.flatMap((c) => (c.tzid === undefined ? [] : [c.tzid]))),
     next,
     truncated,
   };
+}
+
+// The VTIMEZONEs of these tombstone TZIDs that the frame no longer has, once each.
+function leftZones(history: FeedHistory, tzids: readonly string[]): string[] {
+  if (tzids.length === 0) return [];
+  const inFrame = frameZones(history.frame);
+  const out = new Map<string, string>();
+  for (const tzid of tzids) {
+    const zone = inFrame.has(tzid) ? undefined : history.zones.get(tzid);
+    if (zone !== undefined) out.set(tzid, zone);
+  }
+  return [...out.values()];
 }
 
 // Sorting ten thousand ids is done once per version, not once per full answer.
@@ -331,12 +439,16 @@ export async function historyBytesInSlices(history: FeedHistory): Promise<number
   await eachInSlices(history.tombstones.values(), (tombstone) => {
     bytes += 2 * tombstone.text.length + 100;
   });
+  for (const [tzid, zone] of history.zones) bytes += 2 * (tzid.length + zone.length) + 100;
   return bytes;
 }
 
-/** A calendar with the history's frame (properties and every VTIMEZONE) and these entity texts. */
-export function calendarText(history: FeedHistory, texts: readonly string[]): string {
-  return assembleCalendar(history.frame.properties, [...history.frame.timezones.map(([, tz]) => tz), ...texts]);
+/** A calendar with the history's frame (properties and every VTIMEZONE), the remembered VTIMEZONEs
+ * `timezones` (a delta's tombstones need them: Changes.timezones), and these entity texts. */
+export function calendarText(history: FeedHistory, texts: readonly string[],
+  timezones: readonly string[] = []): string {
+  return assembleCalendar(history.frame.properties,
+    [...history.frame.timezones.map(([, tz]) => tz), ...timezones, ...texts]);
 }
 
 // Entity texts encoded at once when a whole feed is written out.

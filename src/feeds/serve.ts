@@ -215,7 +215,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
           // A paged first sync: the live entities in id order; its token resumes them, then the changes.
           const page = changesSince(history, { version: history.version, initial: true }, prefs.limit);
           if (page.truncated) {
-            const body = calendarBody(history, page.entities);
+            const body = calendarBody(history, page.entities, page.timezones);
             return send(200, { 'content-type': calendarType, 'sync-token': token(page.next),
               'preference-applied': `${applied}, limit=${prefs.limit}` }, body, 'full');
           }
@@ -240,7 +240,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       if (changes.entities.length === 0 && changes.tombstones.length === 0 && !frameChanged) {
         return send(304, { 'sync-token': token(changes.next), 'preference-applied': applied }, undefined, 'not_modified');
       }
-      const body = calendarBody(history, [...changes.entities, ...changes.tombstones]);
+      const body = calendarBody(history, [...changes.entities, ...changes.tombstones], changes.timezones);
       const preferenceApplied = changes.truncated ? `${applied}, limit=${prefs.limit}` : applied;
       return send(200, { 'content-type': calendarType, 'sync-token': token(changes.next),
         'preference-applied': preferenceApplied }, body, 'delta');
@@ -263,7 +263,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       const version = held.map((tag) => versionOfTag(history, tag)).find((v) => v !== undefined);
       if (version !== undefined) {
         const changes = changesSince(history, { version });
-        const body = calendarBody(history, [...changes.entities, ...changes.tombstones]);
+        const body = calendarBody(history, [...changes.entities, ...changes.tombstones], changes.timezones);
         return send(200, { 'content-type': calendarType, 'preference-applied': 'return=minimal',
           ...validators(history.tag, history.changedAt) }, body, 'delta');
       }
@@ -348,9 +348,10 @@ function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' 
   return send(answer.status, { ...upstream, ...headers }, answer.body, 'full');
 }
 
-/** A calendar with the history's frame and these entity texts (a delta or a page). */
-function calendarBody(history: FeedHistory, texts: string[]): Buffer {
-  return Buffer.from(calendarText(history, texts), 'utf8');
+/** A calendar with the history's frame, the VTIMEZONEs its tombstones need, and these entity texts (a
+ * delta or a page). */
+function calendarBody(history: FeedHistory, texts: string[], timezones: string[]): Buffer {
+  return Buffer.from(calendarText(history, texts, timezones), 'utf8');
 }
 
 /** The semantic validators: a weak ETag (bytes differ, content does not) and Last-Modified. */

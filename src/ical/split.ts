@@ -131,6 +131,16 @@ export function parameterValue(params: string, name: string): string | undefined
   return undefined;
 }
 
+/** A raw `;A=b;C="d"` text without its `name` parameters (upper-case name), the others as they were. */
+export function withoutParameter(params: string, name: string): string {
+  // The text before the first ';' is empty: params always start with one.
+  const kept = splitOutsideQuotes(params, ';').slice(1).filter((part) => {
+    const eq = part.indexOf('=');
+    return (eq === -1 ? part : part.slice(0, eq)).trim().toUpperCase() !== name;
+  });
+  return kept.map((part) => `;${part}`).join('');
+}
+
 /** The content line text of `line`, unfolded: `NAME;params:value`. */
 export function contentLineText(line: ContentLine): string {
   return `${line.name}${line.params}:${line.value}`;
@@ -163,9 +173,10 @@ function forEachUnfolded(text: string, visit: (line: string) => boolean): void {
   if (pending !== undefined) visit(pending);
 }
 
-// The value colon is the first ':' outside a quoted parameter value (`CN="Doe: John"`). A line whose
-// only colon is inside quotes (Exchange 2010 `DTSTART;TZID="W. Europe…:2020…"`) has no value: junk.
-function parseContentLine(raw: string): ContentLine | undefined {
+/** One unfolded line as a ContentLine, or undefined for junk. The value colon is the first ':' outside a
+ * quoted parameter value (`CN="Doe: John"`); a line whose only colon is inside quotes (Exchange 2010
+ * `DTSTART;TZID="W. Europe…:2020…"`) has no value: junk. */
+export function parseContentLine(raw: string): ContentLine | undefined {
   const colon = raw.indexOf(':');
   if (colon <= 0) return undefined;
   const semicolon = raw.indexOf(';');

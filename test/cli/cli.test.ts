@@ -1,5 +1,7 @@
 // The command line as an operator runs it: real processes, real exit codes.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -134,8 +136,6 @@ test('--help names the --config default once, and every command still falls back
 });
 
 test('npm run demo -- --help says what the demo does and does not run it', async () => {
-  const { spawn } = await import('node:child_process');
-  const { once } = await import('node:events');
   const child = spawn(process.execPath, ['src/demo/main.ts', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {

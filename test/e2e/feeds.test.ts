@@ -12,6 +12,7 @@ import { type Dispatcher, request } from 'undici';
 import { openStore } from '../../src/store/open-store.ts';
 import { startApp } from '../helpers/app.ts';
 import { closedPort, startServer } from '../helpers/servers.ts';
+import { assertValidICalendar } from '../helpers/valid-icalendar.ts';
 import { createFakeClock } from '../store/fake-clock.ts';
 
 const feedsDir = new URL('../fixtures/feeds/', import.meta.url);
@@ -250,8 +251,10 @@ type ParsedEvent = {
   recurrenceId?: string;
 };
 
-/** Parses a body with ical.js (an independent parser): throws when it is not a valid iCalendar. */
+/** Parses a body with ical.js (an independent parser): throws when it is not a valid iCalendar, or names a
+ * TZID without its VTIMEZONE (SPEC "Deltas are valid iCalendar"). */
 function parseCalendar(text: string) {
+  assertValidICalendar(text);
   const root = new ICAL.Component(ICAL.parse(text));
   const value = (c: ICAL.Component, name: string) => {
     const found = c.getFirstPropertyValue(name);

@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { applyAnalysis, changesSince, currentTexts, type FeedHistory, isTokenUsable } from '../../src/feeds/history.ts';
+import { applyAnalysis, calendarText, changesSince, currentTexts, type FeedHistory, isTokenUsable } from '../../src/feeds/history.ts';
 import { decodeToken, encodeToken } from '../../src/feeds/sync-token.ts';
 import { packCalendar, packedCount, unpackEntity } from '../../src/work/feed-tasks.ts';
+import { assertValidICalendar } from '../helpers/valid-icalendar.ts';
 
 const applySnapshot = (history: FeedHistory | undefined, text: string, now: number) =>
   applyAnalysis(history, packCalendar(Buffer.from(text)), now);
@@ -104,6 +105,7 @@ function syncOnce(client: Client, history: FeedHistory, limit: number | undefine
     client.copy.delete(id);
   }
   if (limit !== undefined) assert.ok(changes.entities.length + changes.tombstones.length <= limit);
+  assertValidICalendar(calendarText(history, [...changes.entities, ...changes.tombstones], changes.timezones));
   client.token = encodeToken({ feed, lineage: history.lineage, ...changes.next });
   return changes.truncated;
 }

@@ -147,7 +147,7 @@ test('isTokenUsable: refuses a version the history has not reached', () => {
 test('changesSince: nothing after the current version', () => {
   const history = first(vevent('a'));
   const changes = changesSince(history, { version: 1 });
-  assert.deepEqual(changes, { entities: [], tombstones: [], next: { version: 1 }, truncated: false });
+  assert.deepEqual(changes, { entities: [], tombstones: [], timezones: [], next: { version: 1 }, truncated: false });
 });
 
 test('changesSince: returns changed entities and tombstones, not the unchanged ones', () => {

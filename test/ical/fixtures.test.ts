@@ -11,6 +11,7 @@ import { groupEntities } from '../../src/ical/entities.ts';
 import { entityHash } from '../../src/ical/normalize.ts';
 import { serializeCalendar, tombstone } from '../../src/ical/serialize.ts';
 import { propertyLine } from '../../src/ical/split.ts';
+import { unresolvedTzids } from '../helpers/valid-icalendar.ts';
 import { feedsDir, icalJsCounts, type ParsedFeed, parseFeed, readFixture } from './feeds.ts';
 
 const names = readdirSync(feedsDir).filter((f) => f.endsWith('.ics')).map((f) => f.slice(0, -'.ics'.length)).sort();
@@ -114,8 +115,14 @@ for (const name of names) {
 
     const changes = changesSince(history, { version: 1 });
     assert.equal(changes.tombstones.length, 1);
-    const body = calendarText(history, [...changes.entities, ...changes.tombstones]);
+    const body = calendarText(history, [...changes.entities, ...changes.tombstones], changes.timezones);
     assert.equal(icalJsCounts(body).components, changes.entities.length + changes.tombstones.length);
+    // SPEC "Deltas are valid iCalendar": the tombstone names no TZID the body does not define; the live
+    // entities only those the upstream itself left undefined (a feed we pass on, not one we assemble).
+    const upstreamOwn = new Set(unresolvedTzids(calendarText(first, currentTexts(first))).map((p) => p.tzid));
+    for (const problem of unresolvedTzids(body)) {
+      assert.ok(!problem.deleted && upstreamOwn.has(problem.tzid), `${problem.property} names ${problem.tzid}`);
+    }
 
     const root = new ICAL.Component(ICAL.parse(body));
     const deleted = root.getAllSubcomponents().filter((c) => c.getFirstPropertyValue('status') === 'DELETED');

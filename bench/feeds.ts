@@ -12,10 +12,17 @@ const root = new URL('..', import.meta.url).pathname;
 const feedPath = '/calendar/4711.ics';
 const enhanced = { prefer: 'subscribe-enhanced-get' };
 
-type RawAnswer = { status: number; headers: Map<string, string>; headerBytes: number; bodyBytes: number; body: Buffer };
+/** An answer as it came off the socket: `body` de-chunked, still in its content coding. */
+export type RawAnswer = {
+  status: number;
+  headers: Map<string, string>;
+  headerBytes: number;
+  bodyBytes: number;
+  body: Buffer;
+};
 
 /** One GET on a fresh connection; counts the bytes as they come off the socket. */
-async function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
+export async function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
   const { hostname, port } = new URL(base);
   const socket = connect(Number(port), hostname);
   const lines = [`GET ${path} HTTP/1.1`, `Host: ${hostname}:${port}`, 'Connection: close'];
@@ -110,19 +117,29 @@ async function wireBytes(upstream: string, sidecar: string): Promise<string> {
   return rows.join('\n');
 }
 
-type Target = { name: string; url: string; headers?: Record<string, string>; upstream?: string };
-type Run = Throughput & { upstreamRequests: number };
+/** A load target; `count` reads a counter before and after each run (upstream requests, compressions). */
+export type Target = { name: string; url: string; headers?: Record<string, string>; count?: () => Promise<number> };
+/** One run and how far the target's counter moved during it. */
+export type Run = Throughput & { counted: number };
+
+/** One load run against a URL: autocannon by default. */
+export type Load = (url: string, seconds: number, headers?: Record<string, string>) => Promise<Throughput>;
 
 /** Interleaved rounds of every target; the median round of each. */
-async function rounds(targets: Target[], count: number, seconds: number): Promise<Map<string, Run>> {
-  for (const target of targets) await autocannon(target.url, 1, target.headers);
+export async function rounds(
+  targets: Target[],
+  count: number,
+  seconds: number,
+  load: Load = autocannon,
+): Promise<Map<string, Run>> {
+  for (const target of targets) await load(target.url, 1, target.headers);
   const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
   for (let round = 0; round < count; round++) {
     for (const target of targets) {
-      const before = target.upstream ? await upstreamCount(target.upstream) : 0;
-      const result = await autocannon(target.url, seconds, target.headers);
-      const after = target.upstream ? await upstreamCount(target.upstream) : 0;
-      runs.get(target.name)!.push({ ...result, upstreamRequests: after - before });
+      const before = target.count ? await target.count() : 0;
+      const result = await load(target.url, seconds, target.headers);
+      const after = target.count ? await target.count() : 0;
+      runs.get(target.name)!.push({ ...result, counted: after - before });
     }
   }
   return new Map([...runs].map(([name, list]) => [name, median(list)]));
@@ -161,8 +178,8 @@ async function sharedFetches(
   seconds: number,
 ): Promise<string> {
   const targets: Target[] = slow.flatMap((s) => [
-    { name: `direct, ${s.name}`, url: `${s.upstream}${feedPath}`, upstream: s.upstream },
-    { name: `icalpush, ${s.name}`, url: `${s.sidecar}${feedPath}`, upstream: s.upstream },
+    { name: `direct, ${s.name}`, url: `${s.upstream}${feedPath}`, count: () => upstreamCount(s.upstream) },
+    { name: `icalpush, ${s.name}`, url: `${s.sidecar}${feedPath}`, count: () => upstreamCount(s.upstream) },
   ]);
   const results = await rounds(targets, count, seconds);
   const rows = [
@@ -176,7 +193,7 @@ async function sharedFetches(
       const r = results.get(name)!;
       const served = r.reqPerSec * seconds;
       rows.push(
-        `| ${name} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${r.upstreamRequests} | ${fmt(served / Math.max(1, r.upstreamRequests), 1)} | ${fmt(r.reqPerSec / direct.reqPerSec, 2)} |${r.errors ? ` ${r.errors} errors` : ''}`,
+        `| ${name} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${r.counted} | ${fmt(served / Math.max(1, r.counted), 1)} | ${fmt(r.reqPerSec / direct.reqPerSec, 2)} |${r.errors ? ` ${r.errors} errors` : ''}`,
       );
     }
     const ratio = results.get(`icalpush, ${s.name}`)!.reqPerSec / direct.reqPerSec;

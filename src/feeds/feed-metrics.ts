@@ -1,5 +1,6 @@
 // The feed engine's metrics (SPEC "Admin"): upstream reads by outcome, answers by variant and kind,
-// bytes the sidecar saved its clients, and held answers. Series are resolved once, here.
+// bytes the sidecar saved its clients, held answers, and compressions. Series are resolved once, here.
+import type { Compression } from '../http/compress.ts';
 import type { Registry } from '../metrics/registry.ts';
 
 /** How a feed request was answered (the `answer` label). */
@@ -28,6 +29,8 @@ export type FeedMetrics = {
   answer(variant: FeedVariant, answer: FeedAnswer, savedBytes?: number): void;
   /** Entities that came back under new UIDs and were matched by content. */
   rekeyed(count: number): void;
+  /** One answer body compressed (a kept encoding served again is not one). */
+  compressed(coding: Compression): void;
 };
 
 /** Registers the feed metrics on `registry`. */
@@ -50,10 +53,16 @@ export function createFeedMetrics(registry: Registry): FeedMetrics {
     'icalpush_feed_rekeyed_entities_total',
     'Entities an exporter sent under a new UID with unchanged content, kept under their old identity.',
   );
+  const compressions = registry.counter(
+    'icalpush_feed_compressions_total',
+    'Feed answer bodies compressed, by content coding; an encoding kept from an earlier answer is not counted.',
+    ['encoding'],
+  );
   const readSeries = new Map(outcomes.map((o) => [o, reads.labels(o)]));
   const answerSeries = new Map(variants.flatMap((v) => answers.map((a) => [`${v} ${a}`, answered.labels(v, a)])));
   const savedSeries = saved.labels();
   const rekeySeries = rekeys.labels();
+  const compressionSeries = { br: compressions.labels('br'), gzip: compressions.labels('gzip') };
   return {
     read: (outcome) => readSeries.get(outcome)?.inc(),
     answer(variant, answer, savedBytes) {
@@ -61,5 +70,6 @@ export function createFeedMetrics(registry: Registry): FeedMetrics {
       if (savedBytes !== undefined && savedBytes > 0) savedSeries.inc(savedBytes);
     },
     rekeyed: (count) => rekeySeries.inc(count),
+    compressed: (coding) => compressionSeries[coding].inc(),
   };
 }

@@ -1,15 +1,19 @@
 // Answers requests on feed paths (SPEC "Feed paths: what each method gets"): plain GET with the
 // semantic ETag, enhanced GET with sync tokens and deltas, the return=minimal variant, HEAD from the
-// snapshot, OPTIONS, and the Link header on all of them. Other methods are the passthrough's.
+// snapshot, OPTIONS, and the Link header on all of them; every answer body in the coding the client
+// accepts (SPEC "Compression"). Other methods are the passthrough's.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
+import { type ContentCoding, negotiateEncoding } from '../http/compress.ts';
 import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import type { PassthroughDecoration } from '../http/proxy.ts';
 import type { TrustedProxies } from '../http/trust-proxy.ts';
 import { sendError } from '../http/respond.ts';
 import { type FeedEngine, feedKey, type FeedKey, type FeedRead } from './engine.ts';
+import { type Body, bodyLength, createEncodedBodies, digestOf, type EncodedBody } from './encoded-bodies.ts';
 import type { FeedAnswer, FeedMetrics, FeedVariant } from './feed-metrics.ts';
 import { calendarPieces, calendarText, changesSince, currentTextsInSlices, type FeedHistory, isTokenUsable, type SyncPosition, versionOfTag } from './history.ts';
 import { yieldToLoop } from '../util/yield.ts';
@@ -45,16 +49,20 @@ export type FeedHandlerOptions = {
   onHookHeader?: (feed: FeedKey, value: string | string[], seen: string | undefined) => void;
 };
 
-// SPEC: always on enhanced answers; sent on every feed answer, because any of them varies by these.
-const varyOn = ['Prefer', 'Sync-Token', 'If-None-Match'];
+// SPEC: always on enhanced answers; sent on every feed answer, because any of them varies by these (and
+// by Accept-Encoding, SPEC "Compression").
+const varyOn = ['Prefer', 'Sync-Token', 'If-None-Match', 'Accept-Encoding'];
 const relations = 'subscribe-enhanced-get subscribe-enhanced_get';
 const calendarType = 'text/calendar; charset=utf-8';
 const allow = 'GET, HEAD, OPTIONS';
 // Upstream headers that describe the upstream's own representation: the sidecar sets its own.
-const replacedHeaders = new Set(['etag', 'last-modified', 'content-length', 'vary', 'link']);
+const replacedHeaders = new Set(['etag', 'last-modified', 'content-length', 'content-encoding', 'vary', 'link']);
 // Full enhanced answers are rebuilt only when the version moves.
 const fullBodyCacheBytes = 32 * 1024 * 1024;
 const maxCachedFullBodyBytes = 4 * 1024 * 1024;
+// Which representation each feed's last encoded plain answer was, for HEAD: feeds are bounded by
+// snapshots.maxFeeds, this by a count of its own.
+const maxPlainRecords = 10_000;
 
 /** The upstream's Vary with ours added (each name once). */
 function mergeVary(upstream: string | string[] | undefined, ours: readonly string[]): string {
@@ -79,6 +87,8 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     maxSize: fullBodyCacheBytes,
     sizeCalculation: (b) => Math.max(1, b.length),
   });
+  const encodedBodies = createEncodedBodies({ onCompress: (coding) => metrics.compressed(coding) });
+  const lastPlain = new LRUCache<string, PlainRecord>({ max: maxPlainRecords });
 
   function linkHeader(req: IncomingMessage, target: string): Record<string, string> {
     let origin = base;
@@ -159,6 +169,16 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       const headers: Record<string, string> = { 'content-type': calendarType, ...common,
         'content-length': String(state?.bytes ?? 0) };
       if (state) Object.assign(headers, validators(state.tag, state.changedAt));
+      // RFC 9110 §9.3.2: what a GET would send. The coding and its length are only known once the last
+      // read's bytes were encoded for a GET; until then the HEAD describes the identity body.
+      const coding = negotiateEncoding(req.headers['accept-encoding']);
+      const last = lastPlain.get(feed.key);
+      const kept = coding !== 'identity' && state && last?.tag === state.tag && last.identityBytes === state.bytes
+        ? encodedBodies.kept(last.key, coding) : undefined;
+      if (kept && coding !== 'identity') {
+        headers['content-encoding'] = coding;
+        headers['content-length'] = String(kept.encoded.length);
+      }
       const notModified = state !== undefined && matchesAny(req.headers['if-none-match'], state.tag);
       res.writeHead(notModified ? 304 : 200, headers);
       res.end();
@@ -190,11 +210,17 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       return { kind: 'answered' };
     }
 
-    const send: Send = async (status, headers, body, answer) => {
-      const length = bodyLength(body);
-      res.writeHead(status, { ...common, ...headers, ...(body ? { 'content-length': String(length) } : {}) });
-      await writeBody(res, body);
-      metrics.answer(variant, answer, read.answer.body.length - length);
+    const coding = negotiateEncoding(req.headers['accept-encoding']);
+    const send: Send = async (status, headers, content, answer) => {
+      const out = content === undefined ? undefined : await encode(content, content.identity ? 'identity' : coding);
+      const entity: Record<string, string> = {};
+      if (out && out.coding !== 'identity') entity['content-encoding'] = out.coding;
+      // A streamed encoding has no length until it ends: it goes out chunked.
+      if (out && 'body' in out) entity['content-length'] = String(bodyLength(out.body));
+      res.writeHead(status, { ...common, ...headers, ...entity });
+      if (out && 'stream' in out) await writeStream(res, out);
+      else await writeBody(res, out?.body);
+      metrics.answer(variant, answer, read.answer.body.length - (out?.identityBytes ?? 0));
       return { kind: 'answered' } as const;
     };
     const history = read.history;
@@ -215,13 +241,15 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
           // A paged first sync: the live entities in id order; its token resumes them, then the changes.
           const page = changesSince(history, { version: history.version, initial: true }, prefs.limit);
           if (page.truncated) {
-            const body = calendarBody(history, page.entities, page.timezones);
             return send(200, { 'content-type': calendarType, 'sync-token': token(page.next),
-              'preference-applied': `${applied}, limit=${prefs.limit}` }, body, 'full');
+              'preference-applied': `${applied}, limit=${prefs.limit}` },
+            { key: representation(feed.key, history, 'page', prefs.limit), body: () => calendarBody(history, page.entities, page.timezones) },
+            'full');
           }
         }
         return send(200, { 'content-type': calendarType, 'sync-token': token({ version: history.version }),
-          'preference-applied': applied, ...validators(history.tag, history.changedAt) }, await fullBody(feed.key, history), 'full');
+          'preference-applied': applied, ...validators(history.tag, history.changedAt) },
+        { key: representation(feed.key, history, 'full'), body: () => fullBody(feed.key, history) }, 'full');
       }
       const decoded = decodeToken(Array.isArray(tokenHeader) ? tokenHeader.join(',') : tokenHeader, feed.key);
       if (!decoded.ok || !isTokenUsable(history, decoded)) {
@@ -240,10 +268,13 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       if (changes.entities.length === 0 && changes.tombstones.length === 0 && !frameChanged) {
         return send(304, { 'sync-token': token(changes.next), 'preference-applied': applied }, undefined, 'not_modified');
       }
-      const body = calendarBody(history, [...changes.entities, ...changes.tombstones], changes.timezones);
       const preferenceApplied = changes.truncated ? `${applied}, limit=${prefs.limit}` : applied;
+      // A delta depends on the client's position: many clients polling after one change share it.
       return send(200, { 'content-type': calendarType, 'sync-token': token(changes.next),
-        'preference-applied': preferenceApplied }, body, 'delta');
+        'preference-applied': preferenceApplied }, {
+        key: representation(feed.key, history, 'delta', position.version, position.after, position.initial, prefs.limit),
+        body: () => calendarBody(history, [...changes.entities, ...changes.tombstones], changes.timezones),
+      }, 'delta');
     }
     if (variant === 'enhanced') {
       // No history to answer from (store trouble, feed cap): a token cannot be checked, so it is
@@ -263,30 +294,93 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       const version = held.map((tag) => versionOfTag(history, tag)).find((v) => v !== undefined);
       if (version !== undefined) {
         const changes = changesSince(history, { version });
-        const body = calendarBody(history, [...changes.entities, ...changes.tombstones], changes.timezones);
         return send(200, { 'content-type': calendarType, 'preference-applied': 'return=minimal',
-          ...validators(history.tag, history.changedAt) }, body, 'delta');
+          ...validators(history.tag, history.changedAt) }, {
+          key: representation(feed.key, history, 'minimal', version),
+          body: () => calendarBody(history, [...changes.entities, ...changes.tombstones], changes.timezones),
+        }, 'delta');
       }
       // An ETag the history does not know: the full feed, without Preference-Applied.
     }
 
-    return plain(req, read, send);
+    return plain(req, read, send, feed.key, coding);
   };
+
+  /** `content` in `coding`: a kept encoding of its representation before the body is even built. */
+  async function encode(content: Content, coding: ContentCoding): Promise<EncodedBody> {
+    const key = typeof content.key === 'function' ? await content.key() : content.key;
+    if (coding !== 'identity' && key !== undefined) {
+      const kept = encodedBodies.kept(key, coding);
+      if (kept) return { coding, body: kept.encoded, identityBytes: kept.identityBytes };
+    }
+    const body = typeof content.body === 'function' ? await content.body() : content.body;
+    return encodedBodies.encode(key, body, coding);
+  }
+
+  /** The plain GET: the upstream's status and bytes with the semantic ETag, or a 304. */
+  function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' }>, send: Send, feedKey: string,
+    coding: ContentCoding): Promise<FeedOutcome> {
+    const answer = read.answer;
+    const headers = validators(read.tag, read.changedAt);
+    const kept: Record<string, string> = {};
+    for (const name of ['cache-control', 'expires', 'content-location']) {
+      const value = answer.headers[name];
+      if (typeof value === 'string') kept[name] = value;
+    }
+    const inm = req.headers['if-none-match'];
+    const ims = req.headers['if-modified-since'];
+    // RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
+    const notModified = inm !== undefined
+      ? matchesAny(inm, read.tag)
+      : ims !== undefined && Math.floor(read.changedAt / 1000) * 1000 <= Date.parse(ims);
+    if (notModified) return send(304, { ...kept, ...headers }, undefined, 'not_modified');
+    const upstream: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (!replacedHeaders.has(name)) upstream[name] = value;
+    }
+    // The representation is these very bytes (SPEC: decompressed, a plain GET's body is the upstream's),
+    // named by their hash: an upstream that restamps DTSTAMP gives a new one per read, a steady one none.
+    const key = async () => {
+      const named = `${feedKey}\u0000plain\u0000${await digestOf(answer.body)}`;
+      lastPlain.set(feedKey, { tag: read.tag, key: named, identityBytes: answer.body.length });
+      return named;
+    };
+    // RFC 9111 §5.2.2.6: an upstream that says no-transform gets its bytes sent as they are.
+    const identity = hasNoTransform(answer.headers['cache-control']) || coding === 'identity';
+    return send(answer.status, { ...upstream, ...headers }, { body: answer.body, ...(identity ? { identity } : { key }) }, 'full');
+  }
 }
 
-/** An answer body: one buffer, or pieces written one after another. */
-type Body = Buffer | Buffer[];
+/** Which representation a feed's last encoded plain answer was (HEAD answers with its coding). */
+type PlainRecord = { tag: string; key: string; identityBytes: number };
+
+/**
+ * What an answer sends: its body (or how to build it, skipped when a kept encoding serves) and the name
+ * of its representation, everything its bytes depend on but the coding; without a name it is not kept.
+ */
+type Content = {
+  body: Body | (() => Body | Promise<Body>);
+  key?: string | (() => Promise<string>);
+  /** Sent unencoded whatever the client accepts. */
+  identity?: boolean;
+};
 
 type Send = (
   status: number,
   headers: Record<string, string | string[]>,
-  body: Body | undefined,
+  content: Content | undefined,
   answer: FeedAnswer,
 ) => Promise<FeedOutcome>;
 
-function bodyLength(body: Body | undefined): number {
-  if (body === undefined) return 0;
-  return Array.isArray(body) ? body.reduce((n, piece) => n + piece.length, 0) : body.length;
+/** The name of an enhanced or minimal representation: the history's version and all the request adds. */
+function representation(feedKey: string, history: FeedHistory, ...request: unknown[]): string {
+  // The floor too: pruning tombstones changes which a delta may carry without a new version.
+  return JSON.stringify([feedKey, history.lineage, history.version, history.floor, ...request]);
+}
+
+function hasNoTransform(value: string | string[] | undefined): boolean {
+  if (value === undefined) return false;
+  return (Array.isArray(value) ? value.join(',') : value).split(',').some((d) => d.trim().toLowerCase() === 'no-transform');
 }
 
 // Larger bodies are handed to the socket a piece at a time: writing 12 MB at once held the loop 20 ms.
@@ -325,27 +419,11 @@ function split(buffer: Buffer, size: number): Buffer[] {
   return out;
 }
 
-/** The plain GET: the upstream's status and bytes with the semantic ETag, or a 304. */
-function plain(req: IncomingMessage, read: Extract<FeedRead, { kind: 'calendar' }>, send: Send): Promise<FeedOutcome> {
-  const answer = read.answer;
-  const headers = validators(read.tag, read.changedAt);
-  const kept: Record<string, string> = {};
-  for (const name of ['cache-control', 'expires', 'content-location']) {
-    const value = answer.headers[name];
-    if (typeof value === 'string') kept[name] = value;
-  }
-  const inm = req.headers['if-none-match'];
-  const ims = req.headers['if-modified-since'];
-  // RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
-  const notModified = inm !== undefined
-    ? matchesAny(inm, read.tag)
-    : ims !== undefined && Math.floor(read.changedAt / 1000) * 1000 <= Date.parse(ims);
-  if (notModified) return send(304, { ...kept, ...headers }, undefined, 'not_modified');
-  const upstream: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(answer.headers)) {
-    if (!replacedHeaders.has(name)) upstream[name] = value;
-  }
-  return send(answer.status, { ...upstream, ...headers }, answer.body, 'full');
+/** Sends a streamed encoding with the socket's backpressure; a client gone or a failure mid-body ends it. */
+async function writeStream(res: ServerResponse, out: Extract<EncodedBody, { stream: unknown }>): Promise<void> {
+  // A failure mid-body leaves the response destroyed: the client sees a cut-off chunked body, never a
+  // short one that looks whole.
+  await pipeline(out.stream, res).catch(() => undefined);
 }
 
 /** A calendar with the history's frame, the VTIMEZONEs its tombstones need, and these entity texts (a
@@ -354,7 +432,8 @@ function calendarBody(history: FeedHistory, texts: string[], timezones: string[]
   return Buffer.from(calendarText(history, texts, timezones), 'utf8');
 }
 
-/** The semantic validators: a weak ETag (bytes differ, content does not) and Last-Modified. */
+/** The semantic validators: a weak ETag (bytes differ, content does not; RFC 9110 §8.8.1: one tag for every
+ * content coding of the representation) and Last-Modified. */
 function validators(tag: string, changedAt: number): Record<string, string> {
   return { etag: `W/"${tag}"`, 'last-modified': new Date(changedAt).toUTCString() };
 }

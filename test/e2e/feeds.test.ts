@@ -16,7 +16,9 @@ import { assertValidICalendar } from '../helpers/valid-icalendar.ts';
 import { createFakeClock } from '../store/fake-clock.ts';
 
 const feedsDir = new URL('../fixtures/feeds/', import.meta.url);
-const vary = 'Prefer, Sync-Token, If-None-Match';
+// Every feed answer varies by the request's protocol headers and, being compressed when asked (SPEC
+// "Compression"), by Accept-Encoding.
+const vary = 'Prefer, Sync-Token, If-None-Match, Accept-Encoding';
 const rel = 'rel="subscribe-enhanced-get subscribe-enhanced_get"';
 const minute = 60_000;
 const day = 24 * 60 * minute;

@@ -1,6 +1,7 @@
 // The connection map as push works from it (SPEC "Push"): each listing's own feed and its peers, and the
 // rules derived from it that the feed engine needs too (which feed speaks for a listing, what to compute
 // of it). Built once from the validated config.
+import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { ownFeedTarget } from '../config/listings.ts';
 import type { Config } from '../config/schema.ts';
@@ -14,6 +15,10 @@ import type { Peer } from './peers.ts';
 export type ListingPlan = {
   id: string;
   target: string;
+  /** The key of the feed the sidecar reads for the listing: the target, or, when it sends credentials
+   * (`headers`), a key of their own, which no client's request maps to (feedKey), so nobody without
+   * them is ever answered from what they unlocked. */
+  key: string;
   peers: Peer[];
   zone?: string;
   /** `listings.<id>.headers`: sent on the sidecar's own reads of the feed (credentials). */
@@ -41,6 +46,7 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & 
     const plan: ListingPlan = {
       id,
       target,
+      key: ownFeedKey(target, listing.headers),
       headers: listing.headers,
       ...(zone === undefined ? {} : { zone }),
       peers: listing.peers.map((p) => ({
@@ -53,7 +59,7 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & 
   }
   const ownPlan = (feed: Pick<FeedKey, 'key' | 'target' | 'listing'>) => {
     const plan = byTarget.get(feed.target);
-    return plan && feed.key === feed.target && plan.id === feed.listing ? plan : undefined;
+    return plan && feed.key === plan.key && plan.id === feed.listing ? plan : undefined;
   };
   return {
     byId,
@@ -70,4 +76,13 @@ export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & 
  * its far end between daily reads is compared too. The sidecar and `icalpush replay` both use it. */
 export function nightsRequestAt(ms: number, zone: string | undefined): NightsRequest {
   return { today: countFrom(ms, zone), days: defaultHorizonDays + 2, ...(zone === undefined ? {} : { zone }) };
+}
+
+/** The key of a listing's own feed as the sidecar reads it (see ListingPlan.key). */
+export function ownFeedKey(target: string, headers: Readonly<Record<string, string>>): string {
+  const names = Object.keys(headers).sort();
+  if (names.length === 0) return target;
+  const hash = createHash('sha256');
+  for (const name of names) hash.update(`${name.toLowerCase()}\u0000${headers[name] ?? ''}\u0000`);
+  return `${target} own:${hash.digest('base64url').slice(0, 16)}`;
 }

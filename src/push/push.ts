@@ -5,7 +5,7 @@ import type { Clock, Timer } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { FeedAnalyzer } from '../feeds/analyzer.ts';
 import type { FeedChange } from '../feeds/change-log.ts';
-import { type FeedEngine, feedKey, type HeldDrop } from '../feeds/engine.ts';
+import type { FeedEngine, HeldDrop } from '../feeds/engine.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import { compilePathPattern, isPathPatternError, type PathPattern } from '../http/path-pattern.ts';
 import type { Logger } from '../log.ts';
@@ -155,7 +155,7 @@ export function createPush(options: PushOptions): Push {
   function readOwn(plan: ListingPlan, why: string): Promise<unknown> {
     if (closed) return Promise.resolve();
     const headers = { ...plan.headers, 'user-agent': `${config.push.userAgent} icalpush (${why})` };
-    return engine.read(feedKey(plan.target, plan.id, {}), headers)
+    return engine.read({ key: plan.key, target: plan.target, listing: plan.id }, headers)
       .then((read) => {
         if (read.kind === 'not-calendar') {
           const { status } = read.answer;
@@ -426,7 +426,7 @@ export function createPush(options: PushOptions): Push {
       const tag = read?.kind === 'calendar' ? read.tag : undefined;
       // In the feed's order, after that read's change: the log is current, and no change decided meanwhile
       // has its announcement overwritten by this one.
-      const decision = await engine.afterChanges(feedKey(plan.target, plan.id, {}).key, async () => {
+      const decision = await engine.afterChanges(plan.key, async () => {
         const told = tag !== undefined && (await options.decisions.announced(listing)) === tag;
         // Peers whose last notification failed for good (refused, or dropped after push.retryFor) were not
         // told, whatever was announced: the operator's notify is how they are told again.
@@ -466,7 +466,7 @@ export function createPush(options: PushOptions): Push {
       const plan = plans.get(id);
       if (!plan) return undefined;
       const state = stateOf(id);
-      const feed = await engine.state(feedKey(plan.target, plan.id, {}).key);
+      const feed = await engine.state(plan.key);
       const activity = options.activity.times(id);
       const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
       return {

@@ -105,3 +105,34 @@ test('a feed refusing the sidecar\'s credentials is logged with the status and t
   assert.equal(line.status, 403);
   assert.deepEqual(line.headers, ['Authorization']);
 });
+
+test('what the sidecar read with the listing\'s credentials is never answered to a client without them', async (t) => {
+  const upstream = await startServer(t, (req, res) => {
+    if (req.headers.authorization !== secret) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="feeds"' }).end('no');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/calendar' }).end(calendarOf(stay('private', '20270110', '20270112')));
+  });
+  const app = await startApp(t, upstream.url, {
+    feeds: [{ path: '/calendar/{listing}.ics', maxAge: '1h' }],
+    listings: { x: { headers: { Authorization: secret } } }, push: { watch: 0 },
+  });
+  await (await request(`${app.url}/_icalpush/listings/x/changed`, { method: 'POST' })).body.dump();
+  const listing = await (await request(`${app.url}/_icalpush/listings/x`)).body.json() as { snapshot?: { version?: number } };
+  assert.equal(listing.snapshot?.version, 1, 'the sidecar read the feed with its credentials');
+  // maxAge would answer from a fresh snapshot: not from this one.
+  for (const headers of [{}, { prefer: 'subscribe-enhanced-get' }]) {
+    const res = await request(`${app.url}/calendar/x.ics`, { headers });
+    assert.equal(res.statusCode, 401, JSON.stringify(headers));
+    assert.doesNotMatch(await res.body.text(), /private/);
+    assert.equal(res.headers['sync-token'], undefined);
+  }
+  const head = await request(`${app.url}/calendar/x.ics`, { method: 'HEAD' });
+  await head.body.dump();
+  assert.equal(head.statusCode, 401, 'HEAD claims no calendar for a client without credentials');
+  // A client with the very credentials reads the calendar itself.
+  const allowed = await request(`${app.url}/calendar/x.ics`, { headers: { authorization: secret } });
+  assert.equal(allowed.statusCode, 200);
+  assert.match(await allowed.body.text(), /private/);
+});

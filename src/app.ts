@@ -72,7 +72,8 @@ export function createApp(config: Config, deps: AppDeps): App {
     connectTimeoutMs: config.timeouts.connect,
     timeoutMs: config.timeouts.upstream,
   });
-  const passthrough = createPassthrough(upstream);
+  const trustedProxies = createTrustedProxies(config.trustProxy);
+  const passthrough = createPassthrough(upstream, trustedProxies);
   const router = createRouter(config.feeds.map((feed) => feed.path));
   // Knows the feeds patterns, so a `{secret}` segment is hidden even when it looks like a word.
   const redact = createRedactor(config.feeds.map((feed) => feed.path));
@@ -208,7 +209,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     metrics: feedMetrics,
     clock,
     publicBaseUrl: config.publicBaseUrl,
-    trustedProxies: createTrustedProxies(config.trustProxy),
+    trustedProxies,
     maxAge: new Map(config.feeds.map((feed) => [feed.path, feed.maxAge])),
     onHead: (route) => pushed.inbound(route.listing),
     onHookHeader(feed, value, seen) {

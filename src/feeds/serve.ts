@@ -192,7 +192,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
     const maxAgeMs = options.maxAge.get(route.pattern) ?? 0;
     const anonymous = req.headers.authorization === undefined && req.headers.cookie === undefined;
     const read = (maxAgeMs > 0 && anonymous ? await freshRead(feed, maxAgeMs).catch(() => undefined) : undefined)
-      ?? await engine.read(feed, forwardedRequestHeaders(req));
+      ?? await engine.read(feed, forwardedRequestHeaders(req, options.trustedProxies ?? (() => false)));
     const hookHeader = req.headers['x-icalhooks-url'];
     if (hookHeader !== undefined) options.onHookHeader?.(feed, hookHeader, read.kind === 'calendar' ? read.tag : undefined);
 

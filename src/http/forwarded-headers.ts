@@ -43,19 +43,33 @@ function endToEndHeaders(headers: IncomingHttpHeaders): Record<string, string | 
   return out;
 }
 
-/** The request headers sent upstream: hop-by-hop removed, X-Forwarded-For/-Host/-Proto added. */
-export function forwardedRequestHeaders(req: IncomingMessage): Record<string, string | string[]> {
+/** The request headers sent upstream: hop-by-hop removed, X-Forwarded-For/-Host/-Proto added. The
+ * client's own X-Forwarded-* trail is kept (and appended to) only when `isTrusted` says the client is a
+ * proxy of ours (`trustProxy`); anyone else's is dropped, so a client cannot tell the platform it came
+ * through another host. */
+export function forwardedRequestHeaders(req: IncomingMessage,
+  isTrusted: (address: string | undefined) => boolean = () => true): Record<string, string | string[]> {
   const out = endToEndHeaders(req.headers);
+  if (!isTrusted(req.socket.remoteAddress)) {
+    for (const name of ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded']) delete out[name];
+    const { 'x-forwarded-for': _for, 'x-forwarded-host': _host, 'x-forwarded-proto': _proto, ...own } = req.headers;
+    return withTrail(out, { ...own }, req);
+  }
+  return withTrail(out, req.headers, req);
+}
+
+function withTrail(out: Record<string, string | string[]>, headers: IncomingMessage['headers'],
+  req: IncomingMessage): Record<string, string | string[]> {
   const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
   out['x-forwarded-for'] = appendForwarded(
-    req.headers['x-forwarded-for'],
+    headers['x-forwarded-for'],
     req.socket.remoteAddress ?? '',
   );
   out['x-forwarded-host'] = appendForwarded(
-    req.headers['x-forwarded-host'],
+    headers['x-forwarded-host'],
     req.headers.host ?? '',
   );
-  out['x-forwarded-proto'] = appendForwarded(req.headers['x-forwarded-proto'], proto);
+  out['x-forwarded-proto'] = appendForwarded(headers['x-forwarded-proto'], proto);
   return out;
 }
 

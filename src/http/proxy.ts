@@ -42,7 +42,8 @@ export type Passthrough = {
 };
 
 /** Creates the passthrough to `upstream`. */
-export function createPassthrough(upstream: UpstreamPool): Passthrough {
+export function createPassthrough(upstream: UpstreamPool,
+  isTrusted?: (address: string | undefined) => boolean): Passthrough {
   // http-proxy-3 is only used for Upgrade tunnels; plain requests take the faster undici path.
   const tunnel = createProxyServer({
     target: upstream.origin,
@@ -89,7 +90,7 @@ export function createPassthrough(upstream: UpstreamPool): Passthrough {
           {
             path: req.url ?? '/',
             method: req.method ?? 'GET',
-            headers: forwardedRequestHeaders(req),
+            headers: forwardedRequestHeaders(req, isTrusted),
             body: hasBody(req) ? req : null,
           },
           {

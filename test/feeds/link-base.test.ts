@@ -68,3 +68,28 @@ test('trustProxy entries must be addresses or CIDR ranges; the error names the e
     'trustProxy[4]: is not an IP address or CIDR range such as 10.0.0.0/8: proxy.internal',
   ]);
 });
+
+test('a client that is no trusted proxy cannot hand the platform a forwarded trail of its own', async (t) => {
+  const seen: Record<string, string | string[] | undefined>[] = [];
+  const server = await startServer(t, (req, res) => {
+    seen.push(req.headers);
+    const feed = req.url?.endsWith('.ics') === true;
+    res.writeHead(200, { 'content-type': feed ? 'text/calendar' : 'text/plain' })
+      .end(feed ? calendarOf(stay('a', '20270110', '20270112')) : 'ok');
+  });
+  const spoofed = { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' };
+  for (const [trustProxy, trusted] of [[[], false], [['127.0.0.1/8'], true]] as const) {
+    const app = await startApp(t, server.url, { trustProxy: [...trustProxy] });
+    const { host } = new URL(app.url);
+    for (const path of ['/calendar/a.ics', '/account/password-reset']) {
+      seen.length = 0;
+      await (await request(`${app.url}${path}`, { headers: spoofed })).body.dump();
+      const got = seen[0] ?? {};
+      const expected = trusted
+        ? { for: '203.0.113.9, 127.0.0.1', host: `evil.example, ${host}`, proto: 'https, http' }
+        : { for: '127.0.0.1', host, proto: 'http' };
+      assert.deepEqual({ for: got['x-forwarded-for'], host: got['x-forwarded-host'], proto: got['x-forwarded-proto'] },
+        expected, `${path} with trustProxy ${JSON.stringify(trustProxy)}`);
+    }
+  }
+});

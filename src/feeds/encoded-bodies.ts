@@ -25,6 +25,9 @@ export type EncodedBodiesOptions = {
   onCompress?: (coding: Compression) => void;
   /** Bound of the kept encoded bodies, in bytes; default 16 MiB. */
   maxBytes?: number;
+  /** Streamed compressions (bodies over 4 MiB) under way at once; past it, such a body goes out as it
+   * is. Default 2: each holds a compressor and its buffers, and runs in libuv's small thread pool. */
+  maxStreams?: number;
 };
 
 /** Encodes answer bodies, keeping what it compressed. */
@@ -58,6 +61,8 @@ export function createEncodedBodies(options: EncodedBodiesOptions = {}): Encoded
     sizeCalculation: (kept) => Math.max(1, kept.encoded.length),
   });
   const running = createSingleFlight<Buffer>();
+  const maxStreams = options.maxStreams ?? 2;
+  let streaming = 0;
   // Representations being kept from a stream right now: one stream per representation gathers its output.
   const gathering = new Set<string>();
   const cacheKey = (key: string, coding: Compression) => `${key}\u0000${coding}`;
@@ -86,8 +91,10 @@ export function createEncodedBodies(options: EncodedBodiesOptions = {}): Encoded
         callback();
       },
     });
+    streaming += 1;
     // Whatever ends it (the end, the client gone, a zlib error), every stage is destroyed and the slot freed.
     return pipeline(source, compressor, tee, () => {
+      streaming -= 1;
       if (gather !== undefined) gathering.delete(gather);
       gathered = undefined;
     });
@@ -100,6 +107,8 @@ export function createEncodedBodies(options: EncodedBodiesOptions = {}): Encoded
       const hit = key === undefined ? undefined : cache.get(cacheKey(key, coding));
       if (hit) return { coding, body: hit.encoded, identityBytes };
       if (identityBytes > maxOneShotBytes) {
+        // A poll wave on a big feed must not start a compressor per client: past the bound, as it is.
+        if (streaming >= maxStreams) return { coding: 'identity', body, identityBytes };
         return { coding, stream: stream(key, body, coding, identityBytes), identityBytes };
       }
       const once = async () => {

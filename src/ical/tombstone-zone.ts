@@ -59,11 +59,16 @@ function utcValue(value: string, zone: string): string {
   return utcText(instant) ?? `${value.trim()}Z`;
 }
 
-// The instant whose wall clock in the zone reads `wallMs` (as if UTC): the offset at a first guess, then
-// at the instant it gives, so a time just after a DST change lands on the right side of it.
+// The instant whose wall clock in the zone reads `wallMs` (as if UTC), as RFC 5545 §3.3.5 reads a local
+// time: the offsets in force 12 hours either side are the candidates; of those that give back this wall
+// clock the earliest instant (a time repeated when clocks go back is its first occurrence), and a time
+// the change skipped is read with the offset before the gap.
 function instantOf(wallMs: number, format: Intl.DateTimeFormat): number {
-  const guess = wallMs - offsetAt(wallMs, format);
-  return wallMs - offsetAt(guess, format);
+  const before = offsetAt(wallMs - 12 * 3_600_000, format);
+  const after = offsetAt(wallMs + 12 * 3_600_000, format);
+  const candidates = [...new Set([before, after])].map((offset) => wallMs - offset)
+    .filter((instant) => instant + offsetAt(instant, format) === wallMs);
+  return candidates.length > 0 ? Math.min(...candidates) : wallMs - before;
 }
 
 function offsetAt(ms: number, format: Intl.DateTimeFormat): number {

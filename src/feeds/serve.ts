@@ -73,6 +73,13 @@ function mergeVary(upstream: string | string[] | undefined, ours: readonly strin
   return [...names, ...ours.filter((n) => !seen.has(n.toLowerCase()))].join(', ');
 }
 
+/** The upstream's Link values with ours after them (RFC 8288 allows any number). */
+function mergedLink(upstream: string | string[] | undefined, ours: Record<string, string>): Record<string, string> {
+  const theirs = (Array.isArray(upstream) ? upstream : upstream === undefined ? [] : [upstream]).filter((v) => v !== '');
+  if (ours.link === undefined) return theirs.length > 0 ? { link: theirs.join(', ') } : {};
+  return { link: [...theirs, ours.link].join(', ') };
+}
+
 /** True for a text/calendar Content-Type. */
 function isCalendarType(value: string | string[] | undefined): boolean {
   const type = (Array.isArray(value) ? value[0] : value)?.split(';')[0]?.trim().toLowerCase();
@@ -137,7 +144,8 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       // server's capabilities on the very paths that are feeds. Answered here only when it fails.
       const link = linkHeader(req, targetOf(req));
       return { kind: 'passthrough', decoration: {
-        headers: (status, headers) => (status < 400 ? { ...link, vary: mergeVary(headers.vary, varyOn) } : {}),
+        headers: (status, headers) => (status < 400
+          ? { ...mergedLink(headers.link, link), vary: mergeVary(headers.vary, varyOn) } : {}),
         onFailure(local) {
           local.writeHead(204, { allow, ...link, vary: varyOn.join(', ') });
           local.end();
@@ -161,7 +169,7 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
         options.onHead?.(route);
         return { kind: 'passthrough', decoration: {
           headers: (status, headers) => (status < 300 && isCalendarType(headers['content-type'])
-            ? { ...common, vary: mergeVary(headers.vary, varyOn) } : {}),
+            ? { ...mergedLink(headers.link, common), vary: mergeVary(headers.vary, varyOn) } : {}),
         } };
       }
       // A HEAD answer without a length closes the connection; the last read's size is what a GET
@@ -334,10 +342,18 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       ? matchesAny(inm, read.tag)
       : ims !== undefined && Math.floor(read.changedAt / 1000) * 1000 <= Date.parse(ims);
     if (notModified) return send(304, { ...kept, ...headers }, undefined, 'not_modified');
+    // RFC 9111 §5.2.2.6: an upstream that says no-transform gets its bytes sent as they are.
+    const identity = hasNoTransform(answer.headers['cache-control']) || coding === 'identity';
     const upstream: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(answer.headers)) {
-      if (!replacedHeaders.has(name)) upstream[name] = value;
+      if (replacedHeaders.has(name) || name === 'accept-ranges') continue;
+      // A digest of the identity bytes would not match a coded body.
+      if (!identity && (name === 'content-md5' || name === 'content-digest')) continue;
+      upstream[name] = value;
     }
+    // The upstream's own Vary and Link still hold: ours are added to them.
+    const joined = { vary: mergeVary(answer.headers.vary, varyOn),
+      ...mergedLink(answer.headers.link, linkHeader(req, targetOf(req))) };
     // The representation is these very bytes (SPEC: decompressed, a plain GET's body is the upstream's),
     // named by their hash: an upstream that restamps DTSTAMP gives a new one per read, a steady one none.
     const key = async () => {
@@ -345,9 +361,8 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       lastPlain.set(feedKey, { tag: read.tag, key: named, identityBytes: answer.body.length });
       return named;
     };
-    // RFC 9111 §5.2.2.6: an upstream that says no-transform gets its bytes sent as they are.
-    const identity = hasNoTransform(answer.headers['cache-control']) || coding === 'identity';
-    return send(answer.status, { ...upstream, ...headers }, { body: answer.body, ...(identity ? { identity } : { key }) }, 'full');
+    return send(answer.status, { ...upstream, ...joined, ...headers },
+      { body: answer.body, ...(identity ? { identity } : { key }) }, 'full');
   }
 }
 

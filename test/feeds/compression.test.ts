@@ -7,6 +7,7 @@ import { type Dispatcher, request } from 'undici';
 import { startApp, type TestApp } from '../helpers/app.ts';
 import { dayFromNow, type Stay, staysCalendar } from '../helpers/calendars.ts';
 import { startServer } from '../helpers/servers.ts';
+import { calendarOf, stay } from '../helpers/hostile.ts';
 
 type Upstream = { body: Buffer; status: number; headers: Record<string, string>; requests: number };
 type Answer = { status: number; headers: Record<string, string | string[] | undefined>; bytes: Buffer; chunks: number };
@@ -273,4 +274,23 @@ test('a 5 MiB feed is compressed as a stream, in pieces, then served from the ke
   assert.equal(header(full, 'content-encoding'), 'br');
   assert.equal(header(full, 'content-length'), undefined);
   assert.deepEqual(decoded(full), (await send(feed, { prefer: enhanced })).bytes);
+});
+
+test('a plain GET keeps the upstream\'s Vary and Link beside its own, and no digest or range promise', async (t) => {
+  const body = calendarOf(...Array.from({ length: 40 }, (_, i) => stay(`s${i}`, '20270110', '20270112')));
+  const upstream = await startServer(t, (_req, res) => {
+    res.writeHead(200, {
+      'content-type': 'text/calendar', vary: 'Cookie', link: '<https://platform.example/help>; rel="help"',
+      'accept-ranges': 'bytes', 'content-md5': 'bm90IGEgcmVhbCBkaWdlc3Q=',
+    }).end(body);
+  });
+  const app = await startApp(t, upstream.url);
+  const res = await request(`${app.url}/calendar/a.ics`, { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.headers['content-encoding'], 'gzip');
+  await res.body.dump();
+  assert.equal(res.headers.vary, 'Cookie, Prefer, Sync-Token, If-None-Match, Accept-Encoding');
+  assert.match(String(res.headers.link), /^<https:\/\/platform\.example\/help>; rel="help", <http:\/\/[^>]+\/calendar\/a\.ics>; rel="subscribe-enhanced-get/);
+  assert.equal(res.headers['accept-ranges'], undefined, 'icalpush answers whole bodies only');
+  assert.equal(res.headers['content-md5'], undefined, 'a digest of the identity bytes does not fit the gzip body');
 });

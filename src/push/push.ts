@@ -19,6 +19,8 @@ import { todayFor } from './decide/today.ts';
 import type { DecisionLog, LoggedDecision } from './decision-log.ts';
 import type { Notifier } from './notifier.ts';
 import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
+import { createRefresh } from './refresh.ts';
+import { createWatch } from './watch.ts';
 import type { ListingPlan, ListingPlans } from './plans.ts';
 
 /** Options for createPush. */
@@ -81,10 +83,6 @@ type ListingState = {
   firstHeadAt?: number;
   /** The inbound HEAD whose refresh was called and whose import has not shown in the own feed yet (ms). */
   importSince?: number;
-  watchFailures: number;
-  nextWatchAt: number;
-  /** A watch read of this listing is under way. */
-  watching?: boolean;
 };
 
 // Own-feed re-reads after a refresh, to see the import land (ms after the refresh answered).
@@ -135,14 +133,11 @@ export function createPush(options: PushOptions): Push {
   const stateOf = (id: string): ListingState => {
     let state = states.get(id);
     if (!state) {
-      state = { lastRunAt: Number.NEGATIVE_INFINITY, running: false, trailing: undefined, rereads: [], watchFailures: 0,
-        nextWatchAt: 0 };
+      state = { lastRunAt: Number.NEGATIVE_INFINITY, running: false, trailing: undefined, rereads: [] };
       states.set(id, state);
     }
     return state;
   };
-  let watchTimer: Timer | undefined;
-  const watchReads = new Set<Promise<void>>();
   let closed = false;
 
   const counters = {
@@ -151,6 +146,15 @@ export function createPush(options: PushOptions): Push {
     refreshes: options.registry.counter('icalpush_push_refreshes_total', 'Refresh actions called, by outcome.', ['outcome']),
     changes: options.registry.counter('icalpush_push_changes_total', 'Own-feed changes classified, by kind.', ['kind']),
   };
+
+  const refresh = createRefresh(config.refresh, client, config.push.userAgent);
+  const watch = createWatch({
+    plans,
+    clock,
+    intervalMs: config.push.watch,
+    concurrency: watchConcurrency,
+    read: (plan) => readOwn(plan, 'watch').then((read) => (read as { kind?: string } | undefined)?.kind === 'calendar'),
+  });
 
   function readOwn(plan: ListingPlan, why: string): Promise<unknown> {
     if (closed) return Promise.resolve();
@@ -183,20 +187,6 @@ export function createPush(options: PushOptions): Push {
     });
   }
 
-  async function callRefresh(plan: ListingPlan): Promise<string> {
-    const refresh = config.refresh;
-    if (!refresh) return 'not-configured';
-    const url = refresh.url.replaceAll('{listing}', encodeURIComponent(plan.id));
-    const result = await client.request(url, {
-      method: refresh.method,
-      headers: { 'user-agent': `${config.push.userAgent} icalpush`, ...refresh.headers },
-      deadlineMs: refresh.timeout,
-      maxBodyBytes: 0,
-    });
-    if (result.kind === 'failed') return result.error.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : result.error.code;
-    return result.status >= 200 && result.status < 300 ? 'ok' : `status ${result.status}`;
-  }
-
   /** One inbound run: read every peer; when any changed or cannot be compared, refresh; re-read own. */
   async function run(plan: ListingPlan): Promise<void> {
     const state = stateOf(plan.id);
@@ -215,7 +205,7 @@ export function createPush(options: PushOptions): Push {
       }
       // The import may show before the refresh answers: a peer re-reading our feed meanwhile sees it first.
       state.importSince = since;
-      const outcome = await callRefresh(plan);
+      const outcome = await refresh(plan.id);
       counters.refreshes.labels(outcome === 'ok' ? 'ok' : outcome === 'not-configured' ? 'not_configured' : 'failed').inc();
       state.lastRefresh = { at: new Date(clock.now()).toISOString(), outcome };
       if (outcome === 'ok') options.propagation?.labels('refreshed').observe((clock.now() - since) / 1000);
@@ -337,41 +327,6 @@ export function createPush(options: PushOptions): Push {
     });
   }
 
-  /** Starts a read of every listing whose slot came, while fewer than watchConcurrency are under way. */
-  function watchTick(): void {
-    const now = clock.now();
-    for (const plan of plans.values()) {
-      if (closed || watchReads.size >= watchConcurrency) return;
-      const state = stateOf(plan.id);
-      if (state.watching || state.nextWatchAt > now) continue;
-      state.watching = true;
-      const planned = state.nextWatchAt;
-      const reading: Promise<void> = readOwn(plan, 'watch')
-        .catch(() => undefined)
-        .then((read) => {
-          // Back off while the upstream errs: the interval doubles per failure, up to 16 times.
-          const ok = (read as { kind?: string } | undefined)?.kind === 'calendar';
-          state.watchFailures = ok ? 0 : Math.min(state.watchFailures + 1, 4);
-          // From the planned slot, not from when the read ended: the listing keeps its place in the
-          // spread, and the interval does not stretch by the upstream's answer time and the tick.
-          state.nextWatchAt = Math.max(planned + config.push.watch * 2 ** state.watchFailures, clock.now());
-        })
-        .finally(() => {
-          state.watching = false;
-          watchReads.delete(reading);
-        });
-      watchReads.add(reading);
-    }
-  }
-
-  function scheduleWatch(tickMs: number): void {
-    watchTimer = clock.setTimeout(() => {
-      if (closed) return;
-      watchTick();
-      scheduleWatch(tickMs);
-    }, tickMs);
-  }
-
   return {
     async onFeedChange(change) {
       const plan = options.plans.ownPlan(change.feed);
@@ -486,25 +441,15 @@ export function createPush(options: PushOptions): Push {
       };
     },
     start() {
-      if (config.push.watch <= 0 || plans.size === 0) return;
-      // Spread the listings over the interval so the upstream sees an even load.
-      const now = clock.now();
-      let i = 0;
-      for (const plan of plans.values()) {
-        stateOf(plan.id).nextWatchAt = now + Math.floor((config.push.watch * i) / plans.size);
-        i += 1;
-      }
-      scheduleWatch(Math.max(50, Math.min(1_000, Math.floor(config.push.watch / Math.max(1, plans.size)))));
+      watch.start();
     },
     async close() {
       closed = true;
-      clock.clearTimeout(watchTimer);
       for (const state of states.values()) {
         clock.clearTimeout(state.trailing);
         for (const timer of state.rereads) clock.clearTimeout(timer);
       }
-      // Watch reads under way end by their deadline, or at once when the app aborts its outbound requests.
-      await Promise.allSettled([...watchReads]);
+      await watch.close();
     },
   };
 }

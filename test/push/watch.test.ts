@@ -1,0 +1,73 @@
+// The watch on its own (src/push/watch.ts), on a fake clock: listings spread over the interval, at most
+// `concurrency` reads at once, a failing listing backing off, a slow one never stopping the others.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ListingPlan } from '../../src/push/plans.ts';
+import { createWatch } from '../../src/push/watch.ts';
+import { createFakeClock } from '../store/fake-clock.ts';
+
+const plansOf = (n: number) => new Map(Array.from({ length: n }, (_, i) => {
+  const id = `l${i}`;
+  return [id, { id, target: `/calendar/${id}.ics`, key: `/calendar/${id}.ics`, peers: [], headers: {} } as ListingPlan];
+}));
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+test('each listing is read once per interval, spread evenly, at most `concurrency` at once', async () => {
+  const clock = createFakeClock(Date.UTC(2026, 11, 1));
+  const reads: { id: string; at: number }[] = [];
+  let inFlight = 0;
+  let most = 0;
+  const pending: (() => void)[] = [];
+  const watch = createWatch({
+    plans: plansOf(10), clock, intervalMs: 10_000, concurrency: 2,
+    read: (plan) => {
+      reads.push({ id: plan.id, at: clock.now() });
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      return new Promise<boolean>((resolve) => pending.push(() => {
+        inFlight -= 1;
+        resolve(true);
+      }));
+    },
+  });
+  watch.start();
+  // Ticks every 1 s (10 s over 10 listings); listing i's slot is at i seconds.
+  for (let ms = 50; ms < 20_000; ms += 50) {
+    clock.advance(50);
+    await settle();
+    while (pending.length > 0) (pending.shift() as () => void)();
+    await settle();
+  }
+  const perListing = Map.groupBy(reads, (r) => r.id);
+  assert.equal(perListing.size, 10);
+  for (const [id, list] of perListing) assert.equal(list.length, 2, `${id}: once per 10 s over 20 s`);
+  const firstRound = reads.slice(0, 10).map((r) => (r.at - Date.UTC(2026, 11, 1)) / 1000);
+  assert.deepEqual(firstRound, [1, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'spread over the interval, at the first tick of each slot');
+  assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+  await watch.close();
+});
+
+test('a read that fails backs its listing off; a stuck one holds only its own slot', async () => {
+  const clock = createFakeClock(Date.UTC(2026, 11, 1));
+  const reads: string[] = [];
+  const watch = createWatch({
+    plans: plansOf(3), clock, intervalMs: 1_000, concurrency: 2,
+    read: (plan) => {
+      reads.push(plan.id);
+      if (plan.id === 'l0') return Promise.resolve(false);
+      if (plan.id === 'l1') return new Promise<boolean>(() => {});
+      return Promise.resolve(true);
+    },
+  });
+  watch.start();
+  for (let ms = 0; ms < 10_000; ms += 50) {
+    clock.advance(50);
+    await settle();
+  }
+  const count = (id: string) => reads.filter((r) => r === id).length;
+  assert.equal(count('l1'), 1, 'the stuck read is never started again while it hangs');
+  assert.ok(count('l2') >= 9, `the healthy listing keeps its interval (${count('l2')} reads in 10 s)`);
+  // l0 fails: 1 s, 2 s, 4 s, 8 s apart (doubling) instead of every second.
+  assert.ok(count('l0') <= 4, `the failing listing backs off (${count('l0')} reads in 10 s)`);
+  void watch.close();
+});

@@ -12,12 +12,12 @@ import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
 import type { ListingActivity } from './activity.ts';
-import { type Decision, decide, type PeerEvidenceSource } from './decide/decide.ts';
+import type { Decision } from './decide/decide.ts';
 import { heldDecision, operatorDecision } from './decide/made-by-callers.ts';
-import { daysBetween } from './decide/dates.ts';
 import { todayFor } from './decide/today.ts';
 import type { DecisionLog, LoggedDecision } from './decision-log.ts';
 import type { Notifier } from './notifier.ts';
+import { createClassifier } from './classify.ts';
 import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
 import { createRefresh } from './refresh.ts';
 import { createWatch } from './watch.ts';
@@ -89,10 +89,6 @@ type ListingState = {
 const rereadAfterRefreshMs = [0, 2_000, 5_000, 15_000, 30_000, 60_000];
 // After a trigger: now, and once more for upstreams that export asynchronously.
 const rereadAfterTriggerMs = [0, 2_000];
-// A peer snapshot older than this is re-read before a change is declared primary.
-const peerFreshMs = 30_000;
-// A change decided this long after its read is late (recovered after a crash): see classify.
-const lateDecisionMs = 2 * 60_000;
 // Own feeds re-read at once by the watch: with 10,000 listings at 60 s, enough for an upstream
 // answering in up to ~100 ms (measured by `npm run bench -- push`). Each read holds its slot only until
 // it ends (its deadline at the latest): a stuck read costs one slot, never the watch.
@@ -148,6 +144,7 @@ export function createPush(options: PushOptions): Push {
   };
 
   const refresh = createRefresh(config.refresh, client, config.push.userAgent);
+  const classify = createClassifier(peers, clock);
   const watch = createWatch({
     plans,
     clock,
@@ -242,50 +239,6 @@ export function createPush(options: PushOptions): Push {
       }
       void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
     }, Math.max(wait, 10));
-  }
-
-  /** The peers' feeds as evidence, as last read; with `readBy`, only reads made by then. */
-  function evidenceOf(plan: ListingPlan, readBy = Number.POSITIVE_INFINITY): PeerEvidenceSource[] {
-    return plan.peers.flatMap((peer) => {
-      const snap = peers.snapshot(peer);
-      return snap && snap.readAt <= readBy
-        ? [{ name: peer.name, busy: snap.nights, freed: snap.freed, readAt: snap.readAt }] : [];
-    });
-  }
-
-  /** Decides one journaled change (decide/decide.ts), re-reading stale peers before calling it primary. */
-  async function classify(plan: ListingPlan, change: FeedChange): Promise<Decision> {
-    const { before, after } = change.nights ?? {};
-    const at = after?.at ?? change.at;
-    if (!after) {
-      // Nights could not be counted for this read (the analysis failed): nothing to compare.
-      return decide({ before: undefined, after: { today: '1970-01-01', days: 0, busy: [], unreadable: 0, busySafe: 0 },
-        peers: [], today: todayFor(at, plan.zone), elapsedMs: 0, at });
-    }
-    // A change recovered at start (journaled before a crash), or decided long after it was read: a peer read
-    // since may show the nights because that peer imported them from us meanwhile. Only reads made by
-    // the change explain it then; a false alarm is cheaper than a peer never told.
-    const late = change.recovered === true || clock.now() - change.at > lateDecisionMs;
-    const input = () => ({ before, after, peers: evidenceOf(plan, late ? change.at : undefined),
-      today: todayFor(at, plan.zone),
-      // Since the previous read (the engine gives the last read that showed the nights before); entries
-      // journaled before reads were timed: by the dates the two counts started on.
-      elapsedMs: before === undefined ? 0
-        : before.at === undefined ? daysBetween(before.today, after.today) * 86_400_000 : at - before.at, at });
-    let decision = decide(input());
-    if (decision.kind === 'primary' && plan.peers.length > 0) {
-      // iPP §3.3: before calling a change primary, make sure stale peer snapshots are current.
-      const now = clock.now();
-      const stale = plan.peers.filter((peer) => {
-        const snap = peers.snapshot(peer);
-        return !snap || now - snap.readAt >= peerFreshMs;
-      });
-      if (stale.length > 0) {
-        await Promise.all(stale.map((peer) => peers.read(peer)));
-        decision = decide(input());
-      }
-    }
-    return { ...decision, ...(change.version === undefined ? {} : { version: change.version }), tag: change.tag };
   }
 
   /** Records a decision: in memory for status, in the store for the log; `announced` as DecisionLog says. */

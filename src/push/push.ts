@@ -1,7 +1,7 @@
 // Push (SPEC "Push"): decides when a listing's own calendar changed in a way peers must hear about
 // (a primary change of its future busy nights), tells them with iPP HEADs, and answers their HEADs by
 // reading their feeds and making the upstream re-import now. Never echoes an import back (iPP §3.3).
-import type { Clock, Timer } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { FeedAnalyzer } from '../feeds/analyzer.ts';
 import type { FeedChange } from '../feeds/change-log.ts';
@@ -19,7 +19,9 @@ import type { DecisionLog, LoggedDecision } from './decision-log.ts';
 import type { Notifier } from './notifier.ts';
 import { createClassifier } from './classify.ts';
 import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
+import { createReceiver } from './receive.ts';
 import { createRefresh } from './refresh.ts';
+import { createRereads, rereadAfterTriggerMs } from './rereads.ts';
 import { createWatch } from './watch.ts';
 import type { ListingPlan, ListingPlans } from './plans.ts';
 
@@ -71,30 +73,15 @@ export type Push = {
 };
 
 type ListingState = {
-  lastRunAt: number;
-  running: boolean;
-  trailing: Timer | undefined;
-  rereads: Timer[];
   lastDecision?: Decision;
   /** lastDecision was looked up in the decision log (after a restart it is there, not in memory). */
   decisionLoaded?: boolean;
-  lastRefresh?: { at: string; outcome: string };
-  /** The first inbound HEAD no run has served yet (ms). */
-  firstHeadAt?: number;
-  /** The inbound HEAD whose refresh was called and whose import has not shown in the own feed yet (ms). */
-  importSince?: number;
 };
 
-// Own-feed re-reads after a refresh, to see the import land (ms after the refresh answered).
-const rereadAfterRefreshMs = [0, 2_000, 5_000, 15_000, 30_000, 60_000];
-// After a trigger: now, and once more for upstreams that export asynchronously.
-const rereadAfterTriggerMs = [0, 2_000];
 // Own feeds re-read at once by the watch: with 10,000 listings at 60 s, enough for an upstream
 // answering in up to ~100 ms (measured by `npm run bench -- push`). Each read holds its slot only until
 // it ends (its deadline at the latest): a stuck read costs one slot, never the watch.
 const watchConcurrency = 16;
-// An imported change this long after the refresh is no longer taken for that refresh's import.
-const importWindowMs = rereadAfterRefreshMs.at(-1)! + 30_000;
 
 /** The name of the propagation-time histogram. */
 export const propagationMetricName = 'icalpush_push_propagation_seconds';
@@ -129,7 +116,7 @@ export function createPush(options: PushOptions): Push {
   const stateOf = (id: string): ListingState => {
     let state = states.get(id);
     if (!state) {
-      state = { lastRunAt: Number.NEGATIVE_INFINITY, running: false, trailing: undefined, rereads: [] };
+      state = {};
       states.set(id, state);
     }
     return state;
@@ -137,14 +124,17 @@ export function createPush(options: PushOptions): Push {
   let closed = false;
 
   const counters = {
-    inbound: options.registry.counter('icalpush_push_inbound_heads_total', 'Inbound HEADs on feed paths of known listings.'),
-    debounced: options.registry.counter('icalpush_push_debounced_total', 'Inbound HEADs folded into a run already done or scheduled.'),
-    refreshes: options.registry.counter('icalpush_push_refreshes_total', 'Refresh actions called, by outcome.', ['outcome']),
     changes: options.registry.counter('icalpush_push_changes_total', 'Own-feed changes classified, by kind.', ['kind']),
   };
 
-  const refresh = createRefresh(config.refresh, client, config.push.userAgent);
   const classify = createClassifier(peers, clock);
+  const rereads = createRereads(clock, logger, (plan, why) => readOwn(plan, why));
+  const receiver = createReceiver({
+    plans, peers, rereads, clock, logger, registry: options.registry, activity: options.activity,
+    refresh: createRefresh(config.refresh, client, config.push.userAgent),
+    debounceMs: config.push.debounce,
+    propagation: options.propagation,
+  });
   const watch = createWatch({
     plans,
     clock,
@@ -172,74 +162,10 @@ export function createPush(options: PushOptions): Push {
       });
   }
 
-  function scheduleRereads(plan: ListingPlan, delays: number[], why: string): void {
-    const state = stateOf(plan.id);
-    for (const timer of state.rereads) clock.clearTimeout(timer);
-    state.rereads = delays.map((ms) => {
-      const timer = clock.setTimeout(() => {
-        state.rereads = state.rereads.filter((t) => t !== timer);
-        void readOwn(plan, why).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'own feed re-read failed'));
-      }, ms);
-      return timer;
-    });
-  }
-
-  /** One inbound run: read every peer; when any changed or cannot be compared, refresh; re-read own. */
-  async function run(plan: ListingPlan): Promise<void> {
-    const state = stateOf(plan.id);
-    state.running = true;
-    state.lastRunAt = clock.now();
-    // The run serves every HEAD so far; one arriving from now on is the trailing run's.
-    const since = state.firstHeadAt ?? state.lastRunAt;
-    state.firstHeadAt = undefined;
-    try {
-      const reads = await Promise.all(plan.peers.map((peer) => peers.read(peer)));
-      const reason = reads.some((r) => r.outcome === 'changed') ? 'peer changed'
-        : reads.some((r) => r.outcome === 'failed') ? 'peer not comparable' : undefined;
-      if (reason === undefined && plan.peers.length > 0) {
-        logger.info({ listing: plan.id }, 'inbound notification: no peer changed');
-        return;
-      }
-      // The import may show before the refresh answers: a peer re-reading our feed meanwhile sees it first.
-      state.importSince = since;
-      const outcome = await refresh(plan.id);
-      counters.refreshes.labels(outcome === 'ok' ? 'ok' : outcome === 'not-configured' ? 'not_configured' : 'failed').inc();
-      state.lastRefresh = { at: new Date(clock.now()).toISOString(), outcome };
-      if (outcome === 'ok') options.propagation?.labels('refreshed').observe((clock.now() - since) / 1000);
-      else if (state.importSince === since) state.importSince = undefined;
-      logger.info({ listing: plan.id, reason: reason ?? 'no peers', refresh: outcome }, 'inbound notification: refresh');
-      scheduleRereads(plan, rereadAfterRefreshMs, 'after refresh');
-    } finally {
-      state.running = false;
-    }
-  }
-
-  function inbound(listing: string): void {
-    const plan = plans.get(listing);
-    if (!plan || closed) return;
-    counters.inbound.labels().inc();
-    options.activity.touch(listing, 'inbound');
-    const state = stateOf(listing);
-    const now = clock.now();
-    state.firstHeadAt ??= now;
-    const debounce = config.push.debounce;
-    if (!state.running && now - state.lastRunAt >= debounce) {
-      void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
-      return;
-    }
-    counters.debounced.labels().inc();
-    // SPEC: a HEAD inside the window schedules one trailing run at its end, never more.
-    if (state.trailing) return;
-    const wait = Math.max(0, state.lastRunAt + debounce - now);
-    state.trailing = clock.setTimeout(() => {
-      state.trailing = undefined;
-      if (state.running) {
-        inbound(listing);
-        return;
-      }
-      void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
-    }, Math.max(wait, 10));
-  }
+  const lastRefreshOf = (listing: string) => {
+    const last = receiver.lastRefresh(listing);
+    return last ? { lastRefresh: last } : {};
+  };
 
   /** Records a decision: in memory for status, in the store for the log; `announced` as DecisionLog says. */
   async function record(plan: ListingPlan, decision: LoggedDecision, announced?: string | null): Promise<void> {
@@ -294,13 +220,7 @@ export function createPush(options: PushOptions): Push {
         announced = change.tag;
       }
       await record(plan, decision, announced);
-      const state = stateOf(plan.id);
-      const awaited = state.importSince !== undefined && clock.now() - state.importSince <= importWindowMs;
-      if (!awaited) state.importSince = undefined;
-      if (decision.kind === 'imported' && state.importSince !== undefined) {
-        options.propagation?.labels('imported').observe((clock.now() - state.importSince) / 1000);
-        state.importSince = undefined;
-      }
+      receiver.changeDecided(plan.id, decision.kind);
       const { change: _id, ...fields } = decision;
       logger.info({ listing: plan.id, ...fields }, 'listing change classified');
     },
@@ -311,7 +231,9 @@ export function createPush(options: PushOptions): Push {
       void record(plan, decision).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'decision not recorded'));
       logger.info({ listing: plan.id, ...decision }, 'listing change classified');
     },
-    inbound,
+    inbound: (listing) => {
+      if (!closed) receiver.inbound(listing);
+    },
     afterProxied(method, path, status) {
       if (status < 200 || status > 299 || closed) return;
       for (const trigger of triggers) {
@@ -320,7 +242,7 @@ export function createPush(options: PushOptions): Push {
         const plan = match ? plans.get(match.listing) : undefined;
         if (!plan) continue;
         options.activity.touch(plan.id, 'trigger');
-        scheduleRereads(plan, rereadAfterTriggerMs, 'trigger');
+        rereads.schedule(plan, rereadAfterTriggerMs, 'trigger');
       }
     },
     async changed(listing) {
@@ -347,7 +269,7 @@ export function createPush(options: PushOptions): Push {
       });
       logger.info({ listing, ...decision }, 'listing change declared by operator');
       // The upstream may export the change a little later: look again, as after a trigger.
-      scheduleRereads(plan, rereadAfterTriggerMs.slice(1), 'operator');
+      rereads.schedule(plan, rereadAfterTriggerMs.slice(1), 'operator');
       return { ok: true, notified: decision.notified };
     },
     knows: (listing) => plans.has(listing),
@@ -365,7 +287,7 @@ export function createPush(options: PushOptions): Push {
           peers: peersOf(plan),
           pending: pending.get(plan.id) ?? [],
           ...(state.lastDecision ? { lastDecision: state.lastDecision } : {}),
-          ...(state.lastRefresh ? { lastRefresh: state.lastRefresh } : {}),
+          ...lastRefreshOf(plan.id),
         };
       }
       return out;
@@ -373,7 +295,6 @@ export function createPush(options: PushOptions): Push {
     async listing(id) {
       const plan = plans.get(id);
       if (!plan) return undefined;
-      const state = stateOf(id);
       const feed = await engine.state(plan.key);
       const activity = options.activity.times(id);
       const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -389,7 +310,7 @@ export function createPush(options: PushOptions): Push {
         peers: peersOf(plan),
         pending: await notifier.pending(id),
         activity: Object.fromEntries(Object.entries(activity).map(([kind, ms]) => [kind, iso(ms)])),
-        ...(state.lastRefresh ? { lastRefresh: state.lastRefresh } : {}),
+        ...lastRefreshOf(plan.id),
         decisions: (await options.decisions.list(id)).map(({ change: _id, ...decision }) => decision),
       };
     },
@@ -398,10 +319,8 @@ export function createPush(options: PushOptions): Push {
     },
     async close() {
       closed = true;
-      for (const state of states.values()) {
-        clock.clearTimeout(state.trailing);
-        for (const timer of state.rereads) clock.clearTimeout(timer);
-      }
+      receiver.close();
+      rereads.close();
       await watch.close();
     },
   };

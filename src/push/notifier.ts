@@ -8,6 +8,7 @@ import { IcalpushError } from '../errors.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
+import { createDueHeap } from '../util/due-heap.ts';
 import { createKeyedQueue } from '../util/keyed-queue.ts';
 import type { CounterSeries, Registry } from '../metrics/registry.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
@@ -161,49 +162,6 @@ function parseRetryAfter(value: string | string[] | undefined, nowMs: number): n
 function causeCode(err: IcalpushError): string | undefined {
   const code = (err.cause as { code?: unknown } | null | undefined)?.code;
   return typeof code === 'string' && code !== '' ? code : undefined;
-}
-
-/** A min-heap of (dueAt, key); stale items are skipped by the reader, at most one live item per key. */
-type DueItem = { dueAt: number; key: string };
-type DueHeap = { push(dueAt: number, key: string): void; peek(): DueItem | undefined; pop(): void };
-
-function createDueHeap(): DueHeap {
-  const items: DueItem[] = [];
-  const less = (a: number, b: number) => (items[a] as DueItem).dueAt < (items[b] as DueItem).dueAt;
-  const swap = (a: number, b: number) => {
-    const t = items[a] as DueItem;
-    items[a] = items[b] as DueItem;
-    items[b] = t;
-  };
-  return {
-    push(dueAt, key) {
-      items.push({ dueAt, key });
-      let i = items.length - 1;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (!less(i, parent)) break;
-        swap(i, parent);
-        i = parent;
-      }
-    },
-    peek: () => items[0],
-    pop() {
-      const last = items.pop();
-      if (last === undefined || items.length === 0) return;
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && less(l, m)) m = l;
-        if (r < items.length && less(r, m)) m = r;
-        if (m === i) break;
-        swap(i, m);
-        i = m;
-      }
-    },
-  };
 }
 
 /** Creates the notifier; call start() once to resume the outbox left by a previous run. */

@@ -1,6 +1,9 @@
 // Push (SPEC "Push"): decides when a listing's own calendar changed in a way peers must hear about
 // (a primary change of its future busy nights), tells them with iPP HEADs, and answers their HEADs by
 // reading their feeds and making the upstream re-import now. Never echoes an import back (iPP §3.3).
+// This file composes the parts, one job each: classify.ts (the decision, decide/ its pure model),
+// receive.ts (inbound HEADs, debounce, refresh), watch.ts, rereads.ts, refresh.ts, notifier.ts (the
+// outbox), decision-log.ts; what stays here is recording decisions, the one-HEAD rule and status.
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { FeedAnalyzer } from '../feeds/analyzer.ts';

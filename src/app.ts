@@ -219,6 +219,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const admin = createAdminHandler({
     store,
     registry,
+    clock,
     status: async () => ({ ...(await statusReport(config, feeds, clock)), push: await pushed.status() }),
     async changed(listing) {
       if (!pushed.knows(listing)) return undefined;

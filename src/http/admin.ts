@@ -1,6 +1,7 @@
 // Admin endpoints under /_icalpush/: liveness and readiness, open because orchestrators probe
 // them without credentials, and metrics behind the admin guard (SPEC "Admin").
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Clock, systemClock, type Timer } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import { expositionContentType, renderExposition } from '../metrics/exposition.ts';
 import type { Registry } from '../metrics/registry.ts';
@@ -25,6 +26,8 @@ export type AdminDeps = {
   isClosing(): boolean;
   /** Bound on the store round trip of readyz. */
   readyTimeoutMs?: number;
+  /** Where the bounds' timers come from; the system clock by default. */
+  clock?: Clock;
 };
 
 /** Handles one request under the admin prefix. */
@@ -42,17 +45,17 @@ function decodeSegment(segment: string): string {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Creates the admin handler. */
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const readyTimeoutMs = deps.readyTimeoutMs ?? 2_000;
+  const clock = deps.clock ?? systemClock;
+  function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+    let timer: Timer | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = clock.setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clock.clearTimeout(timer));
+  }
   const guard = createAdminGuard(deps.token);
   async function listingChanged(req: IncomingMessage, res: ServerResponse, listing: string): Promise<void> {
     if (req.method !== 'POST') {

@@ -4,7 +4,6 @@
 import { nightsOfRuns } from '../../src/push/decide/night-runs.ts';
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { startApp } from '../helpers/app.ts';
 import { eventually } from '../helpers/network.ts';
@@ -46,26 +45,7 @@ test('push.watch re-reads the own feed on its own and notifies peers of a primar
   assert.deepEqual(nightsOfRuns((line.nights as { added: string[] }).added).length, 2);
 });
 
-test('push.watch backs off while the upstream errs and comes back to its interval when it recovers', async (t) => {
-  const upstream = { failing: true, reads: 0 };
-  const server = await startServer(t, (_req, res) => {
-    upstream.reads += 1;
-    if (upstream.failing) res.writeHead(500).end('export down');
-    else res.writeHead(200, { 'content-type': 'text/calendar' }).end(calendar(event('a', 10)));
-  });
-  await startApp(t, server.url, { listings: { 'beach-house': {} }, push: { watch: '100ms' } });
-  await eventually(() => upstream.reads >= 1);
-  const failingFrom = upstream.reads;
-  await sleep(1_500);
-  // Every 100 ms would be ~15 reads; doubling from 200 ms (200, 400, 800, 1,600) is ~4.
-  const whileFailing = upstream.reads - failingFrom;
-  assert.ok(whileFailing >= 1 && whileFailing <= 7, `${whileFailing} reads in 1.5 s of errors`);
-
-  upstream.failing = false;
-  // The next read (at most 1.6 s away) succeeds, and the watch is back to every 100 ms.
-  const recoveredFrom = upstream.reads;
-  await eventually(() => upstream.reads - recoveredFrom >= 8, 6_000);
-});
+// The watch's spread, bound and back-off are tested on a fake clock in test/push/watch.test.ts.
 
 test('an iCal Hooks subscription gets one HEAD at the next change, and none after', async (t) => {
   const hookHeads: string[] = [];

@@ -71,3 +71,33 @@ test('a read that fails backs its listing off; a stuck one holds only its own sl
   assert.ok(count('l0') <= 4, `the failing listing backs off (${count('l0')} reads in 10 s)`);
   void watch.close();
 });
+
+test('a listing whose reads fail backs off, and is back to its interval once a read succeeds', async () => {
+  const clock = createFakeClock(Date.UTC(2026, 11, 1));
+  const at: number[] = [];
+  let failing = true;
+  const watch = createWatch({
+    plans: plansOf(1), clock, intervalMs: 100, concurrency: 1,
+    read: () => {
+      at.push(clock.now() - Date.UTC(2026, 11, 1));
+      return Promise.resolve(!failing);
+    },
+  });
+  watch.start();
+  const run = async (untilMs: number) => {
+    while (clock.now() - Date.UTC(2026, 11, 1) < untilMs) {
+      clock.advance(50);
+      await settle();
+    }
+  };
+  await run(3_000);
+  // Every 100 ms would be 30 reads; doubling (200, 400, 800, 1,600, capped at 16×) is 5.
+  assert.deepEqual(at, [100, 200, 600, 1400, 3000]);
+  failing = false;
+  await run(6_000);
+  const recovered = at.filter((ms) => ms > 3_000);
+  // The next read comes at its backed-off slot (1.6 s on), succeeds, and from then on every 100 ms.
+  assert.equal(recovered[0], 4_600);
+  assert.deepEqual(recovered.slice(1, 4).map((ms, i) => ms - (recovered[i] as number)), [100, 100, 100]);
+  await watch.close();
+});

@@ -9,6 +9,7 @@ import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { createDueHeap } from '../util/due-heap.ts';
+import { notifyOnce } from './notify-once.ts';
 import { createKeyedQueue } from '../util/keyed-queue.ts';
 import type { CounterSeries, Registry } from '../metrics/registry.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
@@ -110,12 +111,6 @@ type Slot = {
   again: boolean;
 };
 
-/** What a HEAD came to. */
-type Attempt =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'refused'; status: number }
-  | { kind: 'retry'; error: string; cause?: string; retryAfterMs?: number };
-
 // Keys are a hash so the store never holds the peer URL (and its secret) in a key, and so two
 // listings sharing a peer URL stay distinct.
 function outboxKey(listing: string, url: string): string {
@@ -146,22 +141,6 @@ function isOutboxEntry(value: unknown): value is OutboxEntry {
     typeof v.listing === 'string' && typeof v.name === 'string' && typeof v.url === 'string' &&
     typeof v.attempts === 'number' && typeof v.dueAt === 'number' && typeof v.firstQueuedAt === 'number'
   );
-}
-
-/** `Retry-After` as milliseconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). */
-function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | undefined {
-  const raw = Array.isArray(value) ? value[0] : value;
-  if (raw === undefined) return undefined;
-  const text = raw.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
-}
-
-/** The code of what an IcalpushError wraps (`ECONNREFUSED`, `ENOTFOUND`, …), for the log line. */
-function causeCode(err: IcalpushError): string | undefined {
-  const code = (err.cause as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && code !== '' ? code : undefined;
 }
 
 /** Creates the notifier; call start() once to resume the outbox left by a previous run. */
@@ -280,32 +259,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     schedule();
   }
 
-  async function head(url: string): Promise<Attempt> {
-    const result = await client.request(url, {
-      method: 'HEAD',
-      headers: { 'user-agent': userAgent },
-      deadlineMs: timeoutMs,
-      maxBodyBytes: 0,
-    });
-    if (result.kind === 'failed') {
-      const { error } = result;
-      const cause = causeCode(error);
-      return {
-        kind: 'retry',
-        error: error.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : error.code,
-        ...(cause === undefined ? {} : { cause }),
-      };
-    }
-    const { status } = result;
-    if (status >= 500 || status === 408 || status === 429) {
-      const retryAfterMs = result.kind === 'answer' && (status === 429 || status === 503)
-        ? parseRetryAfter(result.headers['retry-after'], clock.now())
-        : undefined;
-      return { kind: 'retry', error: `status ${status}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
-    }
-    if (status >= 400) return { kind: 'refused', status };
-    return { kind: 'delivered', status };
-  }
+  const head = (url: string) => notifyOnce(client, url, { userAgent, timeoutMs, now: () => clock.now() });
 
   /** When the next attempt is due, or undefined when the notification is past its `retryFor`. */
   function nextAttemptAt(entry: OutboxEntry, attempts: number, now: number, retryAfterMs: number | undefined) {

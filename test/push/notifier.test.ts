@@ -595,3 +595,15 @@ test('close() waits for a HEAD in flight, bounded by its deadline, and leaves no
   assert.equal(left?.attempts, 1);
   assert.equal(left?.lastError, 'timeout');
 });
+
+test('Retry-After is read as delta-seconds or an HTTP-date, never negative', async () => {
+  const { parseRetryAfter } = await import('../../src/push/notify-once.ts');
+  const now = Date.parse('2026-12-01T12:00:00Z');
+  assert.equal(parseRetryAfter('120', now), 120_000);
+  assert.equal(parseRetryAfter(' 7 ', now), 7_000);
+  assert.equal(parseRetryAfter('Tue, 01 Dec 2026 12:01:30 GMT', now), 90_000);
+  assert.equal(parseRetryAfter('Tue, 01 Dec 2026 11:00:00 GMT', now), 0);
+  assert.equal(parseRetryAfter(['30', '60'], now), 30_000);
+  assert.equal(parseRetryAfter('soon', now), undefined);
+  assert.equal(parseRetryAfter(undefined, now), undefined);
+});

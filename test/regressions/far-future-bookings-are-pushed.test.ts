@@ -7,65 +7,23 @@
 // Through the real app on a fake clock: an upstream serving the listing's export, a peer counting HEADs.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
-import { request } from 'undici';
-import { startApp, type TestApp } from '../helpers/app.ts';
+import type { TestApp } from '../helpers/app.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
+import { listingJson, type LoggedDecision, readFeed, startListingRig } from '../helpers/listing-rig.ts';
 import { eventually } from '../helpers/network.ts';
-import { startServer } from '../helpers/servers.ts';
-import { createFakeClock, type FakeClock } from '../store/fake-clock.ts';
+import type { FakeClock } from '../store/fake-clock.ts';
 
-const listing = 'x';
+type Decision = LoggedDecision;
 
-type Decision = {
-  kind: string;
-  rule: string;
-  nights: { added: string[]; removed: string[] };
-  notified: string[];
-  version?: number;
-  why: string;
-};
-
-/** The real app in front of an upstream serving `feed.text`, one peer counting the HEADs it gets. */
-async function setup(t: TestContext) {
-  const clock = createFakeClock(Date.UTC(2026, 11, 1, 12));
-  const feed = { text: calendarOf(stay('dec@test', '20261220', '20261223')) };
-  const upstream = await startServer(t, (req, res) => {
-    if (req.method === 'GET' && req.url?.split('?')[0] === `/calendar/${listing}.ics`) {
-      res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(feed.text);
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  const heads: number[] = [];
-  const peer = await startServer(t, (req, res) => {
-    if (req.method === 'HEAD') {
-      heads.push(clock.now());
-      res.writeHead(200).end();
-      return;
-    }
-    // The peer shows none of the listing's nights: nothing it could explain.
-    res.writeHead(200, { 'content-type': 'text/calendar' }).end(calendarOf());
-  });
-  const app = await startApp(t, upstream.url, {
-    listings: { [listing]: { peers: [{ name: 'peer', url: `${peer.url}/ical/${listing}.ics` }] } },
-    push: { watch: 0 },
-  }, undefined, clock);
-  return { clock, feed, heads, app };
-}
-
-const decisionsLogged = (app: TestApp) =>
-  app.logs.filter((l) => l.msg === 'listing change classified') as unknown as Decision[];
+/** The real app in front of an upstream serving `feed.text`, one peer counting the HEADs it gets (it shows
+ * none of the listing's nights: nothing it could explain). */
+const setup = (t: TestContext) => startListingRig(t, {
+  startMs: Date.UTC(2026, 11, 1, 12), feed: calendarOf(stay('dec@test', '20261220', '20261223')),
+});
 
 const sentCount = (app: TestApp) => app.logs.filter((l) => l.msg === 'push notification sent').length;
 
-/** A GET of the feed through the sidecar; resolves with the decision that read made (the n-th one). */
-async function read(app: TestApp, n: number): Promise<Decision> {
-  const res = await request(`${app.url}/calendar/${listing}.ics`);
-  assert.equal(res.statusCode, 200);
-  await res.body.dump();
-  await eventually(() => decisionsLogged(app).length >= n, 10_000);
-  return decisionsLogged(app)[n - 1] as Decision;
-}
+const read = readFeed;
 
 /** Lets the notifier's coalescing window pass, then waits for the `total`-th HEAD delivered. */
 async function flushHeads(clock: FakeClock, app: TestApp, total: number): Promise<void> {
@@ -73,11 +31,7 @@ async function flushHeads(clock: FakeClock, app: TestApp, total: number): Promis
   await eventually(() => sentCount(app) >= total, 10_000);
 }
 
-async function listingJson(app: TestApp): Promise<{ decisions: Decision[]; pending: unknown[] }> {
-  const res = await request(`${app.url}/_icalpush/listings/${listing}`);
-  assert.equal(res.statusCode, 200);
-  return await res.body.json() as { decisions: Decision[]; pending: unknown[] };
-}
+const listingState = (app: TestApp) => listingJson<{ decisions: Decision[]; pending: unknown[] }>(app);
 
 /** `YYYYMMDD` → `YYYY-MM-DD`. */
 const iso = (day: string) => `${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6)}`;
@@ -113,7 +67,7 @@ test('a June 2027 booking and ten August 2027 bookings made in December each sen
     clock.advance(60 * 60 * 1000);
   }
 
-  const state = await listingJson(app);
+  const state = await listingState(app);
   assert.equal(heads.length, 11);
   assert.deepEqual(state.pending, []);
   assert.equal(state.decisions.filter((d) => d.kind === 'primary').length, 11);
@@ -139,7 +93,7 @@ test('bookings 600 days ahead and on the last night of the two-year window are p
     assert.equal(heads.length, i + 1);
   }
   assert.equal(far[0], '20280723');
-  assert.deepEqual((await listingJson(app)).pending, []);
+  assert.deepEqual((await listingState(app)).pending, []);
 });
 
 test('a booking back to back after a fully booked far-future month is primary, not a window roll', async (t) => {

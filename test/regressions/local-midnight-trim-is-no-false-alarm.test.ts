@@ -10,22 +10,14 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { request } from 'undici';
-import { startApp, type TestApp } from '../helpers/app.ts';
+import type { TestApp } from '../helpers/app.ts';
+import { decisionsLogged, listingJson, type LoggedDecision, readFeed, rigListing as listing, startListingRig } from '../helpers/listing-rig.ts';
 import { eventually } from '../helpers/network.ts';
-import { startServer } from '../helpers/servers.ts';
-import { createFakeClock, type FakeClock } from '../store/fake-clock.ts';
+import type { FakeClock } from '../store/fake-clock.ts';
 
-const listing = 'x';
 const minute = 60_000;
 
-type Decision = {
-  kind: string;
-  rule: string;
-  nights: { added: string[]; removed: string[] };
-  passed?: { added: string[]; removed: string[] };
-  notified: string[];
-  why: string;
-};
+type Decision = LoggedDecision & { passed?: { added: string[]; removed: string[] } };
 
 /** One Booking.com-style stay: all-day dates (YYYYMMDD, DTEND exclusive), a 32-hex UID. */
 function bookingStay(hex: string, start: string, end: string): string {
@@ -45,49 +37,14 @@ const hexB = '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b';
 const hexLater = '0123456789abcdef0123456789abcdef';
 
 /** The real app at `startMs`, `zone` for the listing or none, an upstream serving `feed.text`, one peer. */
-async function setup(t: TestContext, startMs: number, zone: string | undefined) {
-  const clock = createFakeClock(startMs);
-  const feed = { text: bookingExport() };
-  const upstream = await startServer(t, (req, res) => {
-    if (req.method === 'GET' && req.url?.split('?')[0] === `/calendar/${listing}.ics`) {
-      res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(feed.text);
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  const heads: number[] = [];
-  const peer = await startServer(t, (req, res) => {
-    if (req.method === 'HEAD') {
-      heads.push(clock.now());
-      res.writeHead(200).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/calendar' }).end(bookingExport());
-  });
-  const app = await startApp(t, upstream.url, {
-    listings: {
-      [listing]: { ...(zone ? { timezone: zone } : {}), peers: [{ name: 'peer', url: `${peer.url}/ical/${listing}.ics` }] },
-    },
-    push: { watch: 0 },
-  }, undefined, clock);
-  return { clock, feed, heads, app };
-}
+const setup = (t: TestContext, startMs: number, zone: string | undefined) => startListingRig(t, {
+  startMs, feed: bookingExport(), peerFeed: bookingExport(), listing: zone ? { timezone: zone } : {},
+});
 
-const decisionsLogged = (app: TestApp) =>
-  app.logs.filter((l) => l.msg === 'listing change classified') as unknown as Decision[];
-
-async function read(app: TestApp, n: number): Promise<Decision> {
-  const res = await request(`${app.url}/calendar/${listing}.ics`);
-  assert.equal(res.statusCode, 200);
-  await res.body.dump();
-  await eventually(() => decisionsLogged(app).length >= n, 10_000);
-  return decisionsLogged(app)[n - 1] as Decision;
-}
+const read = (app: TestApp, n: number) => readFeed(app, n) as Promise<Decision>;
 
 async function pendingOf(app: TestApp): Promise<unknown[]> {
-  const res = await request(`${app.url}/_icalpush/listings/${listing}`);
-  assert.equal(res.statusCode, 200);
-  return (await res.body.json() as { pending: unknown[] }).pending;
+  return (await listingJson<{ pending: unknown[] }>(app)).pending;
 }
 
 /** Moves past the notifier's coalescing window: anything queued would be on its way (and still pending). */

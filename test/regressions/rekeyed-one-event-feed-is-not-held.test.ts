@@ -7,73 +7,24 @@
 // Through the real app on a fake clock: an upstream serving the export, a peer counting HEADs.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
-import { request } from 'undici';
-import { startApp, type TestApp } from '../helpers/app.ts';
+import type { TestApp } from '../helpers/app.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
+import { decisionsLogged, getFeed, listingJson, type LoggedDecision, readFeed, startListingRig } from '../helpers/listing-rig.ts';
 import { eventually } from '../helpers/network.ts';
-import { startServer } from '../helpers/servers.ts';
-import { createFakeClock } from '../store/fake-clock.ts';
 
-const listing = 'x';
+type Decision = LoggedDecision;
 
-type Decision = {
-  kind: string;
-  rule: string;
-  nights: { added: string[]; removed: string[] };
-  notified: string[];
-  version?: number;
-  why: string;
-};
+const setup = (t: TestContext) => startListingRig(t, {
+  startMs: Date.UTC(2026, 11, 1, 12), feed: calendarOf(stay('first-uid@test', '20270110', '20270115')),
+  config: { snapshots: { hold: { span: '2h' } } },
+});
 
-async function setup(t: TestContext) {
-  const clock = createFakeClock(Date.UTC(2026, 11, 1, 12));
-  const feed = { text: calendarOf(stay('first-uid@test', '20270110', '20270115')) };
-  const upstream = await startServer(t, (req, res) => {
-    if (req.method === 'GET' && req.url?.split('?')[0] === `/calendar/${listing}.ics`) {
-      res.writeHead(200, { 'content-type': 'text/calendar; charset=utf-8' }).end(feed.text);
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  const heads: number[] = [];
-  const peer = await startServer(t, (req, res) => {
-    if (req.method === 'HEAD') {
-      heads.push(clock.now());
-      res.writeHead(200).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/calendar' }).end(calendarOf());
-  });
-  const app = await startApp(t, upstream.url, {
-    listings: { [listing]: { peers: [{ name: 'peer', url: `${peer.url}/ical/${listing}.ics` }] } },
-    push: { watch: 0 },
-    snapshots: { hold: { span: '2h' } },
-  }, undefined, clock);
-  return { clock, feed, heads, app };
-}
-
-const decisionsLogged = (app: TestApp) =>
-  app.logs.filter((l) => l.msg === 'listing change classified') as unknown as Decision[];
-
-async function get(app: TestApp): Promise<void> {
-  const res = await request(`${app.url}/calendar/${listing}.ics`);
-  assert.equal(res.statusCode, 200);
-  await res.body.dump();
-}
-
-async function read(app: TestApp, n: number): Promise<Decision> {
-  await get(app);
-  await eventually(() => decisionsLogged(app).length >= n, 10_000);
-  return decisionsLogged(app)[n - 1] as Decision;
-}
+const get = getFeed;
+const read = readFeed;
 
 type ListingJson = { snapshot?: { version: number; held?: unknown }; pending: unknown[]; decisions: Decision[] };
 
-async function listingJson(app: TestApp): Promise<ListingJson> {
-  const res = await request(`${app.url}/_icalpush/listings/${listing}`);
-  assert.equal(res.statusCode, 200);
-  return await res.body.json() as ListingJson;
-}
+const listingState = (app: TestApp) => listingJson<ListingJson>(app);
 
 const rekeyed = (uid: string, start: string, end: string) =>
   // Re-minted: a new UID, and the exporter's new summary with it (content that changes the entity).
@@ -90,7 +41,7 @@ test('a one-event feed whose UID changes (same nights) is no drop and notifies n
   assert.equal(decision.rule, 'nights-unchanged');
   assert.deepEqual(decision.nights, { added: [], removed: [] });
   assert.deepEqual(decision.notified, []);
-  const state = await listingJson(app);
+  const state = await listingState(app);
   assert.equal(state.snapshot?.held, undefined, 'the re-keyed read is applied, not held');
   assert.equal(state.snapshot?.version, 2);
   assert.ok(!app.logs.some((l) => l.msg === 'feed drop held'));
@@ -99,13 +50,13 @@ test('a one-event feed whose UID changes (same nights) is no drop and notifies n
   clock.advance(60_000);
   feed.text = calendarOf(rekeyed('third-uid@test', '20270110', '20270115'));
   await get(app);
-  const after = await listingJson(app);
+  const after = await listingState(app);
   assert.equal(after.snapshot?.held, undefined);
   assert.equal(after.snapshot?.version, 2);
   assert.ok(!app.logs.some((l) => l.msg === 'feed drop held'));
 
   clock.advance(10);
-  assert.deepEqual((await listingJson(app)).pending, []);
+  assert.deepEqual((await listingState(app)).pending, []);
   assert.equal(heads.length, 0);
 });
 
@@ -123,7 +74,7 @@ for (const [name, start, end] of [
     clock.advance(60_000);
     feed.text = calendarOf(rekeyed('second-uid@test', start, end));
     await get(app);
-    const state = await listingJson(app);
+    const state = await listingState(app);
     assert.equal(state.snapshot?.held, undefined,
       `the date change is held for snapshots.hold.span: ${JSON.stringify(state.decisions[0])}`);
     await eventually(() => decisionsLogged(app).length >= 3, 10_000);
@@ -140,7 +91,7 @@ for (const [name, start, end] of [
     clock.advance(10);
     await eventually(() => heads.length >= 1, 10_000);
     await eventually(() => app.logs.some((l) => l.msg === 'push notification sent'), 10_000);
-    assert.deepEqual((await listingJson(app)).pending, []);
+    assert.deepEqual((await listingState(app)).pending, []);
     assert.equal(heads.length, 1);
     assert.ok(!app.logs.some((l) => l.msg === 'feed drop held'), 'nothing was held');
   });

@@ -108,13 +108,8 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
 
   const locate = (path: readonly Segment[]) => lineOf(findNode(root, path));
   const rawStore = (input as Record<string, unknown>).store;
-  if (typeof rawStore === 'string' && /^rediss?:\/\//i.test(rawStore)) {
-    problems.push({
-      path: 'store',
-      line: locate(['store']),
-      message: 'redis stores are not available in this version; use a file path or memory',
-    });
-  }
+  const storeProblem = typeof rawStore === 'string' ? redisUrlProblem(rawStore) : undefined;
+  if (storeProblem !== undefined) problems.push({ path: 'store', line: locate(['store']), message: storeProblem });
 
   const parsed = configSchema.safeParse(input, { error: operatorMessage, reportInput: true });
   if (!parsed.success) {
@@ -386,8 +381,25 @@ function readFailure(err: unknown): string {
 }
 
 /** `memory` stays; a file path is relative to the config file's directory, not the cwd. */
+/** What is wrong with a `redis://` / `rediss://` store URL; undefined when it is fine or not a Redis URL. */
+export function redisUrlProblem(store: string): string | undefined {
+  if (!/^rediss?:\/\//i.test(store)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(store);
+  } catch {
+    return 'is not a valid Redis URL (redis://[user:password@]host[:port][/db])';
+  }
+  if (url.hostname === '') return 'a Redis URL needs a host: redis://host[:port][/db]';
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,2}$/.test(url.pathname)) {
+    return `a Redis URL's path is a database number (/0 to /99), not ${url.pathname}`;
+  }
+  if (url.search !== '' || url.hash !== '') return 'a Redis URL takes no query or fragment';
+  return undefined;
+}
+
 function resolveStore(store: string, baseDir: string): string {
-  if (store === 'memory') return store;
+  if (store === 'memory' || /^rediss?:\/\//i.test(store)) return store;
   return isAbsolute(store) ? store : resolve(baseDir, store);
 }
 

@@ -174,7 +174,8 @@ export const configSchema = z
       .string()
       .min(1)
       .default('./data/icalpush.db')
-      .describe('`memory`, or a file path for the durable embedded store (relative to this file).'),
+      .describe('`memory`, a file path for the durable embedded store (relative to this file), or a ' +
+        '`redis://[user:password@]host[:port][/db]` (or `rediss://`) URL for several replicas sharing one Redis.'),
     feeds: z
       .array(feedPattern)
       .min(1, { error: 'needs at least one feed pattern' })

@@ -26,7 +26,9 @@ export function summarizeConfig(config: Config, sourceName: string): string {
   );
   row(
     'store',
-    config.store === 'memory' ? 'memory (not durable: lost on restart)' : `${config.store} (file)`,
+    config.store === 'memory' ? 'memory (not durable: lost on restart)'
+      : /^rediss?:\/\//i.test(config.store) ? `${redact(config.store)} (redis: shared by every replica)`
+        : `${config.store} (file)`,
   );
   row('feeds', config.feeds.map((feed) => feed.path).join(', '));
 

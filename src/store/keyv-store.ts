@@ -1,11 +1,14 @@
 // The Store port over keyv, the one file that knows keyv: one Keyv instance per namespace,
 // values JSON-serialized by keyv, expiry decided by the injected clock, and every backend failure
-// surfaced as STORE_UNAVAILABLE (keyv swallows errors unless told otherwise).
-import { randomUUID } from 'node:crypto';
+// surfaced as STORE_UNAVAILABLE (keyv swallows errors unless told otherwise). These backends belong to
+// one process, so the atomic operations are atomic in-process: each runs under a lock of its key.
+import { randomBytes, randomUUID } from 'node:crypto';
 import Keyv, { type DeserializedData } from 'keyv';
 import { type Clock, systemClock } from '../clock.ts';
 import { hasCode, IcalpushError } from '../errors.ts';
-import type { Store, StoreNamespace } from './store.ts';
+import { createKeyedQueue } from '../util/keyed-queue.ts';
+import { createLocalDueQueue } from './local-due-queue.ts';
+import type { DueQueue, Store, StoreNamespace } from './store.ts';
 
 /** What a backend hands createKeyvStore: a keyv store object per namespace, and its release. */
 export type KeyvBackend = {
@@ -29,15 +32,25 @@ export type KeyvStoreOptions = {
 
 // The port's alphabet for namespace names; it holds no ':', which keyv uses as the separator.
 const namespacePattern = /^[A-Za-z0-9_-]+$/;
-// Outside that alphabet, so the readiness probe can never touch a caller's entries.
+// Outside that alphabet, so the readiness probe, the stamps and the queues never touch a caller's entries.
 const pingNamespace = '~ping';
+const stampsOf = (name: string) => `~stamp-${name}`;
+const queueOf = (name: string) => `~due-${name}`;
+
+/** A stamp unique to one write. */
+export function newStamp(): string {
+  return randomBytes(9).toString('base64url');
+}
 
 /** A Store over keyv and `options.backend`. */
 export function createKeyvStore(options: KeyvStoreOptions): Store {
   const { kind, backend, clock = systemClock } = options;
   const codec = createCodec(clock);
   const namespaces = new Map<string, StoreNamespace>();
+  const queues = new Map<string, DueQueue>();
   const instances: Keyv[] = [];
+  // The atomic operations of one key run one after another: in one process, that is atomic.
+  const locked = createKeyedQueue();
   let closed = false;
 
   async function guard<T>(action: string, run: () => Promise<T>): Promise<T> {
@@ -81,19 +94,76 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
     // `feeds:x` in namespace `feeds` would land on `x`. Prefixing ourselves, always, keeps
     // every key distinct; keyv's iterator strips exactly one prefix back off.
     const prefix = `${name}:`;
+    // Stamps live beside the values, only for entries written by setIfStamp.
+    const stamps = openKeyv(stampsOf(name));
+    const read = async <T>(key: string) => (await keyv.get(prefix + key)) as T | undefined;
+    const write = async (key: string, value: unknown, ttlMs: number | undefined) => {
+      checkTtl(ttlMs);
+      if (!(await keyv.set(prefix + key, value, ttlMs))) throw new Error('write refused');
+    };
+    const forgetStamp = (key: string) => stamps.delete(prefix + key);
+    const atomically = <T>(action: string, key: string, run: () => Promise<T>) =>
+      guard(`${action} in ${name}`, () => locked(`${name}\u0000${key}`, run));
     return {
-      get: <T>(key: string) =>
-        guard(`get in ${name}`, async () => (await keyv.get(prefix + key)) as T | undefined),
+      get: <T>(key: string) => guard(`get in ${name}`, () => read<T>(key)),
       set: (key, value, ttlMs) =>
         guard(`set in ${name}`, async () => {
-          if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
-            // keyv reads a ttl of 0 as "never expires"; refuse it rather than guess.
-            throw new IcalpushError('INTERNAL_ERROR', `ttlMs must be a positive number: ${ttlMs}`);
-          }
-          if (!(await keyv.set(prefix + key, value, ttlMs))) throw new Error('write refused');
+          await write(key, value, ttlMs);
+          await forgetStamp(key);
         }),
-      delete: (key) => guard(`delete in ${name}`, () => keyv.delete(prefix + key)),
-      clear: () => guard(`clear of ${name}`, () => keyv.clear()),
+      delete: (key) => guard(`delete in ${name}`, async () => {
+        const removed = await keyv.delete(prefix + key);
+        await forgetStamp(key);
+        return removed;
+      }),
+      clear: () => guard(`clear of ${name}`, async () => {
+        await keyv.clear();
+        await stamps.clear();
+      }),
+      add: (key, value, ttlMs) => atomically('add', key, async () => {
+        checkTtl(ttlMs);
+        if ((await read(key)) !== undefined) return false;
+        await write(key, value, ttlMs);
+        await forgetStamp(key);
+        return true;
+      }),
+      deleteIf: (key, value) => atomically('deleteIf', key, async () => {
+        const current = await read(key);
+        if (current === undefined || JSON.stringify(current) !== JSON.stringify(value)) return false;
+        await keyv.delete(prefix + key);
+        await forgetStamp(key);
+        return true;
+      }),
+      increment: (key, by = 1, ttlMs) => atomically('increment', key, async () => {
+        if (!Number.isSafeInteger(by)) throw new IcalpushError('INTERNAL_ERROR', `increment by a non-integer: ${by}`);
+        checkTtl(ttlMs);
+        const current = await read<unknown>(key);
+        if (current !== undefined && !Number.isSafeInteger(current)) {
+          throw new IcalpushError('INTERNAL_ERROR', `increment of a value that is not an integer in ${name}`);
+        }
+        const sum = ((current as number | undefined) ?? 0) + by;
+        await write(key, sum, ttlMs);
+        await forgetStamp(key);
+        return sum;
+      }),
+      getStamped: <T>(key: string) => guard(`getStamped in ${name}`, async () => {
+        const value = await read<T>(key);
+        if (value === undefined) return undefined;
+        return { value, stamp: ((await stamps.get(prefix + key)) as string | undefined) ?? '' };
+      }),
+      setIfStamp: (key, expected, value, ttlMs) => atomically('setIfStamp', key, async () => {
+        checkTtl(ttlMs);
+        const current = await read(key);
+        const stamp = current === undefined ? undefined
+          : ((await stamps.get(prefix + key)) as string | undefined) ?? '';
+        if (stamp !== expected) return undefined;
+        const next = newStamp();
+        // The stamp first: a crash between the two leaves a stamp no reader knows, so the next
+        // setIfStamp re-reads (a conflict), never a value with the stamp of the one before.
+        if (!(await stamps.set(prefix + key, next, ttlMs))) throw new Error('write refused');
+        await write(key, value, ttlMs);
+        return next;
+      }),
       async* entries<T>(): AsyncGenerator<[key: string, value: T]> {
         if (closed) throw new IcalpushError('STORE_UNAVAILABLE', `${kind} store is closed`);
         try {
@@ -109,6 +179,35 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
 
   return {
     kind,
+    shared: false,
+    queue(name) {
+      if (!namespacePattern.test(name)) {
+        throw new IcalpushError('INTERNAL_ERROR', `invalid store queue ${JSON.stringify(name)}`);
+      }
+      let queue = queues.get(name);
+      if (queue === undefined) {
+        const keyv = openKeyv(queueOf(name));
+        const iterate = keyv.iterator;
+        if (iterate === undefined) throw new IcalpushError('INTERNAL_ERROR', `keyv cannot iterate the ${kind} store`);
+        const prefix = `${queueOf(name)}:`;
+        queue = createLocalDueQueue({
+          guard: (action, run) => guard(`${action} of queue ${name}`, run),
+          async load() {
+            const out: [string, number][] = [];
+            for await (const [key, at] of iterate(undefined)) out.push([key as string, at as number]);
+            return out;
+          },
+          async save(member, at) {
+            if (!(await keyv.set(prefix + member, at))) throw new Error('write refused');
+          },
+          async remove(member) {
+            await keyv.delete(prefix + member);
+          },
+        });
+        queues.set(name, queue);
+      }
+      return queue;
+    },
     namespace(name) {
       if (!namespacePattern.test(name)) {
         throw new IcalpushError(
@@ -173,4 +272,11 @@ function createCodec(clock: Clock) {
       return { value: stored.value, expires: isExpired ? 0 : undefined };
     },
   };
+}
+
+function checkTtl(ttlMs: number | undefined): void {
+  if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
+    // keyv reads a ttl of 0 as "never expires"; refuse it rather than guess.
+    throw new IcalpushError('INTERNAL_ERROR', `ttlMs must be a positive number: ${ttlMs}`);
+  }
 }

@@ -1,9 +1,11 @@
-// Turns the `store` setting into a Store: `memory` (bounded, lost on exit) or a file path for
-// the durable embedded store. Redis is not part of this version.
+// Turns the `store` setting into a Store: `memory` (bounded, lost on exit), a file path for the durable
+// embedded store, or a `redis://` / `rediss://` URL for the store several replicas share.
 import { type Clock, systemClock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 import { BoundedMap, defaultMaxEntries, EntryBudget } from './bounded-map.ts';
 import { createKeyvStore } from './keyv-store.ts';
+import { openRedisStore } from './redis-store.ts';
 import { openSqliteAdapter } from './sqlite-adapter.ts';
 import type { Store } from './store.ts';
 
@@ -13,12 +15,15 @@ export type OpenStoreOptions = {
   clock?: Clock;
   /** Bound on the entries of the memory store, all namespaces together; 100,000 by default. */
   maxMemoryEntries?: number;
+  /** Where a shared store reports its connection lost and restored. */
+  logger?: Logger;
 };
 
 /**
  * Opens the store named by `spec`: `memory`, or the path of an SQLite file (already resolved
- * by the config loader; created with its directory when missing). Rejects with
- * STORE_UNAVAILABLE when the file cannot be opened and for URLs such as `redis://…`.
+ * by the config loader; created with its directory when missing), or a Redis URL. Rejects with
+ * STORE_UNAVAILABLE when the file cannot be opened and for other URL schemes. A Redis store opens at once,
+ * reachable or not: its calls reject until Redis answers (SPEC "Several replicas": degraded mode).
  */
 export async function openStore(spec: string, options: OpenStoreOptions = {}): Promise<Store> {
   const { clock = systemClock, maxMemoryEntries = defaultMaxEntries } = options;
@@ -32,15 +37,12 @@ export async function openStore(spec: string, options: OpenStoreOptions = {}): P
   }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
   if (scheme === 'redis' || scheme === 'rediss') {
-    throw new IcalpushError(
-      'STORE_UNAVAILABLE',
-      'redis is not available in this version of icalpush: use `memory` or a file path',
-    );
+    return openRedisStore(spec, { clock, ...(options.logger ? { logger: options.logger } : {}) });
   }
   if (scheme !== undefined) {
     throw new IcalpushError(
       'STORE_UNAVAILABLE',
-      `unsupported store URL scheme ${scheme}: use \`memory\` or a file path`,
+      `unsupported store URL scheme ${scheme}: use \`memory\`, a file path or a redis:// URL`,
     );
   }
   const sqlite = openSqliteAdapter(spec, { clock });

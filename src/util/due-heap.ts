@@ -6,7 +6,13 @@
 export type DueItem = { dueAt: number; key: string };
 
 /** The heap: push, look at the earliest, drop the earliest. */
-export type DueHeap = { push(dueAt: number, key: string): void; peek(): DueItem | undefined; pop(): void };
+export type DueHeap = {
+  push(dueAt: number, key: string): void;
+  peek(): DueItem | undefined;
+  pop(): void;
+  /** Items held, those left behind included. */
+  size(): number;
+};
 
 /** Creates an empty heap. */
 export function createDueHeap(): DueHeap {
@@ -29,6 +35,7 @@ export function createDueHeap(): DueHeap {
       }
     },
     peek: () => items[0],
+    size: () => items.length,
     pop() {
       const last = items.pop();
       if (last === undefined || items.length === 0) return;

@@ -187,10 +187,10 @@ const cases: Array<{
     message: /top level must be a mapping/,
   },
   {
-    fixture: 'redis-store.yaml',
+    fixture: 'redis-store-bad-database.yaml',
     path: 'store',
     line: 4,
-    message: /^redis stores are not available in this version; use a file path or memory$/,
+    message: /^a Redis URL's path is a database number \(\/0 to \/99\), not \/cache$/,
   },
 ];
 
@@ -453,4 +453,25 @@ test('listing ids that are not usable are named with a quoted path', () => {
 test('messages carry no zod wording', async () => {
   const problems = await problemsOf('many-errors.yaml');
   for (const p of problems) assert.doesNotMatch(p.message, /Invalid input|expected .*received/);
+});
+
+test('a redis:// store is kept as written, not resolved as a path; a bad one names what is wrong', () => {
+  const text = (store: string) => ['upstream: http://127.0.0.1:9000', 'feeds:', '  - path: /c/{listing}.ics',
+    `store: ${store}`].join('\n');
+  const options = { env: {}, sourceName: 'proxy.yaml', baseDir: '/etc/icalpush' };
+  for (const store of ['redis://127.0.0.1:6379', 'rediss://user:pw@redis.internal:6380/2', 'redis://redis']) {
+    const result = parseConfigText(text(store), options);
+    assert.ok(result.ok, result.ok ? '' : show(result.problems));
+    assert.equal(result.config.store, store);
+  }
+  const bad: [string, RegExp][] = [
+    ['redis://', /needs a host|not a valid Redis URL/],
+    ['redis://host/1/2', /database number/],
+    ['redis://host:6379/0?timeout=5', /no query/],
+  ];
+  for (const [store, message] of bad) {
+    const result = parseConfigText(text(store), options);
+    assert.ok(!result.ok, store);
+    assert.match(show(result.problems), message, store);
+  }
 });

@@ -4,7 +4,7 @@
 import type { Store, StoreNamespace } from '../../src/store/store.ts';
 
 /** One write that reached the store underneath. */
-export type StoreWrite = { namespace: string; op: 'set' | 'delete' | 'clear' };
+export type StoreWrite = { namespace: string; op: 'set' | 'delete' | 'clear' | 'add' | 'increment' | 'queue' };
 
 /** The crashing store and its controls. */
 export type CrashStore = {
@@ -53,6 +53,7 @@ export function createCrashStore(inner: Store, options: { reject?: boolean } = {
 
   const store: Store = {
     kind: inner.kind,
+    shared: inner.shared,
     namespace(name) {
       const ns = inner.namespace(name);
       const wrapped: StoreNamespace = {
@@ -61,8 +62,27 @@ export function createCrashStore(inner: Store, options: { reject?: boolean } = {
         delete: (key) => write(name, 'delete', () => ns.delete(key)),
         entries: () => ns.entries(),
         clear: () => write(name, 'clear', () => ns.clear()),
+        add: (key, value, ttlMs) => write(name, 'add', () => ns.add(key, value, ttlMs)),
+        deleteIf: (key, value) => write(name, 'delete', () => ns.deleteIf(key, value)),
+        increment: (key, by, ttlMs) => write(name, 'increment', () => ns.increment(key, by, ttlMs)),
+        getStamped: (key) => ns.getStamped(key),
+        setIfStamp: (key, expected, value, ttlMs) => write(name, 'set', () => ns.setIfStamp(key, expected, value, ttlMs)),
       };
       return wrapped;
+    },
+    queue(name) {
+      const q = inner.queue(name);
+      const queued = <T>(run: () => Promise<T>) => write(name, 'queue', run);
+      return {
+        schedule: (member, at) => queued(() => q.schedule(member, at)),
+        claim: (now, leaseMs, limit) => queued(() => q.claim(now, leaseMs, limit)),
+        complete: (claim) => queued(() => q.complete(claim)),
+        retry: (claim, at) => queued(() => q.retry(claim, at)),
+        remove: (member) => queued(() => q.remove(member)),
+        next: () => q.next(),
+        size: () => q.size(),
+        list: (limit) => q.list(limit),
+      };
     },
     ping: () => inner.ping(),
     async close() {},

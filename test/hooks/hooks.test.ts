@@ -538,10 +538,18 @@ function brokenStore(): Store {
       set: fail,
       delete: fail,
       clear: fail,
+      add: fail,
+      deleteIf: fail,
+      increment: fail,
+      getStamped: fail,
+      setIfStamp: fail,
       entries: () => ({
         [Symbol.asyncIterator]: () => ({ next: fail }),
       }),
     }),
+    shared: false,
+    queue: () => ({ schedule: fail, claim: fail, complete: fail, retry: fail, remove: fail, next: fail, size: fail,
+      list: fail }),
     ping: fail,
     close: async () => {},
   };

@@ -34,7 +34,9 @@ test('readyz answers 503 when the store is unreachable', async (t) => {
   const real = await openStore('memory');
   const broken: Store = {
     kind: 'memory',
+    shared: false,
     namespace: (name) => real.namespace(name),
+    queue: (name) => real.queue(name),
     ping: () => Promise.reject(new IcalpushError('STORE_UNAVAILABLE', 'down')),
     close: () => real.close(),
   };

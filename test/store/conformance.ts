@@ -220,6 +220,138 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
       assert.deepEqual(await collect(store.namespace('feeds')), []);
     });
 
+    test('add stores only when absent or expired, atomically among concurrent callers', async (t) => {
+      const clock = createFakeClock();
+      const leases = (await makeStore(t, { clock })).namespace('leases');
+      const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => leases.add('watch', `r${i}`, 1_000)));
+      assert.equal(outcomes.filter(Boolean).length, 1);
+      const holder = await leases.get<string>('watch');
+      assert.equal(holder, `r${outcomes.indexOf(true)}`);
+      assert.equal(await leases.add('watch', 'late', 1_000), false);
+      clock.advance(1_001);
+      assert.equal(await leases.add('watch', 'late', 1_000), true);
+      assert.equal(await leases.get('watch'), 'late');
+      await leases.set('plain', 1);
+      assert.equal(await leases.add('plain', 2), false);
+      await assert.rejects(leases.add('bad', 1, 0), { code: 'INTERNAL_ERROR' });
+    });
+
+    test('deleteIf removes only the holder’s own value', async (t) => {
+      const clock = createFakeClock();
+      const leases = (await makeStore(t, { clock })).namespace('leases');
+      await leases.add('l', { owner: 'a', n: 1 }, 1_000);
+      assert.equal(await leases.deleteIf('l', { owner: 'b', n: 1 }), false);
+      assert.equal(await leases.get('l') !== undefined, true);
+      assert.equal(await leases.deleteIf('l', { owner: 'a', n: 1 }), true);
+      assert.equal(await leases.get('l'), undefined);
+      assert.equal(await leases.deleteIf('l', { owner: 'a', n: 1 }), false);
+      await leases.add('gone', 'a', 1_000);
+      clock.advance(1_001);
+      assert.equal(await leases.deleteIf('gone', 'a'), false, 'an expired lease is no longer anyone’s');
+    });
+
+    test('increment counts from 0, atomically, and refuses what is not an integer', async (t) => {
+      const clock = createFakeClock();
+      const counters = (await makeStore(t, { clock })).namespace('counters');
+      const sums = await Promise.all(Array.from({ length: 25 }, () => counters.increment('n')));
+      assert.deepEqual(sums.toSorted((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i + 1));
+      assert.equal(await counters.increment('n', -5), 20);
+      assert.equal(await counters.get('n'), 20);
+      assert.equal(await counters.increment('t', 3, 1_000), 3);
+      clock.advance(1_001);
+      assert.equal(await counters.get('t'), undefined);
+      assert.equal(await counters.increment('t', 1, 1_000), 1, 'an expired counter starts again from 0');
+      await counters.set('text', 'x');
+      await assert.rejects(counters.increment('text'), { code: 'INTERNAL_ERROR' });
+      await assert.rejects(counters.increment('n', 1.5), { code: 'INTERNAL_ERROR' });
+    });
+
+    test('setIfStamp writes only over the stamp it read: one of many concurrent writers wins', async (t) => {
+      const heads = (await makeStore(t)).namespace('heads');
+      assert.equal(await heads.getStamped('h'), undefined);
+      const first = await heads.setIfStamp('h', undefined, { version: 1 });
+      assert.ok(typeof first === 'string' && first !== '');
+      assert.equal(await heads.setIfStamp('h', undefined, { version: 1 }), undefined, 'absent is expected, but it is there');
+      assert.deepEqual(await heads.getStamped('h'), { value: { version: 1 }, stamp: first });
+      const racers = await Promise.all(Array.from({ length: 10 }, (_, i) => heads.setIfStamp('h', first, { version: 2, by: i })));
+      const winners = racers.filter((stamp) => stamp !== undefined);
+      assert.equal(winners.length, 1);
+      const now = await heads.getStamped<{ by: number }>('h');
+      assert.equal(now?.stamp, winners[0]);
+      assert.equal(now?.value.by, racers.findIndex((stamp) => stamp !== undefined));
+      await heads.set('h', { version: 3 });
+      assert.equal((await heads.getStamped('h'))?.stamp, '', 'a plain set leaves the empty stamp');
+      assert.equal(await heads.setIfStamp('h', winners[0], { version: 4 }), undefined);
+      assert.ok(await heads.setIfStamp('h', '', { version: 4 }));
+      await heads.delete('h');
+      assert.ok(await heads.setIfStamp('h', undefined, { version: 5 }), 'after a delete, absent again');
+    });
+
+    test('a stamped value with a ttl expires like any other', async (t) => {
+      const clock = createFakeClock();
+      const heads = (await makeStore(t, { clock })).namespace('heads');
+      const stamp = await heads.setIfStamp('h', undefined, 'v', 1_000);
+      clock.advance(1_001);
+      assert.equal(await heads.getStamped('h'), undefined);
+      assert.equal(await heads.setIfStamp('h', stamp, 'w', 1_000), undefined);
+      assert.ok(await heads.setIfStamp('h', undefined, 'w', 1_000));
+    });
+
+    test('a due queue hands each due member to one claimer, and takes it back after the lease', async (t) => {
+      const store = await makeStore(t);
+      const queue = store.queue('outbox');
+      assert.equal(await queue.next(), undefined);
+      await queue.schedule('a', 100);
+      await queue.schedule('b', 50);
+      await queue.schedule('c', 500);
+      await queue.schedule('b', 80); // later than it is: kept at 50
+      assert.deepEqual(await queue.list(10), [['b', 50], ['a', 100], ['c', 500]]);
+      assert.equal(await queue.next(), 50);
+      assert.equal(await queue.size(), 3);
+      const claims = await Promise.all([queue.claim(200, 1_000, 10), queue.claim(200, 1_000, 10)]);
+      const taken = claims.flat().map((c) => c.member).toSorted();
+      assert.deepEqual(taken, ['a', 'b'], 'each due member once, among concurrent claimers');
+      assert.deepEqual(await queue.claim(300, 1_000, 10), [], 'leased members are not due');
+      const [claim] = claims.flat().filter((c) => c.member === 'a');
+      assert.equal(claim?.token, 1_200);
+      // The claimer "died": once the lease ran out, another takes it.
+      const again = await queue.claim(1_200, 1_000, 10);
+      assert.deepEqual(again.map((c) => c.member).toSorted(), ['a', 'b', 'c']);
+      assert.equal(await queue.complete(claim!), false, 'a lease taken over is no longer the first claimer’s');
+      const mine = again.find((c) => c.member === 'a')!;
+      assert.equal(await queue.complete(mine), true);
+      assert.equal(await queue.complete(mine), false);
+      assert.equal(await queue.size(), 2);
+    });
+
+    test('a due queue: a member rescheduled during its claim is neither completed nor retried away', async (t) => {
+      const queue = (await makeStore(t)).queue('outbox');
+      await queue.schedule('m', 10);
+      const [claim] = await queue.claim(10, 5_000, 1);
+      assert.ok(claim);
+      await queue.schedule('m', 20); // a newer change while the HEAD was in flight
+      assert.equal(await queue.complete(claim), false);
+      assert.equal(await queue.retry(claim, 9_999), false);
+      assert.deepEqual(await queue.list(5), [['m', 20]]);
+      const [second] = await queue.claim(20, 5_000, 1);
+      assert.ok(second);
+      assert.equal(await queue.retry(second, 7_000), true);
+      assert.deepEqual(await queue.list(5), [['m', 7_000]]);
+      await queue.remove('m');
+      assert.equal(await queue.size(), 0);
+      assert.deepEqual(await queue.claim(10_000, 1, 0), []);
+    });
+
+    test('queues and namespaces of one name stay apart', async (t) => {
+      const store = await makeStore(t);
+      await store.queue('outbox').schedule('k', 1);
+      await store.namespace('outbox').set('k', 'v');
+      assert.deepEqual(await collect(store.namespace('outbox')), [['k', 'v']]);
+      assert.deepEqual(await store.queue('outbox').list(5), [['k', 1]]);
+      assert.deepEqual(await store.queue('other').list(5), []);
+      assert.throws(() => store.queue('no:colons'), { code: 'INTERNAL_ERROR' });
+    });
+
     test('every call after close rejects with STORE_UNAVAILABLE', async (t) => {
       const store = await makeStore(t);
       const feeds = store.namespace('feeds');
@@ -231,6 +363,10 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
       await assert.rejects(feeds.delete('k'), unavailable);
       await assert.rejects(feeds.clear(), unavailable);
       await assert.rejects(collect(feeds), unavailable);
+      await assert.rejects(feeds.add('k', 'v'), unavailable);
+      await assert.rejects(feeds.setIfStamp('k', undefined, 'v'), unavailable);
+      await assert.rejects(feeds.increment('n'), unavailable);
+      await assert.rejects(store.queue('q').claim(0, 1, 1), unavailable);
       await assert.rejects(store.ping(), unavailable);
       await store.close();
     });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openStore } from '../../src/store/open-store.ts';
+import { closedPort } from '../helpers/servers.ts';
 
 test('openStore opens the memory store for `memory`', async (t) => {
   const store = await openStore('memory');
@@ -21,13 +22,16 @@ test('openStore opens the sqlite store for a file path', async (t) => {
   await store.ping();
 });
 
-test('openStore refuses redis URLs: not in this version', async () => {
-  for (const spec of ['redis://127.0.0.1:6379', 'rediss://127.0.0.1:6380/0', 'REDIS://x']) {
-    await assert.rejects(
-      openStore(spec),
-      { code: 'STORE_UNAVAILABLE', message: /redis is not available in this version/ },
-      spec,
-    );
+test('openStore opens a redis URL at once, reachable or not: calls reject until Redis answers', async (t) => {
+  const port = await closedPort();
+  for (const spec of [`redis://127.0.0.1:${port}`, `REDIS://127.0.0.1:${port}/0`]) {
+    const store = await openStore(spec);
+    t.after(() => store.close());
+    assert.equal(store.kind, 'redis');
+    assert.equal(store.shared, true);
+    await assert.rejects(store.ping(), { code: 'STORE_UNAVAILABLE' }, spec);
+    await assert.rejects(store.namespace('feeds').get('k'), { code: 'STORE_UNAVAILABLE' }, spec);
+    await store.close();
   }
 });
 

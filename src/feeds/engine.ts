@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
-import type { IcalpushError } from '../errors.ts';
+import { IcalpushError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
@@ -197,6 +197,8 @@ const answerCacheBytes = 32 * 1024 * 1024;
 const readStampIntervalMs = 10_000;
 // Counting the store's feeds is a scan: when the cap is reached, recount at most this often.
 const recountIntervalMs = 60_000;
+// Applies of one read retried after losing the history's compare-and-set to another replica.
+const maxApplyAttempts = 3;
 // Bytes the analysis could not finish are not tried again this soon.
 const degradedRetryMs = 60 * 60 * 1000;
 // A feed read within this is still in use: it is not evicted to make room.
@@ -241,7 +243,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   let nothingToEvictAt = Number.NEGATIVE_INFINITY;
 
   async function loadHistory(key: string): Promise<FeedHistory | undefined> {
-    const cached = historyCache.get(key);
+    let cached = historyCache.get(key);
+    // Shared by several replicas: another may have written since; its head is what counts.
+    if (cached && store.shared && !(await histories.isCurrent(key))) {
+      historyCache.delete(key);
+      cached = undefined;
+    }
     if (cached) return cached;
     const stored = await histories.load(key);
     if (stored) historyCache.set(key, stored, { size: Math.max(1, await historyBytesInSlices(stored)) });
@@ -249,7 +256,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   }
 
   async function loadState(key: string): Promise<FeedState | undefined> {
-    const cached = stateCache.get(key);
+    const cached = store.shared ? undefined : stateCache.get(key);
     if (cached) return cached;
     const stored = await statesNs.get<FeedState>(key);
     if (stored) stateCache.set(key, stored);
@@ -413,8 +420,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     return calendarRead(answer, fingerprintTag(fingerprint), answer.fetchedAt, history, { unversioned: reason });
   }
 
-  async function apply(feed: FeedKey, answer: CalendarFetch, fingerprint: string): Promise<FeedRead> {
+  async function apply(feed: FeedKey, answer: CalendarFetch, fingerprint: string, attempt = 0): Promise<FeedRead> {
     const now = clock.now();
+    if (attempt > maxApplyAttempts) {
+      // Replicas writing this feed in turn faster than it can be applied: served, unversioned, this once.
+      throw new IcalpushError('STORE_UNAVAILABLE', `feed history changed under ${maxApplyAttempts} applies in a row`);
+    }
     if (answer.sequence < (appliedSequence.get(feed.key) ?? 0)) {
       // Asked for before an answer already applied: older content. Its caller still gets these bytes with
       // their own ETag, and enhanced GET answers from the newest history, so a valid token is honoured.
@@ -442,7 +453,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       if (lagging) delete state.nights;
       if (stale) {
         // An unchanged feed is rewritten now and then, so its store TTL never runs out while it is read.
-        await histories.save(feed.key, history, history, ttlMs, { all: true, now });
+        if (await histories.save(feed.key, history, history, ttlMs, { all: true, now }) === 'conflict') {
+          // Another replica wrote this feed meanwhile: its history answers from now on.
+          historyCache.delete(feed.key);
+          return apply(feed, answer, fingerprint, attempt + 1);
+        }
         state.savedAt = now;
       }
       await saveState(feed.key, state, previous?.hold !== undefined || previous?.gone === true || stale || lagging);
@@ -557,17 +572,31 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
           : {}),
       });
     }
+    let conflict = false;
     try {
       if (write) {
-        await histories.save(feed.key, next, history, ttlMs, { all: stale, now });
-        state.savedAt = now;
-        if (!history) counted(feed);
+        conflict = await histories.save(feed.key, next, history, ttlMs, { all: stale, now }) === 'conflict';
+        if (!conflict) {
+          state.savedAt = now;
+          if (!history) counted(feed);
+        }
       }
-      historyCache.set(feed.key, next, { size: Math.max(1, await historyBytesInSlices(next)) });
-      await saveState(feed.key, state, true);
+      if (!conflict) {
+        historyCache.set(feed.key, next, { size: Math.max(1, await historyBytesInSlices(next)) });
+        await saveState(feed.key, state, true);
+      }
     } finally {
       // Journaled is as good as done: a failing store must not keep the change from its listeners.
-      if (change) process(change);
+      if (change && !conflict) process(change);
+    }
+    if (conflict) {
+      // Another replica applied a read of this feed first (SPEC "Several replicas": the loser re-reads,
+      // never overwrites). This change was never made: its journal entry goes, and the read is applied
+      // again over the history that won, where it is the same content or a change of its own.
+      metrics.read('replica_conflict');
+      historyCache.delete(feed.key);
+      if (change) await options.changeLog?.done(change.id);
+      return apply(feed, answer, fingerprint, attempt + 1);
     }
     if (change) {
       metrics.read('changed');

@@ -45,12 +45,22 @@ type StoredPage = {
 /** Where a feed's pages are, as last read or written, and the history (lineage, version) they hold. */
 type Layout = { lineage: string; version: number; bits: number; pages: string[]; written: number[] };
 
+/** What a save came to: written, or another writer's head was there first (nothing written over it). */
+export type HistorySave = 'saved' | 'conflict';
+
 /** Loads and saves histories. */
 export type HistoryStore = {
   load(key: string): Promise<FeedHistory | undefined>;
-  /** Writes `next`; `previous` (the history it was made from) lets only the pages that changed be written. */
+  /**
+   * Writes `next` over the head last loaded or saved here, compare-and-set on that head's stamp: when
+   * another writer (another replica) saved since, nothing is written and the answer is 'conflict' — the
+   * caller re-reads, never overwrites, so a feed's history never forks (SPEC "Several replicas").
+   * `previous` (the history `next` was made from) lets only the pages that changed be written.
+   */
   save(key: string, next: FeedHistory, previous: FeedHistory | undefined, ttlMs: number,
-    options?: { all?: boolean; now?: number }): Promise<void>;
+    options?: { all?: boolean; now?: number }): Promise<HistorySave>;
+  /** True when the head in the store is still the one last loaded or saved here (one round trip). */
+  isCurrent(key: string): Promise<boolean>;
   /** Forgets a feed's history, head and pages. */
   remove(key: string): Promise<void>;
 };
@@ -62,10 +72,18 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
   // By feed, not by history object: a history re-made with the same content (a new fingerprint) still
   // names the same pages. Bounded like the engine's state cache; a miss costs one full rewrite.
   const layouts = new LRUCache<string, Layout>({ max: 100_000 });
+  // The stamp of each feed's head as last read or written here ('' for none): what a save expects.
+  const stamps = new LRUCache<string, string>({ max: 100_000 });
+
+  async function headOf(key: string): Promise<StoredHead | undefined> {
+    const stamped = await heads.getStamped<StoredHead>(key);
+    stamps.set(key, stamped?.stamp ?? absent);
+    return stamped?.value;
+  }
 
   return {
     async load(key) {
-      const head = await heads.get<StoredHead>(key);
+      const head = await headOf(key);
       if (!head || head.format !== format || !Array.isArray(head.pages)) return undefined;
       const entities = new Map<string, HistoryEntity>();
       const tombstones = new Map<string, HistoryTombstone>();
@@ -106,10 +124,17 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
       return withTombstoneZones(history);
     },
 
+    async isCurrent(key) {
+      const known = stamps.get(key);
+      const stamped = await heads.getStamped<StoredHead>(key);
+      return known !== undefined && known === (stamped?.stamp ?? absent);
+    },
+
     async remove(key) {
       const head = await heads.get<StoredHead>(key);
       await heads.delete(key);
       layouts.delete(key);
+      stamps.set(key, absent);
       for (const suffix of Array.isArray(head?.pages) ? head.pages : []) {
         await pages.delete(pageKey(key, suffix)).catch(() => false);
       }
@@ -181,14 +206,34 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         pages: suffixes,
         written,
       };
-      await heads.set(key, head, ttlMs);
+      // The head as last seen here: read now when this process has not seen it (evicted, never loaded).
+      let expected = stamps.get(key);
+      if (expected === undefined) {
+        await headOf(key);
+        expected = stamps.get(key) ?? absent;
+      }
+      const stamp = await heads.setIfStamp(key, expected === absent ? undefined : expected, head, ttlMs);
+      if (stamp === undefined) {
+        // Another writer's head is there: the pages written for this one are nobody's.
+        stamps.delete(key);
+        layouts.delete(key);
+        for (const [p] of groups) {
+          if (suffixes[p] !== before?.pages[p]) await pages.delete(pageKey(key, suffixes[p] as string)).catch(() => false);
+        }
+        return 'conflict';
+      }
+      stamps.set(key, stamp);
       layouts.set(key, { lineage: next.lineage, version: next.version, bits, pages: suffixes, written });
       // The superseded pages: nothing names them now. A failed delete only leaves them to their TTL.
       const stale = before ? before.pages.filter((suffix) => !suffixes.includes(suffix)) : [];
       for (const suffix of stale) await pages.delete(pageKey(key, suffix)).catch(() => false);
+      return 'saved';
     },
   };
 }
+
+// The stamp cache's word for "no head in the store".
+const absent = '\u0000absent';
 
 function pageKey(feed: string, suffix: string): string {
   return `${feed}\u0000${suffix}`;

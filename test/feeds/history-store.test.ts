@@ -29,9 +29,13 @@ function counting(real: Store): { store: Store; writes: Map<string, number> } {
       ...real,
       namespace(name) {
         const inner = real.namespace(name);
+        const count = () => writes.set(name, (writes.get(name) ?? 0) + 1);
         return { ...inner, set: (k, v, ttl) => {
-          writes.set(name, (writes.get(name) ?? 0) + 1);
+          count();
           return inner.set(k, v, ttl);
+        }, setIfStamp: (k, expected, v, ttl) => {
+          count();
+          return inner.setIfStamp(k, expected, v, ttl);
         } };
       },
     },
@@ -63,6 +67,32 @@ test('a read that changed one of 3,000 events rewrites one page and the head', a
   await histories.save('/f.ics', read(first, 3000, 1234, now + 1000), first, ttlMs);
   assert.equal((writes.get('feed_pages') ?? 0) - pages, 1);
   assert.equal(writes.get('feed_history'), 2);
+});
+
+test('two writers of one feed: the second save over the same head is a conflict and writes nothing', async (t) => {
+  const store = await openStore('memory');
+  t.after(() => store.close());
+  const a = createHistoryStore(store, logger);
+  const b = createHistoryStore(store, logger);
+  const first = read(undefined, 50);
+  assert.equal(await a.save('/f.ics', first, undefined, ttlMs), 'saved');
+  const base = await b.load('/f.ics');
+  assert.equal(await b.isCurrent('/f.ics'), true);
+  const fromA = read(first, 50, 3, now + 1000);
+  const fromB = read(first, 50, 4, now + 2000);
+  assert.equal(await a.save('/f.ics', fromA, first, ttlMs), 'saved');
+  assert.equal(await b.isCurrent('/f.ics'), false);
+  assert.equal(await b.save('/f.ics', fromB, base, ttlMs), 'conflict');
+  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), fromA, 'the winner’s history, whole');
+  // The loser re-reads, then its save goes through over the winner's head.
+  const reread = await b.load('/f.ics');
+  assert.deepEqual(reread, fromA);
+  const next = read(fromA, 50, 5, now + 3000);
+  assert.equal(await b.save('/f.ics', next, reread, ttlMs), 'saved');
+  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), next);
+  // Two first saves of a feed nobody had: one wins.
+  const outcomes = await Promise.all([a.save('/g.ics', first, undefined, ttlMs), b.save('/g.ics', fromB, undefined, ttlMs)]);
+  assert.deepEqual(outcomes.toSorted(), ['conflict', 'saved']);
 });
 
 test('a crash after the new pages and before the new head leaves the previous history whole', async (t) => {

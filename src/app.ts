@@ -22,7 +22,7 @@ import { createTrustedProxies } from './http/trust-proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
-import { type ErrorCode, errorCodes, IcalpushError } from './errors.ts';
+import { type ErrorCode, errorCodes, hasCode, IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
 import type { Logger } from './log.ts';
 import { createRedactor, type Redactor } from './redact.ts';
@@ -319,6 +319,31 @@ export function createApp(config: Config, deps: AppDeps): App {
     return outcome.error.code;
   }
 
+  let resumeTimer: ReturnType<Clock['setTimeout']> | undefined;
+  let resumed = false;
+  /**
+   * What the store holds from before: the outbox, due hooks, and changes journaled before a crash (classified,
+   * their hooks fired, again). A store that cannot be reached at start (Redis down) is no reason not to serve
+   * (SPEC "Several replicas": degraded mode): this is tried again every few seconds until it answers.
+   */
+  async function resume(): Promise<void> {
+    if (resumed || closePromise !== undefined) return;
+    try {
+      await notifier.start();
+      await hooks.start();
+      const recovered = await feeds.recover();
+      if (recovered > 0) logger.info({ recovered }, 'feed changes recovered');
+      resumed = true;
+    } catch (err) {
+      if (!hasCode(err, 'STORE_UNAVAILABLE')) throw err;
+      logger.warn({ err: { code: 'STORE_UNAVAILABLE', message: (err as Error).message } },
+        'store unreachable: outbox, hooks and journal resumed once it answers');
+      resumeTimer = clock.setTimeout(() => {
+        void resume().catch((e: unknown) => logger.error({ err: e }, 'resuming from the store failed'));
+      }, resumeRetryMs);
+    }
+  }
+
   return {
     feeds,
     push: pushed,
@@ -326,11 +351,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     async listen() {
       const { host, port } = parseListen(config.listen);
       const bound = await http.listen(host, port);
-      await notifier.start();
-      await hooks.start();
-      // Changes journaled before a crash are classified (and their hooks fired) again.
-      const recovered = await feeds.recover();
-      if (recovered > 0) logger.info({ recovered }, 'feed changes recovered');
+      await resume();
       pushed.start();
       const urlHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
       logger.info({ listen: bound, upstream: upstream.origin, store: store.kind }, 'listening');
@@ -338,6 +359,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     },
     close() {
       closePromise ??= (async () => {
+        clock.clearTimeout(resumeTimer);
         // SPEC "Guarantees": shutdown finishes within timeouts.shutdown whatever is in flight. Requests
         // get most of it; then background work a moment to finish; then every outbound request is cut.
         const deadline = clock.now() + config.timeouts.shutdown;
@@ -372,6 +394,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 }
 
+// A store unreachable at start is asked again this often.
+const resumeRetryMs = 2_000;
 const targetInvalidBody = `${errorCodes.REQUEST_TARGET_INVALID.text}\n`;
 // An Upgrade request has no ServerResponse: its refusal is written on the socket, which then closes.
 const targetInvalidUpgradeAnswer = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\n'

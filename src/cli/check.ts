@@ -18,9 +18,10 @@ export async function runCheck(configPath: string, io: CliIo): Promise<number> {
   return 0;
 }
 
-/** The store file must be writable, or creatable; checked without creating anything. */
+/** The store file must be writable, or creatable; checked without creating anything. A Redis URL is not a
+ * file, and `check` makes no connection: an unreachable Redis is the degraded mode, not a config error. */
 function storeProblems(store: string): ConfigProblem[] {
-  if (store === 'memory') return [];
+  if (store === 'memory' || /^rediss?:\/\//i.test(store)) return [];
   const problem = storeFileProblem(store);
   return problem === undefined ? [] : [{ path: 'store', message: `cannot write ${store}: ${problem}` }];
 }

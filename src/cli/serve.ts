@@ -30,7 +30,7 @@ export async function runServe(
   const logger = createLogger({ level: config.log.level });
   let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = await openStore(config.store);
+    store = await openStore(config.store, { logger });
   } catch (err) {
     logger.fatal({ err: briefError(err), store: config.store }, 'store unavailable');
     logger.flush();

@@ -218,7 +218,8 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         stamps.delete(key);
         layouts.delete(key);
         for (const [p] of groups) {
-          if (suffixes[p] !== before?.pages[p]) await pages.delete(pageKey(key, suffixes[p] as string)).catch(() => false);
+          const suffix = suffixes[p] as string;
+          if (suffix !== before?.pages[p]) await pages.delete(pageKey(key, suffix)).catch(() => false);
         }
         return 'conflict';
       }

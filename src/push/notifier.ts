@@ -1,18 +1,20 @@
 // Outbound iPP notifications (SPEC "Push" → "Outbound", iPP §3.1): one body-less HEAD per peer,
 // coalesced, bounded in concurrency, retried with backoff for `push.retryFor`, and kept in a durable
-// outbox in the store so that a crash or restart loses no pending notification.
-import { createHash } from 'node:crypto';
+// outbox in the store so that a crash or restart loses no pending notification. The outbox's due queue is
+// the schedule: what is due is taken with a lease (SPEC "Several replicas"), so with several replicas each
+// notification is sent by one of them, and one killed mid-delivery leaves it to another.
 import pkg from '../../package.json' with { type: 'json' };
 import type { Clock, Timer } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
-import { createDueHeap } from '../util/due-heap.ts';
 import { notifyOnce } from './notify-once.ts';
-import { createKeyedQueue } from '../util/keyed-queue.ts';
+import { createOutbox, type OutboxEntry, outboxKey } from './outbox.ts';
 import type { CounterSeries, Registry } from '../metrics/registry.ts';
-import type { Store, StoreNamespace } from '../store/store.ts';
+import type { Claim, Store } from '../store/store.ts';
+
+export { outboxNamespace } from './outbox.ts';
 
 /** One peer of a listing to notify: its configured calendar URL, secrets in the query included. */
 export type PeerTarget = { listing: string; name: string; url: string };
@@ -42,7 +44,7 @@ export type Notifier = {
   /** Per peer URL of `listing` (unique there, unlike names): last successful notification and last error
    * (in memory). */
   peerState(listing: string): Record<string, PeerNotifyState>;
-  /** Loads the outbox from the store (after a restart) and sends the entries already due at once. */
+  /** Resumes the outbox left in the store (after a restart) and sends the entries already due at once. */
   start(): Promise<void>;
   /** Stops the scheduler and waits for in-flight HEADs (each bounded by the timeout); the outbox stays. */
   close(): Promise<void>;
@@ -70,12 +72,13 @@ export type NotifierOptions = {
   backoff?: { baseMs: number; maxMs: number };
   /** Bound on the outbox; past it new notifications are refused (logged, counted); 100,000 by default. */
   maxPending?: number;
+  /** How long a claimed notification is this replica's: a HEAD's deadline and its bookkeeping. */
+  leaseMs?: number;
+  /** With a shared store, how often the outbox is asked for what is due (another replica's, taken over). */
+  pollMs?: number;
   /** Called on each delivery with the time since the notification was queued, in ms. */
   onSent?: (target: PeerTarget, ms: number) => void;
 };
-
-/** The store namespace of the outbox: one entry per (listing, peer URL). */
-export const outboxNamespace = 'push_outbox';
 
 /** The counter of notifications by outcome. */
 export const notificationsMetricName = 'icalpush_push_notifications_total';
@@ -88,33 +91,12 @@ export type NotifyOutcome = 'sent' | 'failed' | 'retried' | 'dropped' | 'refused
 
 const outcomes = ['sent', 'failed', 'retried', 'dropped', 'refused'] as const satisfies readonly NotifyOutcome[];
 
-/** One outbox entry as stored. */
-type OutboxEntry = {
-  listing: string;
-  name: string;
-  url: string;
-  reason: string;
-  attempts: number;
-  dueAt: number;
-  firstQueuedAt: number;
-  /** The latest notify() that joined this entry: a newer change is retried for retryFor from then. */
-  lastQueuedAt?: number;
-  lastError?: string;
-};
+// After a store failure, the outbox is asked again this soon.
+const storeRetryMs = 1_000;
 
-/** The in-memory twin of a stored entry, with what only this process needs. */
-type Slot = {
-  key: string;
-  entry: OutboxEntry;
-  sending: boolean;
-  /** A notify() arrived while the HEAD was in flight: the peer may have read the old feed. */
-  again: boolean;
-};
-
-// Keys are a hash so the store never holds the peer URL (and its secret) in a key, and so two
-// listings sharing a peer URL stay distinct.
-function outboxKey(listing: string, url: string): string {
-  return createHash('sha256').update(listing).update('\u0000').update(url).digest('base64url');
+function briefError(err: unknown): { code?: string; message: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return { ...(typeof code === 'string' ? { code } : {}), message: err instanceof Error ? err.message : String(err) };
 }
 
 function hostOf(url: string): string {
@@ -134,15 +116,6 @@ function isHttpUrl(url: string): boolean {
   }
 }
 
-function isOutboxEntry(value: unknown): value is OutboxEntry {
-  const v = value as Partial<OutboxEntry> | null;
-  return (
-    typeof v === 'object' && v !== null &&
-    typeof v.listing === 'string' && typeof v.name === 'string' && typeof v.url === 'string' &&
-    typeof v.attempts === 'number' && typeof v.dueAt === 'number' && typeof v.firstQueuedAt === 'number'
-  );
-}
-
 /** Creates the notifier; call start() once to resume the outbox left by a previous run. */
 export function createNotifier(options: NotifierOptions): Notifier {
   const { store, clock, logger, registry, client, onSent } = options;
@@ -152,19 +125,23 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const retryForMs = options.retryForMs ?? 86_400_000;
   const backoff = options.backoff ?? { baseMs: 1_000, maxMs: 300_000 };
   const maxPending = options.maxPending ?? 100_000;
+  const leaseMs = options.leaseMs ?? timeoutMs + 5_000;
+  // A store of this process alone is changed only here: every change pumps, nothing needs polling.
+  const pollMs = store.shared ? options.pollMs ?? 1_000 : Infinity;
   const userAgent = `${options.userAgent} icalpush/${pkg.version}`;
   const log = logger.child({ component: 'push' });
 
-  const outbox: StoreNamespace = store.namespace(outboxNamespace);
-  const slots = new Map<string, Slot>();
-  const heap = createDueHeap();
+  const outbox = createOutbox(store, (key) => log.warn({ key }, 'push outbox entry unreadable, removed'));
   const peers = new Map<string, Map<string, PeerNotifyState>>();
-  // Store writes per key run one after another, so a delete and a re-queue cannot land out of order.
-  const writes = createKeyedQueue();
+  // The claims this replica is sending, by lease token: a timer for one of those would only wake it early.
+  const sending = new Map<string, Claim>();
   const inflight = new Set<Promise<void>>();
+  let pendingCount = 0;
   let timer: Timer | undefined;
   let timerDueAt = Infinity;
   let closed = false;
+  let started = false;
+  let unreachable = false;
 
   const counter = registry.counter(
     notificationsMetricName,
@@ -176,23 +153,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const count = (outcome: NotifyOutcome) => counted.get(outcome)?.inc();
   registry.gauge(
     pendingMetricName,
-    'Notifications waiting in the outbox, in flight included.',
+    'Notifications waiting in the outbox, in flight included (as last counted by this replica).',
     [],
-    (gauge) => gauge.labels().set(slots.size),
+    (gauge) => gauge.labels().set(pendingCount),
   );
-
-  function write(key: string, op: () => Promise<unknown>): Promise<void> {
-    return writes(key, op).then(() => undefined);
-  }
-
-  function persist(slot: Slot): Promise<void> {
-    const entry = { ...slot.entry };
-    return write(slot.key, () => outbox.set(slot.key, entry));
-  }
-
-  function forget(key: string): Promise<void> {
-    return write(key, () => outbox.delete(key));
-  }
 
   function peerStateFor(listing: string, url: string): PeerNotifyState {
     let byUrl = peers.get(listing);
@@ -208,55 +172,76 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return state;
   }
 
-  function enqueue(slot: Slot): void {
-    slots.set(slot.key, slot);
-    heap.push(slot.entry.dueAt, slot.key);
-    schedule();
+  // One pass at a time; a pass asked for while one runs makes that one run again (single flight).
+  let pass: Promise<void> | undefined;
+  let again = false;
+
+  /** Takes what is due (as many as there are free slots) and arms one timer for the soonest next. */
+  function pump(): Promise<void> {
+    if (closed || !started) return Promise.resolve();
+    if (pass !== undefined) {
+      again = true;
+      return pass;
+    }
+    pass = (async () => {
+      do {
+        again = false;
+        await pumpOnce();
+      } while (again && !closed);
+    })().finally(() => {
+      pass = undefined;
+    });
+    return pass;
   }
 
-  /** The soonest waiting slot, dropping heap items left behind by rescheduled or finished entries. */
-  function soonest(): Slot | undefined {
-    for (;;) {
-      const top = heap.peek();
-      if (top === undefined) return undefined;
-      const slot = slots.get(top.key);
-      if (slot !== undefined && !slot.sending && slot.entry.dueAt === top.dueAt) return slot;
-      heap.pop();
+  async function pumpOnce(): Promise<void> {
+    let next: number | undefined;
+    try {
+      while (!closed && inflight.size < concurrency) {
+        const claims = await outbox.claim(clock.now(), leaseMs, concurrency - inflight.size);
+        if (claims.length === 0) break;
+        for (const claim of claims) begin(claim);
+      }
+      next = await outbox.next();
+      pendingCount = await outbox.size();
+    } catch (err) {
+      // Once per outage, not once per pass.
+      if (!unreachable) log.warn({ err: briefError(err) }, 'push outbox unreachable: asked again every second');
+      unreachable = true;
+      arm(clock.now() + storeRetryMs);
+      return;
     }
+    if (unreachable) log.info('push outbox reachable again');
+    unreachable = false;
+    // The soonest is a lease of this replica's: its end pumps again.
+    if (next !== undefined && [...sending.values()].some((claim) => claim.token === next)) next = undefined;
+    arm(Math.min(next ?? Infinity, clock.now() + pollMs));
   }
 
   // One timer for the earliest due entry, never one per entry (STYLE: no unbounded timers).
-  function schedule(): void {
-    if (closed) return;
-    const next = soonest();
-    if (next === undefined) return;
-    if (inflight.size >= concurrency) return; // a finishing HEAD calls pump()
-    if (timer !== undefined && timerDueAt <= next.entry.dueAt) return;
+  function arm(at: number): void {
+    if (closed || !Number.isFinite(at)) return;
+    if (inflight.size >= concurrency) return; // a finishing HEAD pumps
+    if (timer !== undefined && timerDueAt <= at) return;
     clock.clearTimeout(timer);
-    timerDueAt = next.entry.dueAt;
+    timerDueAt = at;
     timer = clock.setTimeout(() => {
       timer = undefined;
       timerDueAt = Infinity;
-      pump();
-    }, Math.max(0, next.entry.dueAt - clock.now()));
+      void pump();
+    }, Math.max(0, at - clock.now()));
   }
 
-  function pump(): void {
-    if (closed) return;
-    while (inflight.size < concurrency) {
-      const slot = soonest();
-      if (slot === undefined || slot.entry.dueAt > clock.now()) break;
-      heap.pop();
-      slot.sending = true;
-      const run = send(slot).catch((err: unknown) => {
-        log.error({ err, listing: slot.entry.listing, peer: slot.entry.name }, 'push notification bookkeeping failed');
-      }).finally(() => {
-        inflight.delete(run);
-        pump();
-      });
-      inflight.add(run);
-    }
-    schedule();
+  function begin(claim: Claim): void {
+    sending.set(claim.member, claim);
+    const run = send(claim).catch((err: unknown) => {
+      log.error({ err, key: claim.member }, 'push notification bookkeeping failed');
+    }).finally(() => {
+      sending.delete(claim.member);
+      inflight.delete(run);
+      void pump();
+    });
+    inflight.add(run);
   }
 
   const head = (url: string) => notifyOnce(client, url, { userAgent, timeoutMs, now: () => clock.now() });
@@ -273,35 +258,40 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return Math.min(now + Math.max(jittered, retryAfterMs ?? 0), deadline);
   }
 
-  async function send(slot: Slot): Promise<void> {
-    const { entry } = slot;
+  async function send(claim: Claim): Promise<void> {
+    const key = claim.member;
+    const entry = await outbox.get(key);
+    if (entry === undefined) {
+      // Its entry is gone (sent and forgotten by a replica that died before unscheduling it): nothing to send.
+      await outbox.complete(claim);
+      return;
+    }
     const startedAt = clock.now();
     const outcome = await head(entry.url);
     const now = clock.now();
     const attempts = entry.attempts + 1;
     // A notify() during the HEAD may have restarted the retry period.
-    const lastQueuedAt = slot.entry.lastQueuedAt;
-    const target: PeerTarget = { listing: entry.listing, name: entry.name, url: entry.url };
+    const latest = await outbox.get(key) ?? entry;
+    const current = latest.lastQueuedAt === undefined ? entry : { ...entry, lastQueuedAt: latest.lastQueuedAt };
     const { listing, name, reason } = entry;
+    const target: PeerTarget = { listing, name, url: entry.url };
     const fields = { listing, peer: name, host: hostOf(entry.url), attempts, reason };
-    const state = peerStateFor(entry.listing, entry.url);
+    const state = peerStateFor(listing, entry.url);
 
-    const current = lastQueuedAt === undefined ? entry : { ...entry, lastQueuedAt };
     const dueAt = outcome.kind === 'retry' ? nextAttemptAt(current, attempts, now, outcome.retryAfterMs) : undefined;
     if (outcome.kind === 'retry' && dueAt !== undefined) {
-      const delayMs = dueAt - now;
-      slot.entry = { ...current, attempts, dueAt, lastError: outcome.error };
-      slot.sending = false;
-      slot.again = false; // the retry will reach the peer after the newer change anyway
+      await outbox.put(key, { ...current, attempts, dueAt, lastError: outcome.error });
+      // Scheduled again meanwhile (a newer change): that sooner attempt stands.
+      await outbox.retry(claim, dueAt);
+      // Told once the outbox holds it: what a reader of the log line sees pending is what it says.
       state.lastError = { at: now, reason: outcome.error };
       count('retried');
       const cause = outcome.cause === undefined ? {} : { cause: outcome.cause };
-      log.debug({ ...fields, error: outcome.error, ...cause, delayMs }, 'push notification will be retried');
-      heap.push(slot.entry.dueAt, slot.key);
-      await persist(slot);
+      log.debug({ ...fields, error: outcome.error, ...cause, delayMs: dueAt - now }, 'push notification will be retried');
       return;
     }
 
+    await settle(claim, entry, current, now);
     if (outcome.kind === 'delivered') {
       state.lastNotifiedAt = now;
       count('sent');
@@ -322,70 +312,67 @@ export function createNotifier(options: NotifierOptions): Notifier {
         'push notification dropped after last attempt',
       );
     }
+  }
 
-    if (slot.again && !closed) {
-      // A change arrived while this HEAD was in flight: tell the peer once more.
-      const { lastError: _previous, ...rest } = entry;
-      slot.entry = { ...rest, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now };
-      slot.sending = false;
-      slot.again = false;
-      heap.push(slot.entry.dueAt, slot.key);
-      await persist(slot);
-      return;
-    }
-    slots.delete(slot.key);
-    await forget(slot.key);
+  /**
+   * A notification's last attempt is done. The entry goes, unless a notify() joined while the HEAD was in
+   * flight: it scheduled the entry again (then the claim no longer completes) or changed it (its
+   * lastQueuedAt), and the peer may have read the feed before that change, so it is told once more, as a new
+   * notification. The entry is forgotten only if it is still what this replica read.
+   */
+  async function settle(claim: Claim, entry: OutboxEntry, current: OutboxEntry, now: number): Promise<void> {
+    const key = claim.member;
+    const completed = await outbox.complete(claim);
+    const after = await outbox.get(key);
+    if (after === undefined && completed) return;
+    const joined = after !== undefined && after.lastQueuedAt !== entry.lastQueuedAt;
+    if (completed && !joined && after !== undefined && await outbox.forgetIf(key, after)) return;
+    const { lastError: _previous, ...rest } = after ?? current;
+    await outbox.put(key, { ...rest, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now });
+    await outbox.schedule(key, now + coalesceMs);
   }
 
   return {
     async notify(targets, reason) {
       if (closed) throw new IcalpushError('SHUTTING_DOWN', 'the notifier is closed');
-      const stored: Promise<void>[] = [];
-      const added: Slot[] = [];
       const now = clock.now();
+      let size = await outbox.size();
       for (const target of targets) {
         const key = outboxKey(target.listing, target.url);
-        const existing = slots.get(key);
-        if (existing !== undefined) {
-          // Coalesced into the waiting one; a newer change restarts its retry period (SPEC: push.retryFor).
-          existing.entry = { ...existing.entry, lastQueuedAt: now };
-          if (existing.sending) existing.again = true;
-          else stored.push(persist(existing));
-          continue;
-        }
         const fields = { listing: target.listing, peer: target.name, host: hostOf(target.url) };
         if (!isHttpUrl(target.url)) {
           count('failed');
           log.error(fields, 'push notification for a peer URL that is not http(s)');
           continue;
         }
-        if (slots.size >= maxPending) {
+        const existing = await outbox.get(key);
+        const dueAt = now + coalesceMs;
+        if (existing !== undefined) {
+          // Coalesced into the waiting one (or, in flight, told again after it); a newer change restarts its
+          // retry period (SPEC: push.retryFor). Scheduled before it is changed: a sender finishing meanwhile
+          // either fails to complete its claim or sees the change, and never forgets the entry.
+          await outbox.schedule(key, dueAt);
+          await outbox.put(key, { ...existing, lastQueuedAt: now, dueAt: Math.min(existing.dueAt, dueAt) });
+          continue;
+        }
+        if (size >= maxPending) {
           count('refused');
           log.error({ ...fields, maxPending }, 'push notification refused: outbox full');
           continue;
         }
-        const slot: Slot = {
-          key,
-          sending: false,
-          again: false,
-          entry: { ...target, reason, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now },
-        };
-        stored.push(persist(slot));
-        // In memory at once, so a second notify() in the same window coalesces with this one.
-        slots.set(key, slot);
-        added.push(slot);
+        // The entry first: whoever claims the key finds what to send.
+        await outbox.put(key, { ...target, reason, attempts: 0, dueAt, firstQueuedAt: now });
+        await outbox.schedule(key, dueAt);
+        size += 1;
       }
-      const results = await Promise.allSettled(stored);
+      pendingCount = size;
       // Scheduled only once written, so nothing is sent that a crash could not resume.
-      if (!closed) for (const slot of added) if (!slot.sending) heap.push(slot.entry.dueAt, slot.key);
-      schedule();
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+      await pump();
     },
 
     async pending(listing) {
       const list: PendingNotification[] = [];
-      for (const { entry } of slots.values()) {
+      for await (const [, entry] of outbox.entries()) {
         if (listing !== undefined && entry.listing !== listing) continue;
         const item: PendingNotification = {
           listing: entry.listing,
@@ -407,25 +394,18 @@ export function createNotifier(options: NotifierOptions): Notifier {
     },
 
     async start() {
-      let loaded = 0;
-      for await (const [key, value] of outbox.entries<unknown>()) {
-        if (closed) return;
-        if (slots.has(key)) continue;
-        if (!isOutboxEntry(value)) {
-          log.warn({ key }, 'push outbox entry unreadable, removed');
-          await forget(key);
-          continue;
+      if (!store.shared) {
+        // This process is the outbox's only sender: what a previous run left (leased or not) is due as planned.
+        let resumed = 0;
+        for await (const [key, entry] of outbox.entries()) {
+          if (closed) return;
+          await outbox.schedule(key, entry.dueAt);
+          resumed += 1;
         }
-        if (slots.size >= maxPending) {
-          count('refused');
-          log.error({ listing: value.listing, peer: value.name, maxPending }, 'push notification refused: outbox full');
-          continue;
-        }
-        enqueue({ key, entry: { ...value, reason: value.reason ?? 'resumed' }, sending: false, again: false });
-        loaded += 1;
+        if (resumed > 0) log.info({ pending: resumed }, 'push outbox resumed');
       }
-      if (loaded > 0) log.info({ pending: loaded }, 'push outbox resumed');
-      pump();
+      started = true;
+      await pump();
     },
 
     async close() {
@@ -435,7 +415,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       timer = undefined;
       // Each HEAD is bounded by its deadline; the client is the caller's to close, after this.
       await Promise.allSettled([...inflight]);
-      await writes.idle();
+      await pass;
     },
   };
 }

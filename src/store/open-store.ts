@@ -37,7 +37,7 @@ export async function openStore(spec: string, options: OpenStoreOptions = {}): P
   }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1]?.toLowerCase();
   if (scheme === 'redis' || scheme === 'rediss') {
-    return openRedisStore(spec, { clock, ...(options.logger ? { logger: options.logger } : {}) });
+    return await openRedisStore(spec, { clock, ...(options.logger ? { logger: options.logger } : {}) });
   }
   if (scheme !== undefined) {
     throw new IcalpushError(

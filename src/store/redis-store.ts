@@ -54,9 +54,10 @@ function parseEnvelope(raw: string): Envelope | undefined {
   return { expires: e === '' ? undefined : Number(e), stamp: raw.slice(first + 1, second), json: raw.slice(second + 1) };
 }
 
-/** Opens the Redis store at `url` (`redis://` or `rediss://`). Resolves at once: while Redis cannot be
- * reached every call rejects with STORE_UNAVAILABLE, and the client keeps reconnecting. */
-export function openRedisStore(url: string, options: RedisStoreOptions = {}): Store {
+/** Opens the Redis store at `url` (`redis://` or `rediss://`). Resolves once connected, or after one
+ * connection deadline without: while Redis cannot be reached every call rejects with STORE_UNAVAILABLE,
+ * and the client keeps reconnecting. */
+export async function openRedisStore(url: string, options: RedisStoreOptions = {}): Promise<Store> {
   const clock = options.clock ?? systemClock;
   const commandTimeoutMs = options.commandTimeoutMs ?? 2_000;
   const shown = redactUrl(url);
@@ -66,6 +67,7 @@ export function openRedisStore(url: string, options: RedisStoreOptions = {}): St
     disableOfflineQueue: true,
     socket: {
       connectTimeout: options.connectTimeoutMs ?? 2_000,
+      // The connection never keeps the process alive on its own: shutdown closes it, a crash need not.
       reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxReconnectDelayMs),
     },
   }) as RedisClientType;
@@ -83,6 +85,17 @@ export function openRedisStore(url: string, options: RedisStoreOptions = {}): St
   const connecting = client.connect().catch((err: unknown) => {
     down ??= err instanceof Error ? err.message : String(err);
   });
+  const connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+  // The first connection, within its deadline; past it, the store opens degraded and connects later.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, connectTimeoutMs);
+    timer.unref();
+    client.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  if (!client.isReady) log?.warn({ reason: down ?? 'not connected' }, 'store unreachable at start: running degraded');
 
   function unavailable(action: string, err: unknown): IcalpushError {
     const reason = err instanceof Error ? err.message : String(err);

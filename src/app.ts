@@ -381,6 +381,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       closePromise ??= (async () => {
         clock.clearTimeout(resumeTimer);
         clock.clearTimeout(recoveryTimer);
+        feeds.close();
         // SPEC "Guarantees": shutdown finishes within timeouts.shutdown whatever is in flight. Requests
         // get most of it; then background work a moment to finish; then every outbound request is cut.
         const deadline = clock.now() + config.timeouts.shutdown;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
-import { IcalpushError } from '../errors.ts';
+import { hasCode, IcalpushError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
@@ -245,6 +245,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   const holdListeners: ((held: HeldDrop) => void)[] = [];
   let census: { feeds: number; paths: Map<string, number>; at: number } | undefined;
   let capWarnedAt = Number.NEGATIVE_INFINITY;
+  let storeDownWarnedAt = Number.NEGATIVE_INFINITY;
   let nothingToEvictAt = Number.NEGATIVE_INFINITY;
 
   async function loadHistory(key: string): Promise<FeedHistory | undefined> {
@@ -253,8 +254,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     // the head (a Redis restarted empty) gets this one back, so the next change is still found against it.
     if (cached && store.shared) {
       const seen = await histories.compare(key);
-      if (seen === 'absent' && await histories.restore(key, cached, ttlMs)) {
-        logger.info({ version: cached.version }, 'feed history written back to the store');
+      const restored = seen === 'absent' ? await histories.restore(key, cached, ttlMs) : undefined;
+      if (restored !== undefined) {
+        logger.info({ version: restored.version }, 'feed history written back to the store, as a new lineage');
+        historyCache.set(key, restored, { size: Math.max(1, await historyBytesInSlices(restored)) });
+        cached = restored;
       } else if (seen !== 'current') {
         historyCache.delete(key);
         cached = undefined;
@@ -732,9 +736,16 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       // The store failed (or a bug): the client still gets the upstream's answer, unversioned; nothing is
       // lost because a change is journaled before its snapshot, and never a 500 (SPEC "Guarantees").
       metrics.read('store_error');
-      logger.error({ err, feed: redact(feed.target) }, 'feed snapshot not applied');
-      // A history still in memory keeps answering tokens.
-      const known = historyCache.get(feed.key);
+      if (!hasCode(err, 'STORE_UNAVAILABLE')) logger.error({ err, feed: redact(feed.target) }, 'feed snapshot not applied');
+      else if (clock.now() - storeDownWarnedAt > recountIntervalMs) {
+        // An outage fails every read alike: said once a minute, without a stack.
+        storeDownWarnedAt = clock.now();
+        logger.warn({ err: { code: 'STORE_UNAVAILABLE', message: (err as Error).message }, feed: redact(feed.target) },
+          'feed snapshot not applied: store unreachable, answers unversioned');
+      }
+      // A history still in memory keeps answering tokens, with a store of this process alone. With several
+      // replicas it may be behind the others' (SPEC "Several replicas": GETs pass through, unversioned).
+      const known = store.shared ? undefined : historyCache.get(feed.key);
       return degraded(feed, fetched, fingerprint, 'store', known).catch(() => (
         calendarRead(fetched, fingerprintTag(fingerprint), fetched.fetchedAt, known, { unversioned: 'store' })));
     }
@@ -772,11 +783,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     unsynced.clear();
     for (const { feed, headers } of waiting) {
       if (stopped) return;
-      const known = historyCache.get(feed.key);
       try {
-        if (known && await serialized(feed.key, () => histories.restore(feed.key, known, ttlMs))) {
-          logger.info({ feed: redact(feed.target), version: known.version }, 'feed history written back to the store');
-        }
+        // Written back (if the store lost it) by the read's own history check, then read: a change is found.
+        await serialized(feed.key, () => loadHistory(feed.key));
         await engine.read(feed, headers);
       } catch (err) {
         logger.warn({ err, feed: redact(feed.target) }, 'feed read again after the store came back failed');
@@ -793,7 +802,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         applying.set(fetched, settling);
       }
       const read = await settling;
-      if (read.kind === 'calendar' && read.unversioned === 'store' && read.history !== undefined) {
+      if (read.kind === 'calendar' && read.unversioned === 'store' && historyCache.has(feed.key)) {
         noteUnsynced(feed, headers);
       }
       return read;

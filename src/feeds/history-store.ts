@@ -63,9 +63,10 @@ export type HistoryStore = {
   compare(key: string): Promise<'current' | 'changed' | 'absent'>;
   /**
    * Writes `history` back when the store has lost it (a Redis restarted empty): only when the store holds no
-   * head for the feed, so a history another replica wrote meanwhile is never overwritten. True when written.
+   * head for the feed, so a history another replica wrote meanwhile is never overwritten. The history as
+   * written (under a new lineage), or undefined when nothing was.
    */
-  restore(key: string, history: FeedHistory, ttlMs: number): Promise<boolean>;
+  restore(key: string, history: FeedHistory, ttlMs: number): Promise<FeedHistory | undefined>;
   /** Forgets a feed's history, head and pages. */
   remove(key: string): Promise<void>;
 };
@@ -137,9 +138,14 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
     },
 
     async restore(key, history, ttlMs) {
-      if (await headOf(key) !== undefined) return false;
+      // Looked at without taking note of it: a head another replica wrote is not this process's to diff against.
+      if (await heads.getStamped(key) !== undefined) return undefined;
+      // A lineage of its own: tokens minted before the loss (by any replica, from any version) get 409 and a
+      // full re-sync, never a delta or a 304 from a history that may differ from the one that minted them.
+      const restored: FeedHistory = { ...history, lineage: randomBytes(6).toString('base64url') };
       layouts.delete(key);
-      return await this.save(key, history, undefined, ttlMs, { all: true }) === 'saved';
+      stamps.set(key, absent);
+      return await this.save(key, restored, undefined, ttlMs, { all: true }) === 'saved' ? restored : undefined;
     },
 
     async remove(key) {
@@ -154,6 +160,11 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
 
     async save(key, next, previous, ttlMs, options = {}) {
       const now = options.now ?? Date.now();
+      // The head this save writes over: as last seen here. Not seen (evicted from the stamp cache) while
+      // `next` was made from an earlier history, nothing proves that history is still the head: a conflict,
+      // and the caller re-reads. A first save expects no head at all.
+      const expected = stamps.get(key) ?? (previous === undefined ? absent : undefined);
+      if (expected === undefined) return 'conflict';
       const bits = pageBits(next.entities.size + next.tombstones.size);
       const known = layouts.get(key);
       const before = previous && known && known.lineage === previous.lineage && known.version === previous.version
@@ -218,12 +229,6 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         pages: suffixes,
         written,
       };
-      // The head as last seen here: read now when this process has not seen it (evicted, never loaded).
-      let expected = stamps.get(key);
-      if (expected === undefined) {
-        await headOf(key);
-        expected = stamps.get(key) ?? absent;
-      }
       const stamp = await heads.setIfStamp(key, expected === absent ? undefined : expected, head, ttlMs);
       if (stamp === undefined) {
         // Another writer's head is there: the pages written for this one are nobody's.

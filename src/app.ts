@@ -28,6 +28,7 @@ import type { Logger } from './log.ts';
 import { createRedactor, type Redactor } from './redact.ts';
 import { createRegistry } from './metrics/registry.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
+import { createReplicas } from './store/replicas.ts';
 import type { Store } from './store/store.ts';
 import { createWorkerPool, type WorkerPool } from './work/pool.ts';
 
@@ -156,6 +157,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   });
   const plans = createListingPlans(config, clock);
   const activity = createListingActivity(clock);
+  // Several replicas on one store: who is alive, for the watch's partition and the journal's recovery.
+  const replicas = createReplicas({ store, clock, logger, heartbeatMs: heartbeatFor(config.push.watch) });
   const feeds = createFeedEngine({
     store,
     fetcher: createFeedFetcher({
@@ -182,10 +185,12 @@ export function createApp(config: Config, deps: AppDeps): App {
       const plan = plans.ownPlan(feed);
       return plan ? activity.lastChangeSeen(plan.id) : undefined;
     },
-    changeLog: createChangeLog(store),
+    changeLog: createChangeLog(store, { replica: replicas.id, isAlive: (id) => replicas.isAlive(id) }),
     keepAnswers: config.feeds.some((feed) => feed.maxAge > 0),
   });
   const pushed = createPush({
+    store,
+    replicas,
     config,
     engine: feeds,
     plans,
@@ -320,6 +325,19 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   let resumeTimer: ReturnType<Clock['setTimeout']> | undefined;
+  let recoveryTimer: ReturnType<Clock['setTimeout']> | undefined;
+  /** With several replicas, the changes a dead one journaled and never processed are taken over. */
+  function scheduleRecovery(): void {
+    recoveryTimer = clock.setTimeout(() => {
+      void feeds.recover()
+        .then((recovered) => {
+          if (recovered > 0) logger.info({ recovered }, 'feed changes of a dead replica taken over');
+        }, () => undefined)
+        .finally(() => {
+          if (closePromise === undefined) scheduleRecovery();
+        });
+    }, recoveryIntervalMs);
+  }
   let resumed = false;
   /**
    * What the store holds from before: the outbox, due hooks, and changes journaled before a crash (classified,
@@ -351,8 +369,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     async listen() {
       const { host, port } = parseListen(config.listen);
       const bound = await http.listen(host, port);
+      await replicas.start();
       await resume();
       pushed.start();
+      if (store.shared) scheduleRecovery();
       const urlHost = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
       logger.info({ listen: bound, upstream: upstream.origin, store: store.kind }, 'listening');
       return { ...bound, url: `http://${urlHost}:${bound.port}` };
@@ -360,6 +380,8 @@ export function createApp(config: Config, deps: AppDeps): App {
     close() {
       closePromise ??= (async () => {
         clock.clearTimeout(resumeTimer);
+        clock.clearTimeout(recoveryTimer);
+        feeds.close();
         // SPEC "Guarantees": shutdown finishes within timeouts.shutdown whatever is in flight. Requests
         // get most of it; then background work a moment to finish; then every outbound request is cut.
         const deadline = clock.now() + config.timeouts.shutdown;
@@ -377,6 +399,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         await within(background, left());
         await pool.close();
         await upstream.destroy();
+        await replicas.close();
         await store.close();
         logger.info({}, 'closed');
       })();
@@ -396,6 +419,14 @@ export function createApp(config: Config, deps: AppDeps): App {
 
 // A store unreachable at start is asked again this often.
 const resumeRetryMs = 2_000;
+// With several replicas, how often the journal is looked through for a dead replica's changes.
+const recoveryIntervalMs = 5_000;
+
+/** The heartbeat of this replica: a quarter of the watch interval, within 250 ms and 2 s, so a dead
+ * replica's listings are taken over within two intervals (SPEC "Several replicas"). */
+function heartbeatFor(watchMs: number): number {
+  return watchMs > 0 ? Math.min(2_000, Math.max(250, Math.floor(watchMs / 4))) : 2_000;
+}
 const targetInvalidBody = `${errorCodes.REQUEST_TARGET_INVALID.text}\n`;
 // An Upgrade request has no ServerResponse: its refusal is written on the socket, which then closes.
 const targetInvalidUpgradeAnswer = 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\n'

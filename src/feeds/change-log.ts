@@ -35,6 +35,8 @@ export type FeedChange = {
   nights?: { before?: StoredNights; after: StoredNights };
   /** Set (never stored) when the change is processed again at start, left by a previous run. */
   recovered?: true;
+  /** The replica that journaled it (absent in entries journaled before replicas were told apart). */
+  replica?: string;
 };
 
 /** The journal. */
@@ -43,9 +45,18 @@ export type ChangeLog = {
   record(change: Omit<FeedChange, 'id'>): Promise<FeedChange>;
   /** Forgets a change whose effects are durable. */
   done(id: string): Promise<void>;
-  /** Every change not done yet, oldest first. */
+  /**
+   * Every change not done yet that nobody is processing, oldest first: with several replicas, those of dead
+   * replicas, each claimed for a while by the replica that asked, so no two process one.
+   */
   pending(): Promise<FeedChange[]>;
 };
+
+/** Who journals, and who else is alive (SPEC "Several replicas"); by default one process alone. */
+export type ChangeLogFleet = { replica: string; isAlive(replica: string): boolean };
+
+// A recovered change is this replica's to process for this long; then another may try.
+const claimMs = 60_000;
 
 // A change nobody processed in a week is past helping: the peers have long polled since.
 const ttlMs = 7 * 24 * 60 * 60 * 1000;
@@ -54,11 +65,12 @@ const ttlMs = 7 * 24 * 60 * 60 * 1000;
 export const changeLogNamespace = 'feed_changes';
 
 /** Creates the journal over `store`. */
-export function createChangeLog(store: Store): ChangeLog {
+export function createChangeLog(store: Store, fleet?: ChangeLogFleet): ChangeLog {
   const journal: StoreNamespace = store.namespace(changeLogNamespace);
+  const claims: StoreNamespace = store.namespace(`${changeLogNamespace}_claims`);
   return {
     async record(change) {
-      const entry: FeedChange = { id: randomUUID(), ...change };
+      const entry: FeedChange = { id: randomUUID(), ...change, ...(fleet ? { replica: fleet.replica } : {}) };
       await journal.set(entry.id, entry, ttlMs);
       return entry;
     },
@@ -70,7 +82,15 @@ export function createChangeLog(store: Store): ChangeLog {
       for await (const [, change] of journal.entries<FeedChange>()) {
         if (typeof change === 'object' && change !== null && typeof change.at === 'number') out.push(change);
       }
-      return out.sort((a, b) => a.at - b.at || (a.version ?? 0) - (b.version ?? 0));
+      const sorted = out.sort((a, b) => a.at - b.at || (a.version ?? 0) - (b.version ?? 0));
+      // One process alone: at start, whatever is here was left by a run before this one.
+      if (!store.shared || fleet === undefined) return sorted;
+      const orphans: FeedChange[] = [];
+      for (const change of sorted) {
+        if (change.replica !== undefined && fleet.isAlive(change.replica)) continue;
+        if (await claims.add(change.id, fleet.replica, claimMs)) orphans.push(change);
+      }
+      return orphans;
     },
   };
 }

@@ -147,6 +147,8 @@ export type HeldDrop = {
 export type FeedEngine = {
   /** Reads the feed from the upstream (shared with concurrent reads) and applies the answer. */
   read(feed: FeedKey, headers: Record<string, string | string[]>): Promise<FeedRead>;
+  /** Stops the background work (reads owed since a store outage); reads still work. */
+  close(): void;
   /** The stored state of a feed without touching the upstream (HEAD, maxAge). */
   state(key: string): Promise<FeedState | undefined>;
   /** The last good history of a feed without touching the upstream. */
@@ -197,6 +199,9 @@ const answerCacheBytes = 32 * 1024 * 1024;
 const readStampIntervalMs = 10_000;
 // Counting the store's feeds is a scan: when the cap is reached, recount at most this often.
 const recountIntervalMs = 60_000;
+// Feeds read during a store outage that are read again once it answers, at most; and how often it is asked.
+const maxUnsynced = 1_000;
+const resyncRetryMs = 2_000;
 // Applies of one read retried after losing the history's compare-and-set to another replica.
 const maxApplyAttempts = 3;
 // Bytes the analysis could not finish are not tried again this soon.
@@ -244,10 +249,16 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 
   async function loadHistory(key: string): Promise<FeedHistory | undefined> {
     let cached = historyCache.get(key);
-    // Shared by several replicas: another may have written since; its head is what counts.
-    if (cached && store.shared && !(await histories.isCurrent(key))) {
-      historyCache.delete(key);
-      cached = undefined;
+    // Shared by several replicas: another may have written since; its head is what counts. A store that lost
+    // the head (a Redis restarted empty) gets this one back, so the next change is still found against it.
+    if (cached && store.shared) {
+      const seen = await histories.compare(key);
+      if (seen === 'absent' && await histories.restore(key, cached, ttlMs)) {
+        logger.info({ version: cached.version }, 'feed history written back to the store');
+      } else if (seen !== 'current') {
+        historyCache.delete(key);
+        cached = undefined;
+      }
     }
     if (cached) return cached;
     const stored = await histories.load(key);
@@ -729,7 +740,51 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     }
   }
 
-  return {
+  // Feeds read while the store failed, whose content had moved on from the history kept in memory: the
+  // change is neither journaled nor in the store. Once the store answers, the history is written back if the
+  // store lost it (a Redis restarted empty) and the feed read again, so the change is found and pushed
+  // (SPEC "Several replicas": nothing acknowledged is lost). Bounded; headers kept in memory only.
+  const unsynced = new Map<string, { feed: FeedKey; headers: Record<string, string | string[]> }>();
+  let resyncTimer: ReturnType<Clock['setTimeout']> | undefined;
+  let stopped = false;
+
+  function noteUnsynced(feed: FeedKey, headers: Record<string, string | string[]>): void {
+    if (stopped || (!unsynced.has(feed.key) && unsynced.size >= maxUnsynced)) return;
+    if (unsynced.size === 0) logger.warn({ feed: redact(feed.target) }, 'feed read while the store is unreachable: read again once it answers');
+    unsynced.set(feed.key, { feed, headers });
+    resyncTimer ??= clock.setTimeout(() => {
+      resyncTimer = undefined;
+      void resync();
+    }, resyncRetryMs);
+  }
+
+  async function resync(): Promise<void> {
+    try {
+      await store.ping();
+    } catch {
+      if (!stopped) resyncTimer = clock.setTimeout(() => {
+        resyncTimer = undefined;
+        void resync();
+      }, resyncRetryMs);
+      return;
+    }
+    const waiting = [...unsynced.values()];
+    unsynced.clear();
+    for (const { feed, headers } of waiting) {
+      if (stopped) return;
+      const known = historyCache.get(feed.key);
+      try {
+        if (known && await serialized(feed.key, () => histories.restore(feed.key, known, ttlMs))) {
+          logger.info({ feed: redact(feed.target), version: known.version }, 'feed history written back to the store');
+        }
+        await engine.read(feed, headers);
+      } catch (err) {
+        logger.warn({ err, feed: redact(feed.target) }, 'feed read again after the store came back failed');
+      }
+    }
+  }
+
+  const engine: FeedEngine = {
     async read(feed, headers) {
       const fetched = await fetcher.fetch(feed.target, headers);
       let settling = applying.get(fetched);
@@ -737,7 +792,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         settling = settle(feed, fetched);
         applying.set(fetched, settling);
       }
-      return settling;
+      const read = await settling;
+      if (read.kind === 'calendar' && read.unversioned === 'store' && read.history !== undefined) {
+        noteUnsynced(feed, headers);
+      }
+      return read;
     },
     state: loadState,
     history: loadHistory,
@@ -784,7 +843,13 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       while (processing.size > 0) await Promise.allSettled([...processing]);
     },
     afterChanges: (key, task) => inOrder(key, task),
+    close() {
+      stopped = true;
+      clock.clearTimeout(resyncTimer);
+      unsynced.clear();
+    },
   };
+  return engine;
 }
 
 function pathOf(target: string): string {

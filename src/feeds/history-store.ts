@@ -59,8 +59,13 @@ export type HistoryStore = {
    */
   save(key: string, next: FeedHistory, previous: FeedHistory | undefined, ttlMs: number,
     options?: { all?: boolean; now?: number }): Promise<HistorySave>;
-  /** True when the head in the store is still the one last loaded or saved here (one round trip). */
-  isCurrent(key: string): Promise<boolean>;
+  /** Whether the head in the store is still the one last loaded or saved here, another, or none (one round trip). */
+  compare(key: string): Promise<'current' | 'changed' | 'absent'>;
+  /**
+   * Writes `history` back when the store has lost it (a Redis restarted empty): only when the store holds no
+   * head for the feed, so a history another replica wrote meanwhile is never overwritten. True when written.
+   */
+  restore(key: string, history: FeedHistory, ttlMs: number): Promise<boolean>;
   /** Forgets a feed's history, head and pages. */
   remove(key: string): Promise<void>;
 };
@@ -124,10 +129,17 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
       return withTombstoneZones(history);
     },
 
-    async isCurrent(key) {
+    async compare(key) {
       const known = stamps.get(key);
       const stamped = await heads.getStamped<StoredHead>(key);
-      return known !== undefined && known === (stamped?.stamp ?? absent);
+      if (stamped === undefined) return 'absent';
+      return known !== undefined && known === stamped.stamp ? 'current' : 'changed';
+    },
+
+    async restore(key, history, ttlMs) {
+      if (await headOf(key) !== undefined) return false;
+      layouts.delete(key);
+      return await this.save(key, history, undefined, ttlMs, { all: true }) === 'saved';
     },
 
     async remove(key) {

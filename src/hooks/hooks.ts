@@ -2,6 +2,7 @@
 // per feed, kept in the store for 7 days, each fired with one HEAD on the feed's next change. A
 // change marks the feed's hooks due in the store; a background queue sends the HEADs and forgets
 // each hook only once its HEAD was answered or refused (SPEC "Outbound"), so a crash loses none.
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
@@ -28,6 +29,14 @@ export const defaultLookupTimeoutMs = 2_000;
 
 /** Default number of HEADs in flight at once, all feeds together. */
 export const deliveryConcurrency = 16;
+
+// Compare-and-set attempts of one read-modify-write of a feed's hooks before it counts as a store failure.
+const maxWriteAttempts = 8;
+// With several replicas: a due hook being delivered is one replica's for this long (its HEADs and their
+// retries); a replica killed meanwhile leaves it to the next scan of another.
+const deliveryClaimMs = 60_000;
+// With several replicas, how often the store is scanned for due hooks a dead replica left.
+const rescanIntervalMs = 15_000;
 
 /** Default number of due hooks held in memory for delivery; past it they wait in the store. */
 export const defaultMaxQueued = 10_000;
@@ -155,6 +164,11 @@ export function createHooks(options: HooksOptions): Hooks {
   if (!Number.isInteger(maxPerFeed) || maxPerFeed < 0) throw new Error('maxPerFeed must be a non-negative integer');
   if (!(timeoutMs > 0) || !(lookupTimeoutMs > 0)) throw new Error('hook timeouts must be positive');
   const hooks = store.namespace(hooksNamespace);
+  // With several replicas, who delivers a due hook now: one replica, not every one that scans the store.
+  const claims = store.namespace(`${hooksNamespace}_delivering`);
+  const owner = randomUUID();
+  const claimKey = (feed: string, url: string) => `${feed}\u0000${url}`;
+  let rescanTimer: ReturnType<Clock['setTimeout']> | undefined;
   // A register, a fire's mark and a delivery's forget of one feed never interleave their read-modify-write.
   const serialized = createKeyedQueue();
   // Set by close(), or when the client says it is shutting down: fire() then only marks.
@@ -182,13 +196,36 @@ export function createHooks(options: HooksOptions): Hooks {
   });
   const metrics = createHookMetrics(options.registry, () => queue.size);
 
-  const liveHooks = async (feed: string): Promise<StoredHook[]> => {
-    const stored = await hooks.get<unknown>(feed);
+  const liveOf = (stored: unknown): StoredHook[] => {
     const now = clock.now();
     return Array.isArray(stored)
-      ? stored.filter((h) => isStoredHook(h) && (h.due === true || h.expiresAt > now))
+      ? stored.filter((h): h is StoredHook => isStoredHook(h) && (h.due === true || h.expiresAt > now))
       : [];
   };
+  const liveHooks = async (feed: string): Promise<StoredHook[]> => liveOf(await hooks.get<unknown>(feed));
+
+  /**
+   * One read-modify-write of a feed's hooks: `change` gets the live hooks and answers the list to write
+   * (undefined: nothing to write) and a result. In one process the keyed queue orders them; with several
+   * replicas the write is a compare-and-set on what was read, tried again on a conflict, so a registration
+   * on one replica and a delivery's forget on another never lose each other's write.
+   */
+  const update = <T>(feed: string, change: (live: StoredHook[]) => { next?: StoredHook[]; result: T }): Promise<T> =>
+    serialized(feed, async () => {
+      for (let attempt = 1; ; attempt += 1) {
+        const stamped = await hooks.getStamped<unknown>(feed);
+        const { next, result } = change(liveOf(stamped?.value));
+        if (next === undefined) return result;
+        if (!store.shared) {
+          if (next.length === 0) await hooks.delete(feed);
+          else await hooks.set(feed, next, entryTtlMs(next, clock.now()));
+          return result;
+        }
+        const ttl = next.length === 0 ? 1_000 : entryTtlMs(next, clock.now());
+        if (await hooks.setIfStamp(feed, stamped?.stamp, next, ttl) !== undefined) return result;
+        if (attempt >= maxWriteAttempts) throw new Error(`hooks of a feed changed under ${attempt} writes in a row`);
+      }
+    });
 
   const storeFailed = (feed: string | undefined, err: unknown) => {
     metrics.delivered('store_error');
@@ -208,60 +245,55 @@ export function createHooks(options: HooksOptions): Hooks {
   const save = async (feed: string, url: URL, address: string, family: 4 | 6, seen: string | undefined):
   Promise<HookRegistration> => {
     const href = url.href;
-    return serialized(feed, async () => {
-      const live = await liveHooks(feed);
-      const expiresAt = clock.now() + hookTtlMs;
+    const expiresAt = clock.now() + hookTtlMs;
+    const hook: StoredHook = { url: href, address, family, expiresAt, ...(seen === undefined ? {} : { seen }) };
+    const outcome = await update(feed, (live) => {
       const index = live.findIndex((h) => h.url === href);
-      if (index === -1 && live.length >= maxPerFeed) return refuse(feed, 'feed-full', url.host);
-      const hook: StoredHook = { url: href, address, family, expiresAt, ...(seen === undefined ? {} : { seen }) };
+      if (index === -1 && live.length >= maxPerFeed) return { result: 'full' as const };
       // A due hook stays due: its HEAD is owed for the change that made it due.
-      if (index === -1) live.push(hook);
-      else live[index] = live[index]?.due === true ? { ...hook, due: true } : hook;
-      await hooks.set(feed, live, entryTtlMs(live, clock.now()));
-      metrics.registered();
-      logger.debug({ hook: { feed: redactUrl(feed), host: url.host, refreshed: index !== -1 } }, 'hook registered');
-      return { ok: true };
+      const next = [...live];
+      if (index === -1) next.push(hook);
+      else next[index] = live[index]?.due === true ? { ...hook, due: true } : hook;
+      return { next, result: index === -1 ? 'added' as const : 'refreshed' as const };
     });
+    if (outcome === 'full') return refuse(feed, 'feed-full', url.host);
+    metrics.registered();
+    logger.debug({ hook: { feed: redactUrl(feed), host: url.host, refreshed: outcome === 'refreshed' } }, 'hook registered');
+    return { ok: true };
   };
 
   /** Marks the live hooks of `feed` due, in one write; the hooks to deliver. */
-  const markDue = (feed: string, tag: string | undefined): Promise<StoredHook[]> => serialized(feed, async () => {
-    let live: StoredHook[];
+  const markDue = async (feed: string, tag: string | undefined): Promise<StoredHook[]> => {
+    let due: StoredHook[] = [];
     try {
-      live = await liveHooks(feed);
+      return await update(feed, (live) => {
+        // A subscriber whose GET already got this content has nothing to be told yet.
+        const marked = live.map((h): StoredHook => (h.due === true || (tag !== undefined && h.seen === tag) ? h
+          : { ...h, due: true }));
+        due = marked.filter((h) => h.due === true);
+        return { result: due, ...(marked.every((h, i) => h === live[i]) ? {} : { next: marked }) };
+      });
     } catch (err) {
       storeFailed(feed, err);
       // Unread, the hooks cannot be marked: the change stays journaled and is fired again at the next start.
-      throw err;
+      // Read but not written: still delivered (a second HEAD on a later change is harmless; a lost one is not).
+      if (due.length === 0) throw err;
+      return due;
     }
-    if (live.length === 0) return live;
-    // A subscriber whose GET already got this content has nothing to be told yet.
-    const marked = live.map((h): StoredHook => (h.due === true || (tag !== undefined && h.seen === tag) ? h
-      : { ...h, due: true }));
-    if (marked.every((h, i) => h === live[i])) return marked.filter((h) => h.due === true);
-    try {
-      await hooks.set(feed, marked, entryTtlMs(marked, clock.now()));
-    } catch (err) {
-      // Still deliver: the hooks stay registered, so a second HEAD on a later change may follow,
-      // which is harmless; a lost one is not.
-      storeFailed(feed, err);
-    }
-    return marked.filter((h) => h.due === true);
-  });
+  };
 
   /** Removes `url` from the feed's list if it is still due (after its HEAD was answered or refused). */
-  const forget = (feed: string, url: string): Promise<void> => serialized(feed, async () => {
+  const forget = async (feed: string, url: string): Promise<void> => {
     try {
-      const live = await liveHooks(feed);
-      const kept = live.filter((h) => !(h.url === url && h.due === true));
-      if (kept.length === live.length) return;
-      if (kept.length === 0) await hooks.delete(feed);
-      else await hooks.set(feed, kept, entryTtlMs(kept, clock.now()));
+      await update(feed, (live) => {
+        const kept = live.filter((h) => !(h.url === url && h.due === true));
+        return { result: undefined, ...(kept.length === live.length ? {} : { next: kept }) };
+      });
     } catch (err) {
       // It stays due in the store: the next start() sends it again, a harmless second HEAD.
       storeFailed(feed, err);
     }
-  });
+  };
 
   const enqueue = (feed: string, hook: StoredHook): 'queued' | 'held' | 'full' | 'closed' => {
     if (stopped) return 'closed';
@@ -320,6 +352,10 @@ export function createHooks(options: HooksOptions): Hooks {
     const { feed, hook } = job;
     const where = { feed: redactUrl(feed), host: hostOf(hook.url) };
     try {
+      if (store.shared && attempt === 1 && !(await claims.add(claimKey(feed, hook.url), owner, deliveryClaimMs))) {
+        // Another replica is delivering it (SPEC "Several replicas": each hook fires once).
+        return undefined;
+      }
       // The config may have changed since registration (SPEC "iCal Hooks": the address checked is
       // the address used), so the stored address is judged again by the policy in force now.
       if (!isAllowedAddress(hook.address, allowPrivateNetworks)) {
@@ -350,6 +386,7 @@ export function createHooks(options: HooksOptions): Hooks {
       if (outcome === 'ok') logger.debug({ hook: line }, 'hook delivered');
       else logger.info({ hook: line }, 'hook delivery failed');
       await forget(feed, hook.url);
+      if (store.shared) await claims.delete(claimKey(feed, hook.url)).catch(() => false);
       return undefined;
     } catch (err) {
       logger.error({ hook: where, err }, 'hook delivery crashed');
@@ -409,10 +446,19 @@ export function createHooks(options: HooksOptions): Hooks {
       if (!enabled || stopped) return;
       const queued = await rescan();
       if (queued > 0) logger.info({ hook: { due: queued } }, 'hook deliveries resumed');
+      // Several replicas: due hooks a dead one was delivering (its claims run out) are found by a later scan.
+      const again = () => {
+        rescanTimer = clock.setTimeout(() => {
+          if (stopped) return;
+          void rescan().finally(again);
+        }, rescanIntervalMs);
+      };
+      if (store.shared && rescanTimer === undefined) again();
     },
 
     async close() {
       stopped = true;
+      clock.clearTimeout(rescanTimer);
       // Marks under way finish first, so they are in the store before it closes.
       await Promise.all(marking);
       await queue.close();

@@ -5,7 +5,7 @@
 // notification is sent by one of them, and one killed mid-delivery leaves it to another.
 import pkg from '../../package.json' with { type: 'json' };
 import type { Clock, Timer } from '../clock.ts';
-import { IcalpushError } from '../errors.ts';
+import { hasCode, IcalpushError } from '../errors.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
@@ -93,6 +93,8 @@ const outcomes = ['sent', 'failed', 'retried', 'dropped', 'refused'] as const sa
 
 // After a store failure, the outbox is asked again this soon.
 const storeRetryMs = 1_000;
+// Notifications kept in memory while the store is unreachable, at most.
+const maxBacklog = 10_000;
 
 function briefError(err: unknown): { code?: string; message: string } {
   const code = (err as { code?: unknown } | null)?.code;
@@ -332,42 +334,92 @@ export function createNotifier(options: NotifierOptions): Notifier {
     await outbox.schedule(key, now + coalesceMs);
   }
 
+  /** Writes one notification per target to the outbox (coalescing with those there), then pumps. */
+  async function queueTargets(targets: PeerTarget[], reason: string, now: number): Promise<void> {
+    let size = await outbox.size();
+    for (const target of targets) {
+      const key = outboxKey(target.listing, target.url);
+      const fields = { listing: target.listing, peer: target.name, host: hostOf(target.url) };
+      if (!isHttpUrl(target.url)) {
+        count('failed');
+        log.error(fields, 'push notification for a peer URL that is not http(s)');
+        continue;
+      }
+      const existing = await outbox.get(key);
+      const dueAt = now + coalesceMs;
+      if (existing !== undefined) {
+        // Coalesced into the waiting one (or, in flight, told again after it); a newer change restarts its
+        // retry period (SPEC: push.retryFor). Scheduled before it is changed: a sender finishing meanwhile
+        // either fails to complete its claim or sees the change, and never forgets the entry.
+        await outbox.schedule(key, dueAt);
+        await outbox.put(key, { ...existing, lastQueuedAt: now, dueAt: Math.min(existing.dueAt, dueAt) });
+        continue;
+      }
+      if (size >= maxPending) {
+        count('refused');
+        log.error({ ...fields, maxPending }, 'push notification refused: outbox full');
+        continue;
+      }
+      // The entry first: whoever claims the key finds what to send.
+      await outbox.put(key, { ...target, reason, attempts: 0, dueAt, firstQueuedAt: now });
+      await outbox.schedule(key, dueAt);
+      size += 1;
+    }
+    pendingCount = size;
+    // Scheduled only once written, so nothing is sent that a crash could not resume.
+    await pump();
+  }
+
+  // Notifications accepted while the store was unreachable, oldest first (bounded): written once it answers.
+  const backlog: { targets: PeerTarget[]; reason: string; at: number }[] = [];
+  let backlogSize = 0;
+  let flushTimer: Timer | undefined;
+
+  function keepInMemory(targets: PeerTarget[], reason: string): void {
+    if (backlogSize + targets.length > maxBacklog) {
+      count('refused');
+      log.error({ targets: targets.length, maxBacklog }, 'push notification refused: store unreachable and backlog full');
+      return;
+    }
+    if (backlog.length === 0) log.warn({ targets: targets.length }, 'push outbox unreachable: notifications kept in memory');
+    backlog.push({ targets, reason, at: clock.now() });
+    backlogSize += targets.length;
+    armFlush();
+  }
+
+  function armFlush(): void {
+    if (closed || flushTimer !== undefined || backlog.length === 0) return;
+    flushTimer = clock.setTimeout(() => {
+      flushTimer = undefined;
+      void flushBacklog().catch(() => armFlush());
+    }, storeRetryMs);
+  }
+
+  /** Writes what waited in memory, oldest first; rejects (keeping the rest) while the store is unreachable. */
+  async function flushBacklog(): Promise<void> {
+    let written = 0;
+    while (backlog.length > 0) {
+      const item = backlog[0]!;
+      await queueTargets(item.targets, item.reason, item.at);
+      backlog.shift();
+      backlogSize -= item.targets.length;
+      written += item.targets.length;
+    }
+    if (written > 0) log.info({ written }, 'push notifications kept in memory written to the outbox');
+  }
+
   return {
     async notify(targets, reason) {
       if (closed) throw new IcalpushError('SHUTTING_DOWN', 'the notifier is closed');
-      const now = clock.now();
-      let size = await outbox.size();
-      for (const target of targets) {
-        const key = outboxKey(target.listing, target.url);
-        const fields = { listing: target.listing, peer: target.name, host: hostOf(target.url) };
-        if (!isHttpUrl(target.url)) {
-          count('failed');
-          log.error(fields, 'push notification for a peer URL that is not http(s)');
-          continue;
-        }
-        const existing = await outbox.get(key);
-        const dueAt = now + coalesceMs;
-        if (existing !== undefined) {
-          // Coalesced into the waiting one (or, in flight, told again after it); a newer change restarts its
-          // retry period (SPEC: push.retryFor). Scheduled before it is changed: a sender finishing meanwhile
-          // either fails to complete its claim or sees the change, and never forgets the entry.
-          await outbox.schedule(key, dueAt);
-          await outbox.put(key, { ...existing, lastQueuedAt: now, dueAt: Math.min(existing.dueAt, dueAt) });
-          continue;
-        }
-        if (size >= maxPending) {
-          count('refused');
-          log.error({ ...fields, maxPending }, 'push notification refused: outbox full');
-          continue;
-        }
-        // The entry first: whoever claims the key finds what to send.
-        await outbox.put(key, { ...target, reason, attempts: 0, dueAt, firstQueuedAt: now });
-        await outbox.schedule(key, dueAt);
-        size += 1;
+      try {
+        await flushBacklog();
+        await queueTargets(targets, reason, clock.now());
+      } catch (err) {
+        if (!hasCode(err, 'STORE_UNAVAILABLE')) throw err;
+        // SPEC "Several replicas": with the store unreachable, nothing acknowledged is lost. The notification
+        // waits in memory (bounded) and is written once the store answers again.
+        keepInMemory(targets, reason);
       }
-      pendingCount = size;
-      // Scheduled only once written, so nothing is sent that a crash could not resume.
-      await pump();
     },
 
     async pending(listing) {
@@ -412,7 +464,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
       if (closed) return;
       closed = true;
       clock.clearTimeout(timer);
+      clock.clearTimeout(flushTimer);
       timer = undefined;
+      if (backlogSize > 0) log.error({ lost: backlogSize }, 'push notifications kept in memory lost at shutdown: store unreachable');
       // Each HEAD is bounded by its deadline; the client is the caller's to close, after this.
       await Promise.allSettled([...inflight]);
       await pass;

@@ -25,7 +25,11 @@ import { createPeerReader, type Peer, type PeerReader } from './peers.ts';
 import { createReceiver } from './receive.ts';
 import { createRefresh } from './refresh.ts';
 import { createRereads, rereadAfterTriggerMs } from './rereads.ts';
+import type { Replicas } from '../store/replicas.ts';
+import type { Store } from '../store/store.ts';
 import { createWatch } from './watch.ts';
+import { createWatchClaim } from './watch-claim.ts';
+import { createDebounceGate } from './debounce-gate.ts';
 import type { ListingPlan, ListingPlans } from './plans.ts';
 
 /** Options for createPush. */
@@ -50,6 +54,10 @@ export type PushOptions = {
   registry: Registry;
   /** Where inbound propagation times go (stages `refreshed`, `imported`); see createPropagationMetric. */
   propagation?: Histogram;
+  /** The store: shared by several replicas, it holds the watch's leases and the debounce windows. */
+  store: Store;
+  /** The fleet, for the watch's partition. */
+  replicas: Replicas;
 };
 
 /** The push coordinator the app wires into requests. */
@@ -137,6 +145,8 @@ export function createPush(options: PushOptions): Push {
     refresh: createRefresh(config.refresh, client, config.push.userAgent),
     debounceMs: config.push.debounce,
     propagation: options.propagation,
+    gate: options.store.shared && config.push.debounce > 0
+      ? createDebounceGate(options.store, clock, config.push.debounce) : undefined,
   });
   const watch = createWatch({
     plans,
@@ -144,6 +154,7 @@ export function createPush(options: PushOptions): Push {
     intervalMs: config.push.watch,
     concurrency: watchConcurrency,
     read: (plan) => readOwn(plan, 'watch').then((read) => (read as { kind?: string } | undefined)?.kind === 'calendar'),
+    mayRead: createWatchClaim(options.store, options.replicas, config.push.watch),
   });
 
   function readOwn(plan: ListingPlan, why: string): Promise<unknown> {

@@ -6,6 +6,7 @@ import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
 import type { ListingActivity } from './activity.ts';
+import type { DebounceGate } from './debounce-gate.ts';
 import type { PeerReader } from './peers.ts';
 import type { ListingPlan } from './plans.ts';
 import type { Refresh } from './refresh.ts';
@@ -25,6 +26,8 @@ export type ReceiverOptions = {
   debounceMs: number;
   /** Propagation times (stages `refreshed`, `imported`). */
   propagation?: Histogram | undefined;
+  /** With several replicas, the debounce they share; without, this process debounces alone. */
+  gate?: DebounceGate | undefined;
 };
 
 /** The receiving side of push. */
@@ -101,6 +104,31 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     }
   }
 
+  const runLogged = (plan: ListingPlan) => {
+    void run(plan).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'inbound run failed'));
+  };
+
+  /** The fleet's debounce: the window and the trailing mark live in the shared store. */
+  async function throughGate(gate: DebounceGate, plan: ListingPlan, state: RunState): Promise<void> {
+    const entry = await gate.enter(plan.id);
+    if (entry.run) {
+      runLogged(plan);
+      return;
+    }
+    counters.debounced.labels().inc();
+    if (state.trailing) return;
+    state.trailing = clock.setTimeout(() => {
+      state.trailing = undefined;
+      void gate.takeTrailing(plan.id).then((mine) => {
+        if (mine) runLogged(plan);
+      }, (err: unknown) => {
+        // The store went away at the window's end: this replica runs it, rather than nobody.
+        logger.warn({ err: { message: (err as Error).message }, listing: plan.id }, 'shared debounce unreachable');
+        runLogged(plan);
+      });
+    }, Math.max(10, entry.at - clock.now()));
+  }
+
   function inbound(listing: string): void {
     const plan = plans.get(listing);
     if (!plan || closed) return;
@@ -109,8 +137,22 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     const state = stateOf(listing);
     const now = clock.now();
     state.firstHeadAt ??= now;
+    if (options.gate !== undefined) {
+      const { gate } = options;
+      void throughGate(gate, plan, state).catch((err: unknown) => {
+        // Redis unreachable (SPEC: degraded mode): this replica debounces on its own meanwhile.
+        logger.warn({ err: { message: (err as Error).message }, listing }, 'shared debounce unreachable: local');
+        localInbound(plan, state, clock.now());
+      });
+      return;
+    }
+    localInbound(plan, state, now);
+  }
+
+  function localInbound(plan: ListingPlan, state: RunState, now: number): void {
+    const listing = plan.id;
     if (!state.running && now - state.lastRunAt >= options.debounceMs) {
-      void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
+      runLogged(plan);
       return;
     }
     counters.debounced.labels().inc();
@@ -123,7 +165,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
         inbound(listing);
         return;
       }
-      void run(plan).catch((err: unknown) => logger.error({ err, listing }, 'inbound run failed'));
+      runLogged(plan);
     }, Math.max(wait, 10));
   }
 

@@ -14,6 +14,11 @@ export type WatchOptions = {
   concurrency: number;
   /** Reads the listing's own feed; resolves true when the answer was a calendar. Never rejects. */
   read(plan: ListingPlan): Promise<boolean>;
+  /**
+   * Whether this replica reads `plan` in this slot (SPEC "Several replicas": each listing once per interval
+   * across the fleet); a slot not taken comes again an interval later. Always, by default. Never rejects.
+   */
+  mayRead?(plan: ListingPlan): Promise<boolean>;
 };
 
 /** The watch. */
@@ -42,11 +47,14 @@ export function createWatch(options: WatchOptions): Watch {
       if (!slot || slot.reading || slot.nextAt > now) continue;
       slot.reading = true;
       const planned = slot.nextAt;
-      const reading: Promise<void> = options.read(plan)
-        .catch(() => false)
+      const may = options.mayRead ? options.mayRead(plan).catch(() => true) : Promise.resolve(true);
+      const reading: Promise<void> = may
+        .then((mine): Promise<boolean | 'skipped'> => (mine ? options.read(plan).catch(() => false)
+          : Promise.resolve('skipped')))
         .then((ok) => {
-          // Back off while the upstream errs: the interval doubles per failure, up to 16 times.
-          slot.failures = ok ? 0 : Math.min(slot.failures + 1, 4);
+          // Back off while the upstream errs: the interval doubles per failure, up to 16 times. Another
+          // replica's slot keeps the listing's place in the spread, unchanged.
+          if (ok !== 'skipped') slot.failures = ok ? 0 : Math.min(slot.failures + 1, 4);
           // From the planned slot, not from when the read ended: the listing keeps its place in the
           // spread, and the interval does not stretch by the upstream's answer time and the tick.
           slot.nextAt = Math.max(planned + intervalMs * 2 ** slot.failures, clock.now());

@@ -77,11 +77,11 @@ test('two writers of one feed: the second save over the same head is a conflict 
   const first = read(undefined, 50);
   assert.equal(await a.save('/f.ics', first, undefined, ttlMs), 'saved');
   const base = await b.load('/f.ics');
-  assert.equal(await b.isCurrent('/f.ics'), true);
+  assert.equal(await b.compare('/f.ics'), 'current');
   const fromA = read(first, 50, 3, now + 1000);
   const fromB = read(first, 50, 4, now + 2000);
   assert.equal(await a.save('/f.ics', fromA, first, ttlMs), 'saved');
-  assert.equal(await b.isCurrent('/f.ics'), false);
+  assert.equal(await b.compare('/f.ics'), 'changed');
   assert.equal(await b.save('/f.ics', fromB, base, ttlMs), 'conflict');
   assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), fromA, 'the winner’s history, whole');
   // The loser re-reads, then its save goes through over the winner's head.

@@ -1,0 +1,30 @@
+// Which replica reads a listing in a watch slot (SPEC "Several replicas": the watch reads each listing once
+// per interval across the fleet, and a dead replica's share is taken over within two intervals). The
+// listing's owner among the live replicas (rendezvous hashing) takes a lease on it for most of an interval;
+// a replica whose view of the fleet is behind finds the lease taken and skips. With a store of one process,
+// every slot is this replica's.
+import type { Replicas } from '../store/replicas.ts';
+import type { Store } from '../store/store.ts';
+import type { ListingPlan } from './plans.ts';
+
+/** The store namespace of the watch's leases. */
+export const watchLeaseNamespace = 'push_watch';
+
+/** The watch's `mayRead` for this replica. */
+export function createWatchClaim(store: Store, replicas: Replicas,
+  intervalMs: number): (plan: ListingPlan) => Promise<boolean> {
+  if (!store.shared) return () => Promise.resolve(true);
+  const leases = store.namespace(watchLeaseNamespace);
+  // Short of a whole interval, so the owner's next slot (timers fire a little late or early) finds it free.
+  const leaseMs = Math.max(1, intervalMs - Math.min(1_000, Math.floor(intervalMs / 10)));
+  return async (plan) => {
+    if (!replicas.owns(plan.id)) return false;
+    try {
+      return await leases.add(plan.id, replicas.id, leaseMs);
+    } catch {
+      // Redis unreachable: the owner reads anyway (the upstream must still be watched); its peers are
+      // told once the outbox can be written.
+      return true;
+    }
+  };
+}

@@ -225,7 +225,12 @@ export function createApp(config: Config, deps: AppDeps): App {
     store,
     registry,
     clock,
-    status: async () => ({ ...(await statusReport(config, feeds, clock)), push: await pushed.status() }),
+    status: async () => ({
+      ...(await statusReport(config, feeds, clock)),
+      // Which replica answered, and the fleet it sees (one replica, itself, with a store of its own).
+      replica: { id: replicas.id, store: store.kind, live: replicas.live() },
+      push: await pushed.status(),
+    }),
     async changed(listing) {
       if (!pushed.knows(listing)) return undefined;
       return { notified: (await pushed.changed(listing)).notified };

@@ -101,7 +101,12 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
       checkTtl(ttlMs);
       if (!(await keyv.set(prefix + key, value, ttlMs))) throw new Error('write refused');
     };
-    const forgetStamp = (key: string) => stamps.delete(prefix + key);
+    // Only a namespace that was ever stamped in this process pays for forgetting stamps on plain writes (a key
+    // written by setIfStamp is only written that way, so one stamped before a restart is never written plainly).
+    let stamped = false;
+    const forgetStamp = async (key: string) => {
+      if (stamped) await stamps.delete(prefix + key);
+    };
     const atomically = <T>(action: string, key: string, run: () => Promise<T>) =>
       guard(`${action} in ${name}`, () => locked(`${name}\u0000${key}`, run));
     return {
@@ -118,7 +123,7 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
       }),
       clear: () => guard(`clear of ${name}`, async () => {
         await keyv.clear();
-        await stamps.clear();
+        if (stamped) await stamps.clear();
       }),
       add: (key, value, ttlMs) => atomically('add', key, async () => {
         checkTtl(ttlMs);
@@ -147,11 +152,13 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
         return sum;
       }),
       getStamped: <T>(key: string) => guard(`getStamped in ${name}`, async () => {
+        stamped = true;
         const value = await read<T>(key);
         if (value === undefined) return undefined;
         return { value, stamp: ((await stamps.get(prefix + key)) as string | undefined) ?? '' };
       }),
       setIfStamp: (key, expected, value, ttlMs) => atomically('setIfStamp', key, async () => {
+        stamped = true;
         checkTtl(ttlMs);
         const current = await read(key);
         const stamp = current === undefined ? undefined

@@ -85,7 +85,7 @@ export function createReplicas(options: ReplicasOptions): Replicas {
       let best = id;
       let bestScore = -1;
       for (const replica of live) {
-        const score = fnv1a(`${replica}\u0000${key}`);
+        const score = mix32(fnv1a(`${replica}\u0000${key}`));
         if (score > bestScore || (score === bestScore && replica < best)) {
           best = replica;
           bestScore = score;
@@ -105,4 +105,15 @@ export function createReplicas(options: ReplicasOptions): Replicas {
       if (store.shared) await beats.delete(id).catch(() => false);
     },
   };
+}
+
+/** MurmurHash3's finalizer: FNV-1a alone spreads keys that differ in a few characters unevenly over replicas. */
+function mix32(h: number): number {
+  let x = h;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
 }

@@ -3,7 +3,7 @@
 // kept, stopped with SIGKILL by its PID when the test ends; a round-robin front (a few lines of node:http,
 // what a load balancer does); polling with a deadline; and which replica owns a TCP connection, read from
 // `ss` or /proc, so a test can tell which replica sent a request a fake peer is holding.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { request } from 'undici';
 import { freePort } from '../../src/demo/mesh.ts';
 import { type FakeServer, startServer } from './servers.ts';
@@ -199,8 +200,11 @@ export async function statusOf(url: string): Promise<number> {
   return res.statusCode;
 }
 
+const hasSs = spawnSync('ss', ['-V'], { stdio: 'ignore' }).status === 0;
+const execFileAsync = promisify(execFile);
+
 /** True where a connection's owner can be found: `ss` (netlink, iproute2), else /proc (Linux). */
-export const canFindSocketOwners = spawnSync('ss', ['-V'], { stdio: 'ignore' }).status === 0 || existsSync('/proc/net/tcp');
+export const canFindSocketOwners = hasSs || existsSync('/proc/net/tcp');
 
 /**
  * Which of `replicas` holds the TCP connection from 127.0.0.1:`localPort` to 127.0.0.1:`remotePort`: what a
@@ -214,10 +218,10 @@ export async function socketOwner(
   remotePort: number,
 ): Promise<Replica | undefined> {
   const alive = replicas.filter((replica) => !replica.gone());
-  const ss = spawnSync('ss', ['-tnpH', 'state', 'established', `( sport = :${localPort} and dport = :${remotePort} )`],
-    { encoding: 'utf8' });
-  if (ss.status === 0) {
-    const pids = new Set([...ss.stdout.matchAll(/pid=(\d+)/g)].map((match) => Number(match[1])));
+  if (hasSs) {
+    const { stdout } = await execFileAsync('ss',
+      ['-tnpH', 'state', 'established', `( sport = :${localPort} and dport = :${remotePort} )`], { encoding: 'utf8' });
+    const pids = new Set([...stdout.matchAll(/pid=(\d+)/g)].map((match) => Number(match[1])));
     return alive.find((replica) => pids.has(replica.pid));
   }
   if (!existsSync('/proc/net/tcp')) return undefined;

@@ -285,9 +285,11 @@ export function createFeedHandler(options: FeedHandlerOptions): FeedHandler {
       }, 'delta');
     }
     if (variant === 'enhanced') {
-      // No history to answer from (store trouble, feed cap): a token cannot be checked, so it is
-      // refused; without one the client gets the plain answer, which is not upgraded.
-      if (req.headers['sync-token'] !== undefined) {
+      // No history to answer from (feed cap): a token cannot be checked, so it is refused; without one the
+      // client gets the plain answer, which is not upgraded. With the store unreachable (SPEC "Several
+      // replicas": GETs pass through, unversioned) the token is not refused for it: the client gets the full
+      // feed without a new token, and its own token still works once the store answers.
+      if (req.headers['sync-token'] !== undefined && !(read.kind === 'calendar' && read.unversioned === 'store')) {
         sendError(res, new IcalpushError('SYNC_TOKEN_INVALID', 'no history for this feed'), common);
         metrics.answer(variant, 'conflict');
         return { kind: 'answered', errorCode: 'SYNC_TOKEN_INVALID' };

@@ -199,13 +199,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
   async function pumpOnce(): Promise<void> {
     let next: number | undefined;
     try {
+      let claimed = false;
       while (!closed && inflight.size < concurrency) {
         const claims = await outbox.claim(clock.now(), leaseMs, concurrency - inflight.size);
         if (claims.length === 0) break;
+        claimed = true;
         for (const claim of claims) begin(claim);
       }
       next = await outbox.next();
-      pendingCount = await outbox.size();
+      // The gauge is recounted when something moved; an idle poll costs its claim and its next only.
+      if (claimed || inflight.size > 0 || pendingCount > 0) pendingCount = await outbox.size();
     } catch (err) {
       // Once per outage, not once per pass.
       if (!unreachable) log.warn({ err: briefError(err) }, 'push outbox unreachable: asked again every second');
@@ -272,9 +275,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const outcome = await head(entry.url);
     const now = clock.now();
     const attempts = entry.attempts + 1;
-    // A notify() during the HEAD may have restarted the retry period.
-    const latest = await outbox.get(key) ?? entry;
-    const current = latest.lastQueuedAt === undefined ? entry : { ...entry, lastQueuedAt: latest.lastQueuedAt };
+    // A notify() during the HEAD may have restarted the retry period (and then the peer is told again).
+    const latest = await outbox.get(key);
+    const current = latest?.lastQueuedAt === undefined ? entry : { ...entry, lastQueuedAt: latest.lastQueuedAt };
     const { listing, name, reason } = entry;
     const target: PeerTarget = { listing, name, url: entry.url };
     const fields = { listing, peer: name, host: hostOf(entry.url), attempts, reason };
@@ -283,7 +286,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const dueAt = outcome.kind === 'retry' ? nextAttemptAt(current, attempts, now, outcome.retryAfterMs) : undefined;
     if (outcome.kind === 'retry' && dueAt !== undefined) {
       await outbox.put(key, { ...current, attempts, dueAt, lastError: outcome.error });
-      // Scheduled again meanwhile (a newer change): that sooner attempt stands.
+      // Not moved when the lease ran out meanwhile and another replica took the notification: it is that one's.
       await outbox.retry(claim, dueAt);
       // Told once the outbox holds it: what a reader of the log line sees pending is what it says.
       state.lastError = { at: now, reason: outcome.error };
@@ -293,7 +296,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return;
     }
 
-    await settle(claim, entry, current, now);
+    await settle(claim, entry, latest, now);
     if (outcome.kind === 'delivered') {
       state.lastNotifiedAt = now;
       count('sent');
@@ -317,19 +320,19 @@ export function createNotifier(options: NotifierOptions): Notifier {
   }
 
   /**
-   * A notification's last attempt is done. The entry goes, unless a notify() joined while the HEAD was in
-   * flight: it scheduled the entry again (then the claim no longer completes) or changed it (its
-   * lastQueuedAt), and the peer may have read the feed before that change, so it is told once more, as a new
-   * notification. The entry is forgotten only if it is still what this replica read.
+   * A notification's last attempt is done: its claim ends, and the entry goes, unless a notify() joined while
+   * the HEAD was in flight (it changed the entry's lastQueuedAt): the peer may have read the feed before that
+   * change, so it is told once more, as a new notification. The entry is forgotten only if it is still what
+   * was read after the HEAD, so a notify() landing in between is never lost; one landing after finds no entry
+   * and writes a new one. A notify() never moves a claimed entry, so no two HEADs of one entry are in flight.
    */
-  async function settle(claim: Claim, entry: OutboxEntry, current: OutboxEntry, now: number): Promise<void> {
+  async function settle(claim: Claim, entry: OutboxEntry, latest: OutboxEntry | undefined, now: number): Promise<void> {
     const key = claim.member;
-    const completed = await outbox.complete(claim);
-    const after = await outbox.get(key);
-    if (after === undefined && completed) return;
-    const joined = after !== undefined && after.lastQueuedAt !== entry.lastQueuedAt;
-    if (completed && !joined && after !== undefined && await outbox.forgetIf(key, after)) return;
-    const { lastError: _previous, ...rest } = after ?? current;
+    await outbox.complete(claim);
+    if (latest === undefined) return;
+    const joined = latest.lastQueuedAt !== entry.lastQueuedAt;
+    if (!joined && await outbox.forgetIf(key, latest)) return;
+    const { lastError: _previous, ...rest } = await outbox.get(key) ?? latest;
     await outbox.put(key, { ...rest, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now });
     await outbox.schedule(key, now + coalesceMs);
   }
@@ -348,11 +351,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const existing = await outbox.get(key);
       const dueAt = now + coalesceMs;
       if (existing !== undefined) {
-        // Coalesced into the waiting one (or, in flight, told again after it); a newer change restarts its
-        // retry period (SPEC: push.retryFor). Scheduled before it is changed: a sender finishing meanwhile
-        // either fails to complete its claim or sees the change, and never forgets the entry.
+        // Coalesced into the waiting one (which keeps its time), or, in flight, told again after it (its sender
+        // sees the change); a newer change restarts its retry period (SPEC: push.retryFor). Scheduled after it
+        // is changed, for the one case where the sender forgot the entry just before: then it is new.
+        await outbox.put(key, { ...existing, lastQueuedAt: now });
         await outbox.schedule(key, dueAt);
-        await outbox.put(key, { ...existing, lastQueuedAt: now, dueAt: Math.min(existing.dueAt, dueAt) });
         continue;
       }
       if (size >= maxPending) {
@@ -451,7 +454,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
         let resumed = 0;
         for await (const [key, entry] of outbox.entries()) {
           if (closed) return;
-          await outbox.schedule(key, entry.dueAt);
+          await outbox.hasten(key, entry.dueAt);
           resumed += 1;
         }
         if (resumed > 0) log.info({ pending: resumed }, 'push outbox resumed');

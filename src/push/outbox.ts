@@ -29,8 +29,10 @@ export type Outbox = {
   get(key: string): Promise<OutboxEntry | undefined>;
   /** Writes the entry (not its schedule). */
   put(key: string, entry: OutboxEntry): Promise<void>;
-  /** Makes `key` due at `at`, unless it is due earlier already (or leased: then it is taken again at `at`). */
+  /** Makes `key` due at `at`, unless it is scheduled (or claimed) already. */
   schedule(key: string, at: number): Promise<void>;
+  /** Makes `key` due at `at` unless it is due earlier, leases included: for a single process's restart. */
+  hasten(key: string, at: number): Promise<void>;
   /** Takes up to `limit` due keys, each leased for `leaseMs`. */
   claim(now: number, leaseMs: number, limit: number): Promise<Claim[]>;
   /** Ends a claim whose notification is done: true when nobody scheduled it again meanwhile. */
@@ -87,6 +89,7 @@ export function createOutbox(store: Store, onUnreadable: (key: string) => void):
     },
     put: (key, entry) => items.set(key, entry),
     schedule: (key, at) => queue.schedule(key, at),
+    hasten: (key, at) => queue.hasten(key, at),
     claim: (now, leaseMs, limit) => queue.claim(now, leaseMs, limit),
     complete: (claim) => queue.complete(claim),
     retry: (claim, at) => queue.retry(claim, at),

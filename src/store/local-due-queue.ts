@@ -63,6 +63,10 @@ export function createLocalDueQueue(backend: LocalQueueBackend): DueQueue {
 
   return {
     schedule: (member, at) => serially('schedule', async () => {
+      if (due.has(member)) return;
+      await put(member, at);
+    }),
+    hasten: (member, at) => serially('hasten', async () => {
       const current = due.get(member);
       if (current !== undefined && current <= at) return;
       await put(member, at);

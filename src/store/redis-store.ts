@@ -237,7 +237,10 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
     };
     return {
       async schedule(member, at) {
-        await command(`schedule in ${name}`, ['ZADD', key, 'LT', String(at), member]);
+        await command(`schedule in ${name}`, ['ZADD', key, 'NX', String(at), member]);
+      },
+      async hasten(member, at) {
+        await command(`hasten in ${name}`, ['ZADD', key, 'LT', String(at), member]);
       },
       async claim(now, leaseMs, limit) {
         if (limit <= 0) return [];

@@ -47,8 +47,11 @@ export type Claim = { member: string; token: number };
  * replica killed while it works on one leaves it to be claimed again once the lease runs out.
  */
 export type DueQueue = {
-  /** Makes `member` due at `at`, unless it is already due earlier (a claimed member is due at its lease end). */
+  /** Makes `member` due at `at`, unless it is in the queue already (waiting, or claimed: due at its lease end). */
   schedule(member: string, at: number): Promise<void>;
+  /** Makes `member` due at `at`, unless it is due earlier; a claim's lease included (only for a single process
+   * resuming what its previous run left claimed). */
+  hasten(member: string, at: number): Promise<void>;
   /** Takes up to `limit` members due at `now`, soonest first, each now due at `now + leaseMs` (the token). */
   claim(now: number, leaseMs: number, limit: number): Promise<Claim[]>;
   /** Removes a claimed member, only when its due time is still the claim's token: true when removed. */

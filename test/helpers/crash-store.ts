@@ -75,6 +75,7 @@ export function createCrashStore(inner: Store, options: { reject?: boolean } = {
       const queued = <T>(run: () => Promise<T>) => write(name, 'queue', run);
       return {
         schedule: (member, at) => queued(() => q.schedule(member, at)),
+        hasten: (member, at) => queued(() => q.hasten(member, at)),
         claim: (now, leaseMs, limit) => queued(() => q.claim(now, leaseMs, limit)),
         complete: (claim) => queued(() => q.complete(claim)),
         retry: (claim, at) => queued(() => q.retry(claim, at)),

@@ -548,7 +548,7 @@ function brokenStore(): Store {
       }),
     }),
     shared: false,
-    queue: () => ({ schedule: fail, claim: fail, complete: fail, retry: fail, remove: fail, next: fail, size: fail,
+    queue: () => ({ schedule: fail, hasten: fail, claim: fail, complete: fail, retry: fail, remove: fail, next: fail, size: fail,
       list: fail }),
     ping: fail,
     close: async () => {},

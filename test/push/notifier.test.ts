@@ -607,3 +607,36 @@ test('Retry-After is read as delta-seconds or an HTTP-date, never negative', asy
   assert.equal(parseRetryAfter('soon', now), undefined);
   assert.equal(parseRetryAfter(undefined, now), undefined);
 });
+
+test('notify() calls landing while each HEAD is in flight never put two HEADs of one peer in flight, nor a storm', async (t) => {
+  // A peer that takes 50 ms to answer, on the real clock: each HEAD that arrives makes the platform change again
+  // (a notify() for the same peer while that HEAD is in flight), three times.
+  let inFlight = 0;
+  let most = 0;
+  let notifies = 0;
+  let notifier: Notifier | undefined;
+  const target = { listing: 'x', name: 'slow', url: '' };
+  const peer = await startPeer(t, (_n, _req, res) => {
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    if (notifies < 4) {
+      notifies += 1;
+      void notifier?.notify([target], `change ${notifies}`);
+    }
+    setTimeout(() => {
+      inFlight -= 1;
+      res.writeHead(200).end();
+    }, 50);
+  });
+  target.url = `${peer.url}/x.ics`;
+  const setupDone = await setup(t, { store: await memoryStore(t), coalesceMs: 10 });
+  notifier = setupDone.notifier;
+  notifies = 1;
+  await notifier.notify([target], 'change 1');
+  // Each notify during a HEAD is one more HEAD after it: 4 notifies, at most 4 HEADs, one at a time.
+  await setupDone.logs.next('push notification sent', 4);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // a storm would show here: HEADs every ~10 ms
+  assert.equal(most, 1, 'two HEADs of one entry were in flight at once');
+  assert.equal(peer.requests.length, 4);
+  assert.deepEqual(await notifier.pending(), []);
+});

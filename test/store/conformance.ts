@@ -304,7 +304,10 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
       await queue.schedule('a', 100);
       await queue.schedule('b', 50);
       await queue.schedule('c', 500);
-      await queue.schedule('b', 80); // later than it is: kept at 50
+      await queue.schedule('b', 80); // in the queue already: kept at 50
+      await queue.schedule('b', 10); // sooner, but schedule never moves a member
+      await queue.hasten('c', 900); // later: kept
+      await queue.hasten('c', 500);
       assert.deepEqual(await queue.list(10), [['b', 50], ['a', 100], ['c', 500]]);
       assert.equal(await queue.next(), 50);
       assert.equal(await queue.size(), 3);
@@ -329,7 +332,9 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
       await queue.schedule('m', 10);
       const [claim] = await queue.claim(10, 5_000, 1);
       assert.ok(claim);
-      await queue.schedule('m', 20); // a newer change while the HEAD was in flight
+      await queue.schedule('m', 20); // claimed: in the queue, so not moved
+      assert.deepEqual(await queue.list(5), [['m', 5_010]]);
+      await queue.hasten('m', 20); // a restart of the one process taking back what its previous run claimed
       assert.equal(await queue.complete(claim), false);
       assert.equal(await queue.retry(claim, 9_999), false);
       assert.deepEqual(await queue.list(5), [['m', 20]]);

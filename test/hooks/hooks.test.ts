@@ -548,8 +548,8 @@ function brokenStore(): Store {
       }),
     }),
     shared: false,
-    queue: () => ({ schedule: fail, hasten: fail, claim: fail, complete: fail, retry: fail, remove: fail, next: fail, size: fail,
-      list: fail }),
+    queue: () => ({ schedule: fail, hasten: fail, claim: fail, complete: fail, retry: fail, remove: fail, next: fail,
+      size: fail, list: fail }),
     ping: fail,
     close: async () => {},
   };

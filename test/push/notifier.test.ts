@@ -614,14 +614,14 @@ test('notify() calls landing while each HEAD is in flight never put two HEADs of
   let inFlight = 0;
   let most = 0;
   let notifies = 0;
-  let notifier: Notifier | undefined;
+  const started: { notifier?: Notifier } = {};
   const target = { listing: 'x', name: 'slow', url: '' };
   const peer = await startPeer(t, (_n, _req, res) => {
     inFlight += 1;
     most = Math.max(most, inFlight);
     if (notifies < 4) {
       notifies += 1;
-      void notifier?.notify([target], `change ${notifies}`);
+      void started.notifier?.notify([target], `change ${notifies}`);
     }
     setTimeout(() => {
       inFlight -= 1;
@@ -630,7 +630,8 @@ test('notify() calls landing while each HEAD is in flight never put two HEADs of
   });
   target.url = `${peer.url}/x.ics`;
   const setupDone = await setup(t, { store: await memoryStore(t), coalesceMs: 10 });
-  notifier = setupDone.notifier;
+  const { notifier } = setupDone;
+  started.notifier = notifier;
   notifies = 1;
   await notifier.notify([target], 'change 1');
   // Each notify during a HEAD is one more HEAD after it: 4 notifies, at most 4 HEADs, one at a time.

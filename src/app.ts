@@ -185,7 +185,8 @@ export function createApp(config: Config, deps: AppDeps): App {
       const plan = plans.ownPlan(feed);
       return plan ? activity.lastChangeSeen(plan.id) : undefined;
     },
-    changeLog: createChangeLog(store, { replica: replicas.id, isAlive: (id) => replicas.isAlive(id) }),
+    changeLog: createChangeLog(store, { replica: replicas.id, isAlive: (id) => replicas.isAlive(id),
+      now: () => clock.now() }),
     keepAnswers: config.feeds.some((feed) => feed.maxAge > 0),
   });
   const pushed = createPush({

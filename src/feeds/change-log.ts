@@ -52,11 +52,19 @@ export type ChangeLog = {
   pending(): Promise<FeedChange[]>;
 };
 
-/** Who journals, and who else is alive (SPEC "Several replicas"); by default one process alone. */
-export type ChangeLogFleet = { replica: string; isAlive(replica: string): boolean };
+/** Who journals, who else is alive (SPEC "Several replicas"), and the time; by default one process alone. */
+export type ChangeLogFleet = { replica: string; isAlive(replica: string): boolean; now?(): number };
 
 // A recovered change is this replica's to process for this long; then another may try.
 const claimMs = 60_000;
+// A dead replica's change is taken over only this long after it was journaled: a replica just back (after an
+// outage, its heartbeat expired) is seen alive again by then, and one just started has seen the fleet.
+const takeoverGraceMs = 30_000;
+// This replica's own change, still in the journal this long after it was journaled, failed to be processed
+// (its store went away mid-way): it is processed again.
+const ownRetryMs = 5 * 60_000;
+// Changes looked at per pass of a shared journal.
+const pendingBatch = 1_000;
 
 // A change nobody processed in a week is past helping: the peers have long polled since.
 const ttlMs = 7 * 24 * 60 * 60 * 1000;
@@ -68,29 +76,44 @@ export const changeLogNamespace = 'feed_changes';
 export function createChangeLog(store: Store, fleet?: ChangeLogFleet): ChangeLog {
   const journal: StoreNamespace = store.namespace(changeLogNamespace);
   const claims: StoreNamespace = store.namespace(`${changeLogNamespace}_claims`);
+  // With several replicas, an index of the journal by time, so a pass reads the journal, not the whole keyspace.
+  const index = store.shared ? store.queue(changeLogNamespace) : undefined;
+  const now = () => fleet?.now?.() ?? Date.now();
   return {
     async record(change) {
       const entry: FeedChange = { id: randomUUID(), ...change, ...(fleet ? { replica: fleet.replica } : {}) };
       await journal.set(entry.id, entry, ttlMs);
+      await index?.schedule(entry.id, entry.at);
       return entry;
     },
     async done(id) {
       await journal.delete(id);
+      await index?.remove(id);
     },
     async pending() {
+      if (index !== undefined && fleet !== undefined) {
+        const orphans: FeedChange[] = [];
+        const at = now();
+        for (const [id, journaledAt] of await index.list(pendingBatch)) {
+          const age = at - journaledAt;
+          if (age < takeoverGraceMs) break;
+          const change = await journal.get<FeedChange>(id);
+          if (change === undefined || typeof change !== 'object' || typeof change.at !== 'number') {
+            await index.remove(id);
+            continue;
+          }
+          const mine = change.replica === fleet.replica;
+          if (mine ? age < ownRetryMs : change.replica !== undefined && fleet.isAlive(change.replica)) continue;
+          if (await claims.add(change.id, fleet.replica, claimMs)) orphans.push(change);
+        }
+        return orphans;
+      }
       const out: FeedChange[] = [];
       for await (const [, change] of journal.entries<FeedChange>()) {
         if (typeof change === 'object' && change !== null && typeof change.at === 'number') out.push(change);
       }
-      const sorted = out.sort((a, b) => a.at - b.at || (a.version ?? 0) - (b.version ?? 0));
       // One process alone: at start, whatever is here was left by a run before this one.
-      if (!store.shared || fleet === undefined) return sorted;
-      const orphans: FeedChange[] = [];
-      for (const change of sorted) {
-        if (change.replica !== undefined && fleet.isAlive(change.replica)) continue;
-        if (await claims.add(change.id, fleet.replica, claimMs)) orphans.push(change);
-      }
-      return orphans;
+      return out.sort((a, b) => a.at - b.at || (a.version ?? 0) - (b.version ?? 0));
     },
   };
 }

@@ -253,7 +253,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     // Shared by several replicas: another may have written since; its head is what counts. A store that lost
     // the head (a Redis restarted empty) gets this one back, so the next change is still found against it.
     if (cached && store.shared) {
-      const seen = await histories.compare(key);
+      const seen = await histories.compare(key, cached);
       const restored = seen === 'absent' ? await histories.restore(key, cached, ttlMs) : undefined;
       if (restored !== undefined) {
         logger.info({ version: restored.version }, 'feed history written back to the store, as a new lineage');
@@ -574,6 +574,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     delete state.unversioned;
     delete state.degraded;
     const write = result.changed || next !== result.history || stale || !history;
+    // Not written: the same content, remade (a new fingerprint). It stands for the head its history was read from.
+    if (!write && history) histories.carry(history, next);
     let change: FeedChange | undefined;
     if (result.changed) {
       // Write-ahead: the change is durable before the snapshot that contains it.

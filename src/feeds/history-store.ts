@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import type { FrameSummary } from '../ical/analyze.ts';
 import type { Logger } from '../log.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
-import { LRUCache } from 'lru-cache';
 import { fnv1a } from '../util/fnv.ts';
 import { createSlice, eachInSlices } from '../util/yield.ts';
 import { type FeedHistory, type HistoryEntity, type HistoryTombstone, loadedTombstone, withTombstoneZones } from './history.ts';
@@ -59,8 +58,11 @@ export type HistoryStore = {
    */
   save(key: string, next: FeedHistory, previous: FeedHistory | undefined, ttlMs: number,
     options?: { all?: boolean; now?: number }): Promise<HistorySave>;
-  /** Whether the head in the store is still the one last loaded or saved here, another, or none (one round trip). */
-  compare(key: string): Promise<'current' | 'changed' | 'absent'>;
+  /** Whether the head in the store is still the one `history` was loaded from or saved as, another, or none (one
+   * round trip). */
+  compare(key: string, history: FeedHistory): Promise<'current' | 'changed' | 'absent'>;
+  /** `to` (made from `from` without being saved: the same content) stands for the head `from` was read from. */
+  carry(from: FeedHistory, to: FeedHistory): void;
   /**
    * Writes `history` back when the store has lost it (a Redis restarted empty): only when the store holds no
    * head for the feed, so a history another replica wrote meanwhile is never overwritten. The history as
@@ -77,82 +79,90 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
   const pages: StoreNamespace = store.namespace('feed_pages');
   // By feed, not by history object: a history re-made with the same content (a new fingerprint) still
   // names the same pages. Bounded like the engine's state cache; a miss costs one full rewrite.
-  const layouts = new LRUCache<string, Layout>({ max: 100_000 });
-  // The stamp of each feed's head as last read or written here ('' for none): what a save expects.
-  const stamps = new LRUCache<string, string>({ max: 100_000 });
+  // What each history object was read from or written as: the head's stamp and its pages. A save expects the
+  // stamp of the very history it was made from, so a history loaded late (an older head, read while this process
+  // saved a newer one) can never be written over the newer one.
+  const origins = new WeakMap<FeedHistory, { stamp: string; layout: Layout }>();
 
-  async function headOf(key: string): Promise<StoredHead | undefined> {
+  /** One read of a feed's head and pages; 'page-gone' when a page went under a head that changed meanwhile. */
+  async function loadOnce(key: string): Promise<FeedHistory | undefined | 'page-gone'> {
     const stamped = await heads.getStamped<StoredHead>(key);
-    stamps.set(key, stamped?.stamp ?? absent);
-    return stamped?.value;
+    const head = stamped?.value;
+    if (!head || head.format !== format || !Array.isArray(head.pages)) return undefined;
+    const entities = new Map<string, HistoryEntity>();
+    const tombstones = new Map<string, HistoryTombstone>();
+    const slice = createSlice();
+    for (const suffix of head.pages) {
+      // Stores that answer at once resolve by microtask: a 25,000-entity history is let go page by page.
+      if (slice.due()) await slice.pause();
+      const page = await pages.get<StoredPage>(pageKey(key, suffix));
+      if (!page) {
+        if ((await heads.getStamped<StoredHead>(key))?.stamp !== stamped?.stamp) return 'page-gone';
+        // The head outlived a page (a store restored in part): the history cannot be trusted whole.
+        logger.warn({ pages: head.pages.length, version: head.version }, 'feed history page missing: history dropped');
+        return undefined;
+      }
+      for (const [id, hash, version, text, content, stub] of page.e) {
+        entities.set(id, { hash, version, text, content, stub });
+      }
+      // A tombstone's TZID is read from its text, so pages keep the layout they always had.
+      for (const [id, version, removedAt, text] of page.t) {
+        tombstones.set(id, loadedTombstone(version, removedAt, text));
+      }
+    }
+    const history: FeedHistory = {
+      lineage: head.lineage,
+      version: head.version,
+      frame: head.frame,
+      entities,
+      tombstones,
+      zones: new Map(Array.isArray(head.zones) ? head.zones : []),
+      floor: head.floor,
+      frameVersion: head.frameVersion,
+      tag: head.tag,
+      changedAt: head.changedAt,
+      tags: head.tags,
+      ...(head.fingerprint === undefined ? {} : { fingerprint: head.fingerprint }),
+    };
+    const loaded = withTombstoneZones(history);
+    origins.set(loaded, { stamp: stamped?.stamp ?? '', layout: { lineage: head.lineage, version: head.version,
+      bits: head.bits, pages: head.pages, written: head.written ?? head.pages.map(() => 0) } });
+    return loaded;
   }
 
   return {
     async load(key) {
-      const head = await headOf(key);
-      if (!head || head.format !== format || !Array.isArray(head.pages)) return undefined;
-      const entities = new Map<string, HistoryEntity>();
-      const tombstones = new Map<string, HistoryTombstone>();
-      const slice = createSlice();
-      for (const suffix of head.pages) {
-        // Stores that answer at once resolve by microtask: a 25,000-entity history is let go page by page.
-        if (slice.due()) await slice.pause();
-        const page = await pages.get<StoredPage>(pageKey(key, suffix));
-        if (!page) {
-          // The head outlived a page (a store restored in part): the history cannot be trusted whole.
-          logger.warn({ pages: head.pages.length, version: head.version }, 'feed history page missing: history dropped');
-          return undefined;
-        }
-        for (const [id, hash, version, text, content, stub] of page.e) {
-          entities.set(id, { hash, version, text, content, stub });
-        }
-        // A tombstone's TZID is read from its text, so pages keep the layout they always had.
-        for (const [id, version, removedAt, text] of page.t) {
-          tombstones.set(id, loadedTombstone(version, removedAt, text));
-        }
+      // A page can go while it is read: another replica saved a newer head and deleted what it superseded. Then
+      // the newer head is read instead; a page missing under an unchanged head is a store that lost it.
+      for (let attempt = 1; ; attempt += 1) {
+        const loaded = await loadOnce(key);
+        if (loaded !== 'page-gone') return loaded;
+        if (attempt >= 3) return undefined;
       }
-      const history: FeedHistory = {
-        lineage: head.lineage,
-        version: head.version,
-        frame: head.frame,
-        entities,
-        tombstones,
-        zones: new Map(Array.isArray(head.zones) ? head.zones : []),
-        floor: head.floor,
-        frameVersion: head.frameVersion,
-        tag: head.tag,
-        changedAt: head.changedAt,
-        tags: head.tags,
-        ...(head.fingerprint === undefined ? {} : { fingerprint: head.fingerprint }),
-      };
-      layouts.set(key, { lineage: head.lineage, version: head.version, bits: head.bits, pages: head.pages,
-        written: head.written ?? head.pages.map(() => 0) });
-      return withTombstoneZones(history);
     },
 
-    async compare(key) {
-      const known = stamps.get(key);
+    async compare(key, history) {
       const stamped = await heads.getStamped<StoredHead>(key);
       if (stamped === undefined) return 'absent';
-      return known !== undefined && known === stamped.stamp ? 'current' : 'changed';
+      return origins.get(history)?.stamp === stamped.stamp ? 'current' : 'changed';
+    },
+
+    carry(from, to) {
+      const record = origins.get(from);
+      if (record !== undefined && from !== to) origins.set(to, record);
     },
 
     async restore(key, history, ttlMs) {
-      // Looked at without taking note of it: a head another replica wrote is not this process's to diff against.
       if (await heads.getStamped(key) !== undefined) return undefined;
       // A lineage of its own: tokens minted before the loss (by any replica, from any version) get 409 and a
       // full re-sync, never a delta or a 304 from a history that may differ from the one that minted them.
       const restored: FeedHistory = { ...history, lineage: randomBytes(6).toString('base64url') };
-      layouts.delete(key);
-      stamps.set(key, absent);
       return await this.save(key, restored, undefined, ttlMs, { all: true }) === 'saved' ? restored : undefined;
     },
 
     async remove(key) {
       const head = await heads.get<StoredHead>(key);
       await heads.delete(key);
-      layouts.delete(key);
-      stamps.set(key, absent);
       for (const suffix of Array.isArray(head?.pages) ? head.pages : []) {
         await pages.delete(pageKey(key, suffix)).catch(() => false);
       }
@@ -160,16 +170,15 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
 
     async save(key, next, previous, ttlMs, options = {}) {
       const now = options.now ?? Date.now();
-      // The head this save writes over: as last seen here. Not seen (evicted from the stamp cache) while
-      // `next` was made from an earlier history, nothing proves that history is still the head: a conflict,
-      // and the caller re-reads. A first save expects no head at all.
-      const expected = stamps.get(key) ?? (previous === undefined ? absent : undefined);
-      if (expected === undefined) return 'conflict';
+      // The head this save writes over: the one `previous` was read from or written as. A history of unknown
+      // origin proves nothing about the head: a conflict, and the caller re-reads. A first save expects none.
+      const record = previous === undefined ? undefined : origins.get(previous);
+      if (previous !== undefined && record === undefined) return 'conflict';
+      const expected = record?.stamp;
       const bits = pageBits(next.entities.size + next.tombstones.size);
-      const known = layouts.get(key);
-      const before = previous && known && known.lineage === previous.lineage && known.version === previous.version
-        ? known : undefined;
-      const rewriteAll = options.all === true || !before || before.bits !== bits || !previous;
+      const before = record?.layout;
+      const rewriteAll = options.all === true || !before || before.bits !== bits || !previous
+        || before.version !== previous.version || before.lineage !== previous.lineage;
       const slice = createSlice();
       const dirty = new Set<number>();
       if (rewriteAll) {
@@ -229,19 +238,17 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
         pages: suffixes,
         written,
       };
-      const stamp = await heads.setIfStamp(key, expected === absent ? undefined : expected, head, ttlMs);
+      const stamp = await heads.setIfStamp(key, expected, head, ttlMs);
       if (stamp === undefined) {
         // Another writer's head is there: the pages written for this one are nobody's.
-        stamps.delete(key);
-        layouts.delete(key);
         for (const [p] of groups) {
           const suffix = suffixes[p] as string;
           if (suffix !== before?.pages[p]) await pages.delete(pageKey(key, suffix)).catch(() => false);
         }
         return 'conflict';
       }
-      stamps.set(key, stamp);
-      layouts.set(key, { lineage: next.lineage, version: next.version, bits, pages: suffixes, written });
+      origins.set(next, { stamp, layout: { lineage: next.lineage, version: next.version, bits, pages: suffixes,
+        written } });
       // The superseded pages: nothing names them now. A failed delete only leaves them to their TTL.
       const stale = before ? before.pages.filter((suffix) => !suffixes.includes(suffix)) : [];
       for (const suffix of stale) await pages.delete(pageKey(key, suffix)).catch(() => false);
@@ -249,9 +256,6 @@ export function createHistoryStore(store: Store, logger: Logger): HistoryStore {
     },
   };
 }
-
-// The stamp cache's word for "no head in the store".
-const absent = '\u0000absent';
 
 function pageKey(feed: string, suffix: string): string {
   return `${feed}\u0000${suffix}`;

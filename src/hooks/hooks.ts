@@ -36,7 +36,7 @@ const maxWriteAttempts = 8;
 // retries); a replica killed meanwhile leaves it to the next scan of another.
 const deliveryClaimMs = 60_000;
 // With several replicas, how often the store is scanned for due hooks a dead replica left.
-const rescanIntervalMs = 15_000;
+const rescanIntervalMs = 60_000;
 
 /** Default number of due hooks held in memory for delivery; past it they wait in the store. */
 export const defaultMaxQueued = 10_000;
@@ -352,9 +352,14 @@ export function createHooks(options: HooksOptions): Hooks {
     const { feed, hook } = job;
     const where = { feed: redactUrl(feed), host: hostOf(hook.url) };
     try {
-      if (store.shared && attempt === 1 && !(await claims.add(claimKey(feed, hook.url), owner, deliveryClaimMs))) {
-        // Another replica is delivering it (SPEC "Several replicas": each hook fires once).
-        return undefined;
+      if (store.shared && attempt === 1) {
+        // Another replica is delivering it (SPEC "Several replicas": each hook fires once)…
+        if (!(await claims.add(claimKey(feed, hook.url), owner, deliveryClaimMs))) return undefined;
+        // …or delivered it between this replica's scan and its claim: then it is no longer due.
+        if (!(await liveHooks(feed)).some((h) => h.url === hook.url && h.due === true)) {
+          await claims.deleteIf(claimKey(feed, hook.url), owner).catch(() => false);
+          return undefined;
+        }
       }
       // The config may have changed since registration (SPEC "iCal Hooks": the address checked is
       // the address used), so the stored address is judged again by the policy in force now.
@@ -386,7 +391,7 @@ export function createHooks(options: HooksOptions): Hooks {
       if (outcome === 'ok') logger.debug({ hook: line }, 'hook delivered');
       else logger.info({ hook: line }, 'hook delivery failed');
       await forget(feed, hook.url);
-      if (store.shared) await claims.delete(claimKey(feed, hook.url)).catch(() => false);
+      if (store.shared) await claims.deleteIf(claimKey(feed, hook.url), owner).catch(() => false);
       return undefined;
     } catch (err) {
       logger.error({ hook: where, err }, 'hook delivery crashed');

@@ -95,6 +95,8 @@ const outcomes = ['sent', 'failed', 'retried', 'dropped', 'refused'] as const sa
 const storeRetryMs = 1_000;
 // Notifications kept in memory while the store is unreachable, at most.
 const maxBacklog = 10_000;
+// With several replicas, how often outbox entries that lost their place in the queue are put back on it.
+const sweepIntervalMs = 60_000;
 
 function briefError(err: unknown): { code?: string; message: string } {
   const code = (err as { code?: unknown } | null)?.code;
@@ -127,7 +129,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const retryForMs = options.retryForMs ?? 86_400_000;
   const backoff = options.backoff ?? { baseMs: 1_000, maxMs: 300_000 };
   const maxPending = options.maxPending ?? 100_000;
-  const leaseMs = options.leaseMs ?? timeoutMs + 5_000;
+  // The HEAD's deadline and the store calls around it (each bounded by the store's own 2 s), with room to spare.
+  const leaseMs = options.leaseMs ?? timeoutMs + 10_000;
   // A store of this process alone is changed only here: every change pumps, nothing needs polling.
   const pollMs = store.shared ? options.pollMs ?? 1_000 : Infinity;
   const userAgent = `${options.userAgent} icalpush/${pkg.version}`;
@@ -328,12 +331,19 @@ export function createNotifier(options: NotifierOptions): Notifier {
    */
   async function settle(claim: Claim, entry: OutboxEntry, latest: OutboxEntry | undefined, now: number): Promise<void> {
     const key = claim.member;
-    await outbox.complete(claim);
-    if (latest === undefined) return;
-    const joined = latest.lastQueuedAt !== entry.lastQueuedAt;
-    if (!joined && await outbox.forgetIf(key, latest)) return;
-    const { lastError: _previous, ...rest } = await outbox.get(key) ?? latest;
-    await outbox.put(key, { ...rest, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now });
+    const joined = latest !== undefined && latest.lastQueuedAt !== entry.lastQueuedAt;
+    if (joined) {
+      // Told again: the entry anew, then the claim moved to it in one step, so it never leaves the queue (a
+      // failure or a kill in between leaves it claimed, and due again once the lease runs out).
+      const { lastError: _previous, ...rest } = await outbox.get(key) ?? latest;
+      await outbox.put(key, { ...rest, attempts: 0, dueAt: now + coalesceMs, firstQueuedAt: now });
+      if (!(await outbox.retry(claim, now + coalesceMs))) await outbox.schedule(key, now + coalesceMs);
+      return;
+    }
+    // The lease ran out and another replica took the notification: it is that one's now.
+    if (!(await outbox.complete(claim))) return;
+    if (latest === undefined || await outbox.forgetIf(key, latest)) return;
+    // Changed since it was read (a notify() landed just now): told again.
     await outbox.schedule(key, now + coalesceMs);
   }
 
@@ -373,6 +383,30 @@ export function createNotifier(options: NotifierOptions): Notifier {
     await pump();
   }
 
+  /**
+   * Puts every outbox entry on the schedule. This process alone: what a previous run left (leased or not) is due
+   * as planned. Several replicas: only entries that lost their place in the queue (a replica killed between two
+   * writes) are added; what is scheduled or claimed keeps its time.
+   */
+  async function sweep(): Promise<number> {
+    let resumed = 0;
+    for await (const [key, entry] of outbox.entries()) {
+      if (closed) break;
+      if (store.shared) await outbox.schedule(key, entry.dueAt);
+      else await outbox.hasten(key, entry.dueAt);
+      resumed += 1;
+    }
+    return resumed;
+  }
+
+  let sweepTimer: Timer | undefined;
+  function armSweep(): void {
+    if (closed) return;
+    sweepTimer = clock.setTimeout(() => {
+      void sweep().catch(() => 0).finally(armSweep);
+    }, sweepIntervalMs);
+  }
+
   // Notifications accepted while the store was unreachable, oldest first (bounded): written once it answers.
   const backlog: { targets: PeerTarget[]; reason: string; at: number }[] = [];
   let backlogSize = 0;
@@ -398,17 +432,25 @@ export function createNotifier(options: NotifierOptions): Notifier {
     }, storeRetryMs);
   }
 
-  /** Writes what waited in memory, oldest first; rejects (keeping the rest) while the store is unreachable. */
-  async function flushBacklog(): Promise<void> {
-    let written = 0;
-    while (backlog.length > 0) {
-      const item = backlog[0]!;
-      await queueTargets(item.targets, item.reason, item.at);
-      backlog.shift();
-      backlogSize -= item.targets.length;
-      written += item.targets.length;
-    }
-    if (written > 0) log.info({ written }, 'push notifications kept in memory written to the outbox');
+  /** Writes what waited in memory, oldest first; rejects (keeping the rest) while the store is unreachable. One
+   * flush at a time: every caller waits for the one under way. */
+  let flushing: Promise<void> | undefined;
+  function flushBacklog(): Promise<void> {
+    if (backlog.length === 0) return flushing ?? Promise.resolve();
+    flushing ??= (async () => {
+      let written = 0;
+      while (backlog.length > 0) {
+        const item = backlog[0]!;
+        await queueTargets(item.targets, item.reason, item.at);
+        backlog.shift();
+        backlogSize -= item.targets.length;
+        written += item.targets.length;
+      }
+      if (written > 0) log.info({ written }, 'push notifications kept in memory written to the outbox');
+    })().finally(() => {
+      flushing = undefined;
+    });
+    return flushing;
   }
 
   return {
@@ -449,18 +491,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
     },
 
     async start() {
-      if (!store.shared) {
-        // This process is the outbox's only sender: what a previous run left (leased or not) is due as planned.
-        let resumed = 0;
-        for await (const [key, entry] of outbox.entries()) {
-          if (closed) return;
-          await outbox.hasten(key, entry.dueAt);
-          resumed += 1;
-        }
-        if (resumed > 0) log.info({ pending: resumed }, 'push outbox resumed');
-      }
+      const resumed = await sweep();
+      if (resumed > 0) log.info({ pending: resumed }, 'push outbox resumed');
       started = true;
       await pump();
+      if (store.shared) armSweep();
     },
 
     async close() {
@@ -468,6 +503,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       closed = true;
       clock.clearTimeout(timer);
       clock.clearTimeout(flushTimer);
+      clock.clearTimeout(sweepTimer);
       timer = undefined;
       if (backlogSize > 0) log.error({ lost: backlogSize }, 'push notifications kept in memory lost at shutdown: store unreachable');
       // Each HEAD is bounded by its deadline; the client is the caller's to close, after this.

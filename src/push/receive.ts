@@ -105,12 +105,14 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   }
 
   const runLogged = (plan: ListingPlan) => {
+    if (closed) return;
     void run(plan).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'inbound run failed'));
   };
 
   /** The fleet's debounce: the window and the trailing mark live in the shared store. */
   async function throughGate(gate: DebounceGate, plan: ListingPlan, state: RunState): Promise<void> {
     const entry = await gate.enter(plan.id);
+    if (closed) return;
     if (entry.run) {
       runLogged(plan);
       return;
@@ -119,8 +121,8 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     if (state.trailing) return;
     state.trailing = clock.setTimeout(() => {
       state.trailing = undefined;
-      void gate.takeTrailing(plan.id).then((mine) => {
-        if (mine) runLogged(plan);
+      void gate.takeTrailing(plan.id, entry.window).then((mine) => {
+        if (mine && !closed) runLogged(plan);
       }, (err: unknown) => {
         // The store went away at the window's end: this replica runs it, rather than nobody.
         logger.warn({ err: { message: (err as Error).message }, listing: plan.id }, 'shared debounce unreachable');

@@ -78,7 +78,13 @@ export function createLocalDueQueue(backend: LocalQueueBackend): DueQueue {
         const top = peek();
         if (top === undefined || top[1] > now) break;
         heap.pop();
-        await put(top[0], token);
+        try {
+          await put(top[0], token);
+        } catch (err) {
+          // Not claimed after all: it stays due where it was.
+          heap.push(top[1], top[0]);
+          throw err;
+        }
         taken.push({ member: top[0], token });
       }
       return taken;

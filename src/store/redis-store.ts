@@ -65,7 +65,11 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
   const client = createClient({
     url,
     disableOfflineQueue: true,
+    // A connection that stops answering (a partition, a stalled Redis) is closed and made again: PINGs keep a
+    // healthy one from ever being idle, and a socket silent for longer than a command's deadline is dropped.
+    pingInterval: 1_000,
     socket: {
+      socketTimeout: commandTimeoutMs + 1_000,
       connectTimeout: options.connectTimeoutMs ?? 2_000,
       // The connection never keeps the process alive on its own: shutdown closes it, a crash need not.
       reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxReconnectDelayMs),
@@ -105,11 +109,21 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
   async function command<T>(action: string, args: string[]): Promise<T> {
     if (closed) throw new IcalpushError('STORE_UNAVAILABLE', 'redis store is closed');
     if (!client.isReady) throw unavailable(action, new Error(down ?? 'not connected'));
+    // node-redis's own timeout only covers a command still queued: once written, only this deadline bounds it.
+    const sent = client.sendCommand<T>(args, { timeout: commandTimeoutMs });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
+      timer.unref();
+    });
     try {
-      return await client.sendCommand<T>(args, { timeout: commandTimeoutMs });
+      return await Promise.race([sent, deadline]);
     } catch (err) {
+      sent.catch(() => undefined);
       if (err instanceof IcalpushError) throw err;
       throw unavailable(action, err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -297,16 +311,29 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
       return queue;
     },
     async ping() {
-      const answer = await command<string>('ping', ['PING']);
-      if (answer !== 'PONG') throw unavailable('ping', new Error(`unexpected answer ${answer}`));
+      // A write and a read, not PING: a Redis that answers but refuses writes (a replica after a failover,
+      // out of memory, no permission) is not ready either.
+      const key = `icalpush:~ping:${newStamp()}`;
+      await command('ping', ['SET', key, '1', 'PX', '10000']);
+      const answer = await command<string | null>('ping', ['GET', key]);
+      await command('ping', ['DEL', key]);
+      if (answer !== '1') throw unavailable('ping', new Error('the probe read back a different value'));
     },
     async close() {
       if (closed) return;
       closed = true;
       try {
-        // Reconnecting (or never connected): nothing to flush, the socket is let go at once.
-        if (client.isReady) await client.close();
-        else if (client.isOpen) client.destroy();
+        // Reconnecting (or never connected): nothing to flush, the socket is let go at once. A close that
+        // waits on replies a stalled Redis never sends is cut after a second.
+        if (client.isReady) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([client.close(), new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, 1_000);
+            timer.unref();
+          })]);
+          clearTimeout(timer);
+        }
+        if (client.isOpen) client.destroy();
       } catch {
         if (client.isOpen) client.destroy();
       }

@@ -1,5 +1,6 @@
-// Who is in the fleet (SPEC "Several replicas"): each replica keeps a heartbeat entry in the shared store,
-// and reads the others' to know which are alive. Work that must be done once across the fleet (the watch
+// Who is in the fleet (SPEC "Several replicas"): each replica keeps a heartbeat entry in the shared store and
+// its id in one roster entry (compare-and-set), and reads the others' heartbeats, one per replica, to know which
+// are alive: no scan of the store, whatever it holds. Work that must be done once across the fleet (the watch
 // of a listing) is assigned to one live replica by rendezvous hashing, so when a replica dies its share
 // spreads over the others as soon as its heartbeat runs out, with no coordination beyond the store.
 // A store of one process has one replica: this one.
@@ -39,6 +40,11 @@ export const replicasNamespace = 'replicas';
 
 type Heartbeat = { at: number; pid: number };
 
+// The roster's key, and how long a replica is kept on it after its heartbeat was last seen.
+const rosterKey = '~roster';
+const rosterGraceMs = 10 * 60_000;
+type Roster = Record<string, number>;
+
 /** Creates this replica's membership; nothing is written before start(). */
 export function createReplicas(options: ReplicasOptions): Replicas {
   const { store, clock } = options;
@@ -51,12 +57,41 @@ export function createReplicas(options: ReplicasOptions): Replicas {
   let closed = false;
   let unreachable = false;
 
+  /** Changes the roster compare-and-set (a few tries; a lost race only delays a change to the next beat). */
+  async function updateRoster(change: (roster: Roster) => Roster | undefined): Promise<Roster> {
+    for (let attempt = 0; ; attempt += 1) {
+      const stamped = await beats.getStamped<Roster>(rosterKey);
+      const roster = stamped?.value ?? {};
+      const next = change(roster);
+      if (next === undefined) return roster;
+      if (await beats.setIfStamp(rosterKey, stamped?.stamp, next) !== undefined || attempt >= 4) return next;
+    }
+  }
+
   async function beat(): Promise<void> {
     try {
-      await beats.set(id, { at: clock.now(), pid: process.pid } satisfies Heartbeat, heartbeatMs * 3);
-      const seen: string[] = [];
-      for await (const [other] of beats.entries<Heartbeat>()) seen.push(other);
-      if (!seen.includes(id)) seen.push(id);
+      const now = clock.now();
+      await beats.set(id, { at: now, pid: process.pid } satisfies Heartbeat, heartbeatMs * 3);
+      const roster = await updateRoster((current) => (current[id] === undefined
+        ? { ...current, [id]: now } : undefined));
+      const seen: string[] = [id];
+      const gone: string[] = [];
+      for (const [other, since] of Object.entries(roster)) {
+        if (other === id) continue;
+        const heartbeat = await beats.get<Heartbeat>(other);
+        if (heartbeat !== undefined) seen.push(other);
+        else if (now - since > rosterGraceMs) gone.push(other);
+      }
+      // Replicas dead for long leave the roster; one seen again keeps its place (its heartbeat refreshes it).
+      const stale = now - (roster[id] ?? now) > rosterGraceMs / 2;
+      if (gone.length > 0 || stale) {
+        await updateRoster((current) => {
+          const next = { ...current, [id]: now };
+          for (const other of gone) delete next[other];
+          for (const other of seen) next[other] = now;
+          return next;
+        });
+      }
       seen.sort();
       if (seen.join() !== live.join()) log.info({ live: seen.length, replicas: seen }, 'fleet changed');
       live = seen;
@@ -102,7 +137,14 @@ export function createReplicas(options: ReplicasOptions): Replicas {
       if (closed) return;
       closed = true;
       clock.clearTimeout(timer);
-      if (store.shared) await beats.delete(id).catch(() => false);
+      if (!store.shared) return;
+      await beats.delete(id).catch(() => false);
+      await updateRoster((current) => {
+        if (current[id] === undefined) return undefined;
+        const next = { ...current };
+        delete next[id];
+        return next;
+      }).catch(() => undefined);
     },
   };
 }

@@ -69,6 +69,24 @@ test('a read that changed one of 3,000 events rewrites one page and the head', a
   assert.equal(writes.get('feed_history'), 2);
 });
 
+test('a history loaded late (an older head) is never saved over a newer one; nor is one of unknown origin', async (t) => {
+  const store = await openStore('memory');
+  t.after(() => store.close());
+  const histories = createHistoryStore(store, logger);
+  const first = read(undefined, 50);
+  await histories.save('/f.ics', first, undefined, ttlMs);
+  const stale = await histories.load('/f.ics');
+  assert.ok(stale);
+  const second = read(first, 50, 3, now + 1000);
+  assert.equal(await histories.save('/f.ics', second, first, ttlMs), 'saved');
+  // The same process now diffs from the older copy it loaded: the stamp it was read with no longer holds.
+  assert.equal(await histories.save('/f.ics', read(stale, 50, 4, now + 2000), stale, ttlMs), 'conflict');
+  assert.equal(await histories.compare('/f.ics', stale), 'changed');
+  assert.equal(await histories.compare('/f.ics', second), 'current');
+  assert.equal(await histories.save('/f.ics', read(second, 50, 5, now + 3000), { ...second }, ttlMs), 'conflict');
+  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), second);
+});
+
 test('two writers of one feed: the second save over the same head is a conflict and writes nothing', async (t) => {
   const store = await openStore('memory');
   t.after(() => store.close());
@@ -77,11 +95,12 @@ test('two writers of one feed: the second save over the same head is a conflict 
   const first = read(undefined, 50);
   assert.equal(await a.save('/f.ics', first, undefined, ttlMs), 'saved');
   const base = await b.load('/f.ics');
-  assert.equal(await b.compare('/f.ics'), 'current');
+  assert.ok(base);
+  assert.equal(await b.compare('/f.ics', base), 'current');
   const fromA = read(first, 50, 3, now + 1000);
   const fromB = read(first, 50, 4, now + 2000);
   assert.equal(await a.save('/f.ics', fromA, first, ttlMs), 'saved');
-  assert.equal(await b.compare('/f.ics'), 'changed');
+  assert.equal(await b.compare('/f.ics', base), 'changed');
   assert.equal(await b.save('/f.ics', fromB, base, ttlMs), 'conflict');
   assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), fromA, 'the winner’s history, whole');
   // The loser re-reads, then its save goes through over the winner's head.
@@ -133,8 +152,9 @@ test('a history re-made with the same content (a new fingerprint) still saves on
   const first = read(undefined, 3000);
   await histories.save('/f.ics', first, undefined, ttlMs);
   const pagesAtFirst = writes.get('feed_pages') ?? 0;
-  // The engine keeps this copy (same content, new fingerprint) without saving it.
+  // The engine keeps this copy (same content, new fingerprint) without saving it, and says what it stands for.
   const same = { ...first, fingerprint: 'another' };
+  histories.carry(first, same);
   await histories.save('/f.ics', read(same, 3000, 1234, now + 1000), same, ttlMs);
   assert.equal((writes.get('feed_pages') ?? 0) - pagesAtFirst, 1);
   let stored = 0;

@@ -56,11 +56,13 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     const shares = fleet.map((r) => keys.filter((key) => r.owns(key)).length);
     assert.ok(shares.every((n) => n > 50), `an even spread: ${shares.join(', ')}`);
 
-    // One replica "is killed": its heartbeat entry stays until it expires (3 heartbeats), then the rest own all.
+    // One replica "is killed": its store goes first, so it leaves its heartbeat and its place on the roster
+    // behind; its heartbeat expires after 3 heartbeats, then the rest own all.
     const dead = fleet[2]!;
     const deadKeys = keys.filter((key) => dead.owns(key));
+    await c!.close();
     await dead.close();
-    await a!.namespace(replicasNamespace).set(dead.id, { at: clock.now(), pid: 1 }, 3_000);
+    assert.ok(await a!.namespace(replicasNamespace).get(dead.id) !== undefined, 'the killed one’s heartbeat is left');
     for (let i = 0; i < 4; i += 1) {
       clock.advance(1_000);
       await settle();
@@ -100,14 +102,19 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     assert.equal(entries.filter((e) => e.run).length, 1, 'one leading run');
     const waits = entries.flatMap((e) => (e.run ? [] : [e.at]));
     assert.ok(waits.every((at) => at === clock.now() + 5_000), 'the others wait for the window’s end');
+    const first = clock.now();
     clock.advance(5_000);
-    const trailing = await Promise.all(gates.map((gate) => gate.takeTrailing('x')));
+    const trailing = await Promise.all(gates.map((gate) => gate.takeTrailing('x', first)));
     assert.equal(trailing.filter(Boolean).length, 1, 'exactly one replica runs the trailing run');
-    assert.deepEqual(await Promise.all(gates.map((gate) => gate.takeTrailing('x'))), [false, false, false]);
-    // The trailing run opened the next window: a HEAD now waits.
-    assert.equal((await gates[1]!.enter('x')).run, false);
-    clock.advance(5_000);
-    assert.equal((await Promise.all(gates.map((gate) => gate.takeTrailing('x')))).filter(Boolean).length, 1);
+    assert.deepEqual(await Promise.all(gates.map((gate) => gate.takeTrailing('x', first))), [false, false, false]);
+    // The trailing run opened the next window: a HEAD now waits, for that window.
+    const next = await gates[1]!.enter('x');
+    assert.ok(!next.run && next.window === clock.now());
+    // A replica late for the first window (a slow timer) leaves the second window's mark alone.
+    clock.advance(10);
+    assert.equal(await gates[2]!.takeTrailing('x', first), false, 'a late timer takes no later window’s run');
+    clock.advance(4_990);
+    assert.equal((await Promise.all(gates.map((gate) => gate.takeTrailing('x', next.window)))).filter(Boolean).length, 1);
     clock.advance(5_001);
     assert.equal((await gates[2]!.enter('x')).run, true, 'a quiet window later, a HEAD runs at once');
   });

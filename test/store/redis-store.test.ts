@@ -41,6 +41,32 @@ describe('redis store', { skip: skipWithoutRedis }, () => {
     assert.equal(await a.namespace('heads').setIfStamp('h', first, { version: 2 }), undefined);
   });
 
+  test('a Redis that stops answering (SIGSTOP: no reset, no reply) fails each call within its deadline', async (t) => {
+    await redis.flush();
+    const store = await openStore(redis.url);
+    t.after(() => store.close());
+    await until(() => store.ping().then(() => true, () => false));
+    await store.namespace('feeds').set('k', 1);
+    const pid = redis.pid!;
+    process.kill(pid, 'SIGSTOP');
+    t.after(() => {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // Already gone.
+      }
+    });
+    const started = performance.now();
+    await assert.rejects(store.namespace('feeds').get('k'), { code: 'STORE_UNAVAILABLE' });
+    await assert.rejects(store.ping(), { code: 'STORE_UNAVAILABLE' });
+    const closing = performance.now();
+    await store.close();
+    process.kill(pid, 'SIGCONT');
+    // Bounded, not hung: the command deadline (2 s) each, and a close cut after 1 s.
+    assert.ok(closing - started < 6_000, `${Math.round(closing - started)} ms`);
+    assert.ok(performance.now() - closing < 3_000);
+  });
+
   test('an unreachable Redis is STORE_UNAVAILABLE at once, and answers again once it is back', async (t) => {
     await redis.flush();
     const store = await openStore(redis.url);

@@ -362,7 +362,7 @@ describe('several replicas sharing one Redis behind a round-robin front', { skip
     // The notifier's HEAD deadline and the lease on a claimed notification (src/push/notifier.ts defaults),
     // and how often a replica asks the shared outbox for what is due.
     const headTimeoutMs = 5_000;
-    const leaseMs = headTimeoutMs + 5_000;
+    const leaseMs = headTimeoutMs + 10_000;
     const pollMs = 1_000;
     const redis = await startRedis(t);
     const platform = await startPlatform(t, { [listing]: [{ uid: 'first@platform.test', start: day(20), end: day(22) }] });

@@ -22,7 +22,7 @@ import { createTrustedProxies } from './http/trust-proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
 import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
-import { type ErrorCode, errorCodes, hasCode, IcalpushError } from './errors.ts';
+import { briefError, type ErrorCode, errorCodes, hasCode, IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
 import type { Logger } from './log.ts';
 import { createRedactor, type Redactor } from './redact.ts';
@@ -360,7 +360,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       resumed = true;
     } catch (err) {
       if (!hasCode(err, 'STORE_UNAVAILABLE')) throw err;
-      logger.warn({ err: { code: 'STORE_UNAVAILABLE', message: (err as Error).message } },
+      logger.warn({ err: briefError(err) },
         'store unreachable: outbox, hooks and journal resumed once it answers');
       resumeTimer = clock.setTimeout(() => {
         void resume().catch((e: unknown) => logger.error({ err: e }, 'resuming from the store failed'));

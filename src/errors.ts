@@ -43,3 +43,16 @@ export class IcalpushError extends Error {
 export function hasCode(err: unknown, code: ErrorCode): err is IcalpushError {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
+
+/**
+ * An expected failure as a log line needs it: its code and one message that says what and where. No stack,
+ * and no `cause` repeating what the message already says: the failure is expected (a store away, a port in
+ * use), not a bug.
+ */
+export function briefError(err: unknown): { code: string; message: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return {
+    code: typeof code === 'string' ? code : err instanceof Error ? err.name : 'UNKNOWN',
+    message: err instanceof Error ? err.message : String(err),
+  };
+}

@@ -2,6 +2,7 @@
 // Nothing listens unless the configuration is valid and the store opened.
 import { createApp } from '../app.ts';
 import { formatProblems, loadConfigFile } from '../config/load.ts';
+import { briefError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { openStore } from '../store/open-store.ts';
 import type { CliIo } from './program.ts';
@@ -56,17 +57,4 @@ export async function runServe(
     logger.flush();
     return { exitCode: 1 };
   }
-}
-
-/**
- * A startup failure as the operator needs it: its code and one message that says what and where
- * (`cannot listen on 127.0.0.1:8080: address already in use (EADDRINUSE)`). No stack, and no
- * `cause` repeating what the message already says: the failure is expected, not a bug.
- */
-function briefError(err: unknown): { code: string; message: string } {
-  const code = (err as { code?: unknown } | null)?.code;
-  return {
-    code: typeof code === 'string' ? code : err instanceof Error ? err.name : 'UNKNOWN',
-    message: err instanceof Error ? err.message : String(err),
-  };
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
-import { hasCode, IcalpushError } from '../errors.ts';
+import { briefError, hasCode, IcalpushError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Store, StoreNamespace } from '../store/store.ts';
@@ -742,7 +742,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       else if (clock.now() - storeDownWarnedAt > recountIntervalMs) {
         // An outage fails every read alike: said once a minute, without a stack.
         storeDownWarnedAt = clock.now();
-        logger.warn({ err: { code: 'STORE_UNAVAILABLE', message: (err as Error).message }, feed: redact(feed.target) },
+        logger.warn({ err: briefError(err), feed: redact(feed.target) },
           'feed snapshot not applied: store unreachable, answers unversioned');
       }
       // A history still in memory keeps answering tokens, with a store of this process alone. With several

@@ -5,7 +5,7 @@
 // notification is sent by one of them, and one killed mid-delivery leaves it to another.
 import pkg from '../../package.json' with { type: 'json' };
 import type { Clock, Timer } from '../clock.ts';
-import { hasCode, IcalpushError } from '../errors.ts';
+import { briefError, hasCode, IcalpushError } from '../errors.ts';
 import type { OutboundClient } from '../http/clients.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
@@ -97,11 +97,6 @@ const storeRetryMs = 1_000;
 const maxBacklog = 10_000;
 // With several replicas, how often outbox entries that lost their place in the queue are put back on it.
 const sweepIntervalMs = 60_000;
-
-function briefError(err: unknown): { code?: string; message: string } {
-  const code = (err as { code?: unknown } | null)?.code;
-  return { ...(typeof code === 'string' ? { code } : {}), message: err instanceof Error ? err.message : String(err) };
-}
 
 function hostOf(url: string): string {
   try {

@@ -3,6 +3,7 @@
 // changed (or cannot be compared), calls the refresh action and re-reads the own feed to see the import
 // land. A HEAD inside the window schedules one trailing run at its end, never more.
 import type { Clock, Timer } from '../clock.ts';
+import { briefError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
 import type { ListingActivity } from './activity.ts';
@@ -125,7 +126,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
         if (mine && !closed) runLogged(plan);
       }, (err: unknown) => {
         // The store went away at the window's end: this replica runs it, rather than nobody.
-        logger.warn({ err: { message: (err as Error).message }, listing: plan.id }, 'shared debounce unreachable');
+        logger.warn({ err: briefError(err), listing: plan.id }, 'shared debounce unreachable');
         runLogged(plan);
       });
     }, Math.max(10, entry.at - clock.now()));
@@ -143,7 +144,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       const { gate } = options;
       void throughGate(gate, plan, state).catch((err: unknown) => {
         // Redis unreachable (SPEC: degraded mode): this replica debounces on its own meanwhile.
-        logger.warn({ err: { message: (err as Error).message }, listing }, 'shared debounce unreachable: local');
+        logger.warn({ err: briefError(err), listing }, 'shared debounce unreachable: local');
         localInbound(plan, state, clock.now());
       });
       return;

@@ -2,12 +2,13 @@
 // values JSON-serialized by keyv, expiry decided by the injected clock, and every backend failure
 // surfaced as STORE_UNAVAILABLE (keyv swallows errors unless told otherwise). These backends belong to
 // one process, so the atomic operations are atomic in-process: each runs under a lock of its key.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Keyv, { type DeserializedData } from 'keyv';
 import { type Clock, systemClock } from '../clock.ts';
 import { hasCode, IcalpushError } from '../errors.ts';
 import { createKeyedQueue } from '../util/keyed-queue.ts';
 import { createLocalDueQueue } from './local-due-queue.ts';
+import { checkTtl, newStamp, oncePerName } from './port-rules.ts';
 import type { DueQueue, Store, StoreNamespace } from './store.ts';
 
 /** What a backend hands createKeyvStore: a keyv store object per namespace, and its release. */
@@ -30,24 +31,15 @@ export type KeyvStoreOptions = {
   clock?: Clock;
 };
 
-// The port's alphabet for namespace names; it holds no ':', which keyv uses as the separator.
-const namespacePattern = /^[A-Za-z0-9_-]+$/;
 // Outside that alphabet, so the readiness probe, the stamps and the queues never touch a caller's entries.
 const pingNamespace = '~ping';
 const stampsOf = (name: string) => `~stamp-${name}`;
 const queueOf = (name: string) => `~due-${name}`;
 
-/** A stamp unique to one write. */
-export function newStamp(): string {
-  return randomBytes(9).toString('base64url');
-}
-
 /** A Store over keyv and `options.backend`. */
 export function createKeyvStore(options: KeyvStoreOptions): Store {
   const { kind, backend, clock = systemClock } = options;
   const codec = createCodec(clock);
-  const namespaces = new Map<string, StoreNamespace>();
-  const queues = new Map<string, DueQueue>();
   const instances: Keyv[] = [];
   // The atomic operations of one key run one after another: in one process, that is atomic.
   const locked = createKeyedQueue();
@@ -182,53 +174,34 @@ export function createKeyvStore(options: KeyvStoreOptions): Store {
     };
   }
 
+  function createQueue(name: string): DueQueue {
+    const keyv = openKeyv(queueOf(name));
+    const iterate = keyv.iterator;
+    if (iterate === undefined) throw new IcalpushError('INTERNAL_ERROR', `keyv cannot iterate the ${kind} store`);
+    const prefix = `${queueOf(name)}:`;
+    return createLocalDueQueue({
+      guard: (action, run) => guard(`${action} of queue ${name}`, run),
+      async load() {
+        const out: [string, number][] = [];
+        for await (const [key, at] of iterate(undefined)) out.push([key as string, at as number]);
+        return out;
+      },
+      async save(member, at) {
+        if (!(await keyv.set(prefix + member, at))) throw new Error('write refused');
+      },
+      async remove(member) {
+        await keyv.delete(prefix + member);
+      },
+    });
+  }
+
   let probe: Keyv | undefined;
 
   return {
     kind,
     shared: false,
-    queue(name) {
-      if (!namespacePattern.test(name)) {
-        throw new IcalpushError('INTERNAL_ERROR', `invalid store queue ${JSON.stringify(name)}`);
-      }
-      let queue = queues.get(name);
-      if (queue === undefined) {
-        const keyv = openKeyv(queueOf(name));
-        const iterate = keyv.iterator;
-        if (iterate === undefined) throw new IcalpushError('INTERNAL_ERROR', `keyv cannot iterate the ${kind} store`);
-        const prefix = `${queueOf(name)}:`;
-        queue = createLocalDueQueue({
-          guard: (action, run) => guard(`${action} of queue ${name}`, run),
-          async load() {
-            const out: [string, number][] = [];
-            for await (const [key, at] of iterate(undefined)) out.push([key as string, at as number]);
-            return out;
-          },
-          async save(member, at) {
-            if (!(await keyv.set(prefix + member, at))) throw new Error('write refused');
-          },
-          async remove(member) {
-            await keyv.delete(prefix + member);
-          },
-        });
-        queues.set(name, queue);
-      }
-      return queue;
-    },
-    namespace(name) {
-      if (!namespacePattern.test(name)) {
-        throw new IcalpushError(
-          'INTERNAL_ERROR',
-          `invalid store namespace ${JSON.stringify(name)}`,
-        );
-      }
-      let space = namespaces.get(name);
-      if (space === undefined) {
-        space = createNamespace(name);
-        namespaces.set(name, space);
-      }
-      return space;
-    },
+    queue: oncePerName('queue', createQueue),
+    namespace: oncePerName('namespace', createNamespace),
     ping: () =>
       guard('ping', async () => {
         probe ??= openKeyv(pingNamespace);
@@ -279,11 +252,4 @@ function createCodec(clock: Clock) {
       return { value: stored.value, expires: isExpired ? 0 : undefined };
     },
   };
-}
-
-function checkTtl(ttlMs: number | undefined): void {
-  if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
-    // keyv reads a ttl of 0 as "never expires"; refuse it rather than guess.
-    throw new IcalpushError('INTERNAL_ERROR', `ttlMs must be a positive number: ${ttlMs}`);
-  }
 }

@@ -9,8 +9,8 @@ import { type Clock, systemClock } from '../clock.ts';
 import { IcalpushError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
-import { newStamp } from './keyv-store.ts';
 import * as scripts from './redis-scripts.ts';
+import { checkTtl, newStamp, oncePerName } from './port-rules.ts';
 import type { Claim, DueQueue, Stamped, Store, StoreNamespace } from './store.ts';
 
 /** How the Redis store is opened; every field but the URL has a default. */
@@ -23,7 +23,6 @@ export type RedisStoreOptions = {
   connectTimeoutMs?: number;
 };
 
-const namespacePattern = /^[A-Za-z0-9_-]+$/;
 // Redis reclaims an expired entry's memory this long after it expired by the caller's clock.
 const reclaimSlackMs = 60_000;
 // Keys asked of SCAN per round trip.
@@ -171,9 +170,6 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
     } while (cursor !== '0');
   }
 
-  const namespaces = new Map<string, StoreNamespace>();
-  const queues = new Map<string, DueQueue>();
-
   function createNamespace(name: string): StoreNamespace {
     const prefix = `icalpush:${name}:`;
     const k = (key: string) => prefix + key;
@@ -288,28 +284,8 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
   return {
     kind: 'redis',
     shared: true,
-    namespace(name) {
-      if (!namespacePattern.test(name)) {
-        throw new IcalpushError('INTERNAL_ERROR', `invalid store namespace ${JSON.stringify(name)}`);
-      }
-      let space = namespaces.get(name);
-      if (space === undefined) {
-        space = createNamespace(name);
-        namespaces.set(name, space);
-      }
-      return space;
-    },
-    queue(name) {
-      if (!namespacePattern.test(name)) {
-        throw new IcalpushError('INTERNAL_ERROR', `invalid store queue ${JSON.stringify(name)}`);
-      }
-      let queue = queues.get(name);
-      if (queue === undefined) {
-        queue = createQueue(name);
-        queues.set(name, queue);
-      }
-      return queue;
-    },
+    namespace: oncePerName('namespace', createNamespace),
+    queue: oncePerName('queue', createQueue),
     async ping() {
       // A write and a read, not PING: a Redis that answers but refuses writes (a replica after a failover,
       // out of memory, no permission) is not ready either.
@@ -340,10 +316,4 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
       await connecting;
     },
   };
-}
-
-function checkTtl(ttlMs: number | undefined): void {
-  if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
-    throw new IcalpushError('INTERNAL_ERROR', `ttlMs must be a positive number: ${ttlMs}`);
-  }
 }

@@ -6,6 +6,7 @@
 // A store of one process has one replica: this one.
 import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../clock.ts';
+import { briefError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { fnv1a } from '../util/fnv.ts';
 import type { Store, StoreNamespace } from './store.ts';
@@ -99,7 +100,7 @@ export function createReplicas(options: ReplicasOptions): Replicas {
       unreachable = false;
     } catch (err) {
       // Unreachable store: the last view stands; leases still keep work from being done twice.
-      if (!unreachable) log.warn({ err: { message: (err as Error).message } }, 'heartbeat failed');
+      if (!unreachable) log.warn({ err: briefError(err) }, 'heartbeat failed');
       unreachable = true;
     }
   }

@@ -2,7 +2,6 @@
 // compose stack and the Kubernetes manifests name each other's pieces, both icalpush configs pass the real
 // `icalpush check`, and the compose nginx.conf passes `nginx -t` where nginx is installed.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { parseAllDocuments } from 'yaml';
 import { parseConfigText } from '../../src/config/load.ts';
 import { run, tempConfig } from '../helpers/cli.ts';
 import { closedPort } from '../helpers/servers.ts';
+import { assertNginxConfigValid, nginxBinary, writeNginxConfig } from '../helpers/nginx.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const deployDir = resolve(root, 'deploy');
@@ -20,9 +20,7 @@ const kubernetesDir = resolve(deployDir, 'kubernetes');
 const snippetPath = resolve(root, 'config/nginx/icalpush-locations.conf');
 const env = { ICALPUSH_ADMIN_TOKEN: 'deploy-test-token' };
 
-const nginx = ['/usr/sbin/nginx', '/usr/local/sbin/nginx'].find(
-  (bin) => spawnSync(bin, ['-v']).status === 0,
-);
+const nginx = nginxBinary;
 
 // The shapes read here: only the fields the assertions touch.
 type Labels = Record<string, string>;
@@ -405,24 +403,6 @@ async function nginxDir(t: TestContext): Promise<string> {
 /** `nginx -t` on `site` inside a main config whose every path is under `dir` (runs as non-root too). */
 async function nginxTest(dir: string, site: string): Promise<void> {
   await writeFile(join(dir, 'site.conf'), site);
-  await writeFile(
-    join(dir, 'nginx.conf'),
-    `daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  include ${dir}/site.conf;
-}
-`,
-  );
-  const check = spawnSync(nginx!, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf')], { encoding: 'utf8' });
-  assert.equal(check.status, 0, check.stderr);
+  await writeNginxConfig(dir, `  include ${dir}/site.conf;`);
+  assertNginxConfigValid(dir);
 }

@@ -1,8 +1,8 @@
 // The README's nginx snippet, run for real: feed and trigger paths reach icalpush, the rest
 // goes straight to the platform. Skipped where nginx is not installed (.ci/run installs it).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -10,10 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { startApp } from '../helpers/app.ts';
 import { closedPort, startServer } from '../helpers/servers.ts';
+import { assertNginxConfigValid, nginxBinary, writeNginxConfig } from '../helpers/nginx.ts';
 
-const nginx = ['/usr/sbin/nginx', '/usr/local/sbin/nginx'].find(
-  (bin) => spawnSync(bin, ['-v']).status === 0,
-);
+const nginx = nginxBinary;
 
 test('the nginx snippet routes feeds and triggers through icalpush and the rest around it', {
   skip: nginx ? false : 'nginx not installed',
@@ -30,21 +29,7 @@ test('the nginx snippet routes feeds and triggers through icalpush and the rest 
   t.after(() => rm(dir, { recursive: true, force: true }));
   const port = await closedPort();
   const snippet = resolve('config/nginx/icalpush-locations.conf');
-  await writeFile(
-    join(dir, 'nginx.conf'),
-    `daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream icalpush { server ${new URL(sidecar.url).host}; keepalive 4; }
+  await writeNginxConfig(dir, `  upstream icalpush { server ${new URL(sidecar.url).host}; keepalive 4; }
   upstream platform { server ${new URL(upstream.url).host}; keepalive 4; }
   server {
     listen 127.0.0.1:${port};
@@ -54,14 +39,8 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
-  }
-}
-`,
-  );
-  const check = spawnSync(nginx!, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf')], {
-    encoding: 'utf8',
-  });
-  assert.equal(check.status, 0, check.stderr);
+  }`);
+  assertNginxConfigValid(dir);
   const child = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
   t.after(() => child.kill('SIGTERM'));
   const base = `http://127.0.0.1:${port}`;

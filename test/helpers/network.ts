@@ -65,9 +65,9 @@ export async function startNetwork(
 }
 
 /** Resolves when `check` is true, polling every 5 ms; rejects after `ms`. */
-export async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

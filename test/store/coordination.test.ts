@@ -23,6 +23,7 @@ import type { Store } from '../../src/store/store.ts';
 import { type RedisServer, skipWithoutRedis, startRedis } from '../helpers/redis.ts';
 import { startServer } from '../helpers/servers.ts';
 import { createFakeClock, type FakeClock } from './fake-clock.ts';
+import { eventually } from '../helpers/network.ts';
 
 const logger = createLogger({ level: 'silent' });
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -49,7 +50,7 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     await Promise.all(fleet.map((r) => r.start()));
     // The first ones started before the last: one heartbeat later every view is whole.
     clock.advance(1_000);
-    await until(() => fleet.every((r) => r.live().length === 3));
+    await eventually(() => fleet.every((r) => r.live().length === 3), 10_000);
     const keys = Array.from({ length: 300 }, (_, i) => `listing-${i}`);
     const owners = keys.map((key) => fleet.filter((r) => r.owns(key)).length);
     assert.ok(owners.every((n) => n === 1), 'every key is owned by exactly one replica');
@@ -67,7 +68,7 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
       clock.advance(1_000);
       await settle();
     }
-    await until(() => fleet.slice(0, 2).every((r) => r.live().length === 2));
+    await eventually(() => fleet.slice(0, 2).every((r) => r.live().length === 2), 10_000);
     assert.ok(deadKeys.every((key) => fleet.slice(0, 2).filter((r) => r.owns(key)).length === 1),
       'the dead replica’s keys have one new owner each');
     await Promise.all(fleet.map((r) => r.close()));
@@ -79,7 +80,7 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     const fleet = opened.map((store) => createReplicas({ store, clock, logger, heartbeatMs: 1_000 }));
     await Promise.all(fleet.map((r) => r.start()));
     clock.advance(1_000);
-    await until(() => fleet.every((r) => r.live().length === 3));
+    await eventually(() => fleet.every((r) => r.live().length === 3), 10_000);
     const claims = opened.map((store, i) => createWatchClaim(store, fleet[i]!, 10_000));
     const plans = Array.from({ length: 30 }, (_, i) => ({ id: `l${i}` }) as ListingPlan);
     for (let round = 0; round < 3; round += 1) {
@@ -155,7 +156,7 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     const first = once(heads, 'head');
     await notifiers[0]!.notify([{ listing: 'x', name: 'peer', url: `${peer.url}/x.ics` }], 'booking');
     await first;
-    await until(async () => (await notifiers[1]!.pending()).length === 0);
+    await eventually(async () => (await notifiers[1]!.pending()).length === 0, 10_000);
     await new Promise((resolve) => setTimeout(resolve, 200)); // both poll several times meanwhile
     assert.equal(count, 1, 'one HEAD for one notify across both replicas');
 
@@ -171,7 +172,7 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     const taken = once(heads, 'head');
     assert.equal(await taken, '/y.ics', 'sent by a live replica once the lease ran out');
     assert.equal(count, 2);
-    await until(async () => (await notifiers[0]!.pending()).length === 0);
+    await eventually(async () => (await notifiers[0]!.pending()).length === 0, 10_000);
   });
 
   test('an outage: a notification accepted while Redis is down waits in memory and is sent when it is back', async (t) => {
@@ -238,13 +239,4 @@ function once(emitter: EventEmitter, event: string): Promise<unknown> {
       resolve(value);
     });
   });
-}
-
-/** Resolves once `check` holds, asked again every 10 ms; rejects after 10 s. */
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error('condition not met within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { openStore } from '../../src/store/open-store.ts';
 import { type RedisServer, skipWithoutRedis, startRedis } from '../helpers/redis.ts';
 import { storeConformance } from './conformance.ts';
+import { eventually } from '../helpers/network.ts';
 
 describe('redis store', { skip: skipWithoutRedis }, () => {
   let redis: RedisServer;
@@ -18,7 +19,7 @@ describe('redis store', { skip: skipWithoutRedis }, () => {
     await redis.flush();
     const store = await openStore(redis.url, options);
     t.after(() => store.close());
-    await until(() => store.ping().then(() => true, () => false));
+    await eventually(() => store.ping().then(() => true, () => false), 10_000);
     return store;
   });
 
@@ -27,7 +28,7 @@ describe('redis store', { skip: skipWithoutRedis }, () => {
     const a = await openStore(redis.url);
     const b = await openStore(redis.url);
     t.after(() => Promise.all([a.close(), b.close()]));
-    await until(() => Promise.all([a.ping(), b.ping()]).then(() => true, () => false));
+    await eventually(() => Promise.all([a.ping(), b.ping()]).then(() => true, () => false), 10_000);
     assert.equal(a.shared, true);
     await a.namespace('feeds').set('k', { v: 1 });
     assert.deepEqual(await b.namespace('feeds').get('k'), { v: 1 });
@@ -45,7 +46,7 @@ describe('redis store', { skip: skipWithoutRedis }, () => {
     await redis.flush();
     const store = await openStore(redis.url);
     t.after(() => store.close());
-    await until(() => store.ping().then(() => true, () => false));
+    await eventually(() => store.ping().then(() => true, () => false), 10_000);
     await store.namespace('feeds').set('k', 1);
     const pid = redis.pid!;
     process.kill(pid, 'SIGSTOP');
@@ -71,7 +72,7 @@ describe('redis store', { skip: skipWithoutRedis }, () => {
     await redis.flush();
     const store = await openStore(redis.url);
     t.after(() => store.close());
-    await until(() => store.ping().then(() => true, () => false));
+    await eventually(() => store.ping().then(() => true, () => false), 10_000);
     await store.namespace('feeds').set('k', 1);
     await redis.stop();
     const started = performance.now();
@@ -80,17 +81,8 @@ describe('redis store', { skip: skipWithoutRedis }, () => {
     // Refused, not queued: nothing waits on Redis coming back.
     assert.ok(performance.now() - started < 2_500);
     await redis.start();
-    await until(() => store.ping().then(() => true, () => false));
+    await eventually(() => store.ping().then(() => true, () => false), 10_000);
     await store.namespace('feeds').set('k', 2);
     assert.equal(await store.namespace('feeds').get('k'), 2);
   });
 });
-
-/** Resolves once `check` holds, asking again on each turn of the loop; rejects after 10 s. */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error('condition not met within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -14,7 +14,7 @@ export async function runCheck(configPath: string, io: CliIo): Promise<number> {
     io.stderr.write(`${formatProblems(problems, configPath)}\n`);
     return 1;
   }
-  io.stdout.write(`${summarizeConfig(result.config, configPath)}\n`);
+  io.stdout.write(`${summarizeConfig(result.config, configPath, result.map)}\n`);
   return 0;
 }
 

@@ -1,19 +1,28 @@
 // Reads the YAML configuration, substitutes `${VAR}`, validates it with the schema and
 // freezes it. Every problem comes back at once, with its key path and line, in words an
 // operator understands; nothing here throws for a bad file.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { substituteVariables } from './env.ts';
+import { formatKeyPath, type KeySegment } from './key-path.ts';
+import { parseListingsFile } from './listings-file.ts';
+import type { MapLocator } from './map-file.ts';
+import { duplicateKeys, findNode, visitStrings } from './yaml-tree.ts';
 import { type Config, configSchema } from './schema.ts';
 
-/** One thing wrong with a configuration: where (dotted key path, 1-based line) and what. */
-export type ConfigProblem = { path: string; line?: number; message: string };
+/** One thing wrong with a configuration: where (dotted key path; `file` when it is in the listings file,
+ * not the config file; 1-based line) and what. */
+export type ConfigProblem = { path: string; line?: number; file?: string; message: string };
+
+/** Where the connection map came from: how many listings inline, and the listings file with its own. */
+export type MapSources = { inline: number; listingsFile?: { path: string; listings: number } };
 
 /** A validated, frozen configuration, or every problem found. */
 export type ConfigResult =
-  | { ok: true; config: Config; sourceName: string }
+  | { ok: true; config: Config; sourceName: string; map: MapSources }
   | { ok: false; problems: ConfigProblem[] };
 
 /** What parseConfigText needs besides the text. */
@@ -22,16 +31,20 @@ export type ParseConfigOptions = {
   env: Readonly<Record<string, string | undefined>>;
   /** The file name used in messages. */
   sourceName: string;
-  /** Directory that a relative `store` path is resolved against: the config file's. */
+  /** Directory that a relative `store` or `listingsFile` path is resolved against: the config file's. */
   baseDir: string;
+  /** Reads the listings file (default: from disk); throws as readFileSync does. */
+  readFile?: (path: string) => string;
+  /** False: `listingsFile` is not read, and the map is the inline listings alone (`icalpush reload` needs
+   * only where the sidecar listens, whatever state the listings file is in). Default true. */
+  listingsFile?: boolean;
 };
-
-type Segment = string | number;
 
 /** Reads and validates the configuration file at `path`. */
 export async function loadConfigFile(
   path: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  options: Pick<ParseConfigOptions, 'listingsFile'> = {},
 ): Promise<ConfigResult> {
   let text: string;
   try {
@@ -42,14 +55,14 @@ export async function loadConfigFile(
       problems: [{ path: '', message: `cannot read the configuration file: ${readFailure(err)}` }],
     };
   }
-  return parseConfigText(text, { env, sourceName: path, baseDir: dirname(resolve(path)) });
+  return parseConfigText(text, { ...options, env, sourceName: path, baseDir: dirname(resolve(path)) });
 }
 
 /** Parses, substitutes and validates configuration text. */
 export function parseConfigText(text: string, options: ParseConfigOptions): ConfigResult {
   const lineCounter = new LineCounter();
   // Editors on Windows may save a BOM; it must never become part of the first key.
-  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { lineCounter, prettyErrors: true });
+  const doc = parseDocument(text.replace(/^\uFEFF/, ''), { lineCounter, prettyErrors: true, uniqueKeys: false });
   const lineOf = (node: { range?: readonly number[] | null } | null | undefined) =>
     node?.range ? lineCounter.linePos(node.range[0] ?? 0).line : undefined;
 
@@ -76,6 +89,11 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
     });
     return { ok: false, problems };
   }
+  const duplicates = duplicateKeys(root);
+  for (const duplicate of duplicates) {
+    problems.push({ path: formatKeyPath(duplicate.path), line: lineOf(duplicate.node),
+      message: `appears twice in this mapping (first on line ${lineOf(duplicate.firstNode)}): keep one` });
+  }
 
   // Substitute in the document tree rather than the text: the key path and line of each
   // reference stay known, a value can never inject YAML, and keys are left alone.
@@ -84,7 +102,7 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
   visitStrings(root, [], (scalar, path) => {
     if (!scalar.value.includes('${')) return;
     const result = substituteVariables(scalar.value, options.env);
-    const key = formatPath(path);
+    const key = formatKeyPath(path);
     if (result.ok) {
       scalar.value = result.value;
       if (result.variables.length > 0) variablePaths.set(key, result.variables);
@@ -96,7 +114,7 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
   });
 
   // The tree after a syntax error is a guess; schema findings on it would mislead.
-  if (doc.errors.length > 0) return { ok: false, problems: sortProblems(problems) };
+  if (doc.errors.length > 0 || duplicates.length > 0) return { ok: false, problems: sortProblems(problems) };
 
   let input: unknown;
   try {
@@ -106,10 +124,17 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
     return { ok: false, problems: sortProblems(problems) };
   }
 
-  const locate = (path: readonly Segment[]) => lineOf(findNode(root, path));
+  const map = mergeListingsFile(input as Record<string, unknown>, options, (path) => lineOf(findNode(root, path)));
+  problems.push(...map.problems);
+  const locate = (path: readonly KeySegment[]): Place => {
+    if (path[0] === 'listings' && map.fromFile?.has(String(path[1]))) {
+      return { file: map.file, line: map.locateInFile?.(path.slice(1)) };
+    }
+    return { line: lineOf(findNode(root, path)) };
+  };
   const rawStore = (input as Record<string, unknown>).store;
   const storeProblem = typeof rawStore === 'string' ? redisUrlProblem(rawStore) : undefined;
-  if (storeProblem !== undefined) problems.push({ path: 'store', line: locate(['store']), message: storeProblem });
+  if (storeProblem !== undefined) problems.push({ path: 'store', ...locate(['store']), message: storeProblem });
 
   const parsed = configSchema.safeParse(input, { error: operatorMessage, reportInput: true });
   if (!parsed.success) {
@@ -117,6 +142,9 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
       for (const problem of issueProblems(issue, locate)) {
         // A failed `${VAR}` already explains this value; a second problem would only echo it.
         if (failedPaths.some((p) => isAtOrUnder(problem.path, p))) continue;
+        // The same for a value the listings file already reported.
+        if (problem.file !== undefined && map.problems.some((p) => p.file === problem.file && p.path !== ''
+          && isAtOrUnder(problem.path, p.path))) continue;
         const variables = variablePaths.get(problem.path);
         if (variables) {
           problem.message += ` (value from ${variables.map((v) => `\${${v}}`).join(', ')})`;
@@ -129,89 +157,94 @@ export function parseConfigText(text: string, options: ParseConfigOptions): Conf
     return { ok: false, problems: sortProblems(dedupe(problems)) };
   }
 
-  const config = { ...parsed.data, store: resolveStore(parsed.data.store, options.baseDir) };
-  return { ok: true, config: deepFreeze(config), sourceName: options.sourceName };
+  const config = { ...parsed.data, store: resolveStore(parsed.data.store, options.baseDir),
+    ...(map.file === undefined ? {} : { listingsFile: map.file }) };
+  const sources: MapSources = { inline: map.inline,
+    ...(map.file === undefined || map.fromFile === undefined ? {}
+      : { listingsFile: { path: map.file, listings: map.fromFile.size } }) };
+  return { ok: true, config: deepFreeze(config), sourceName: options.sourceName, map: sources };
+}
+
+/** Where a problem is: the config file (no `file`) or the listings file, and the line. */
+type Place = { file?: string | undefined; line?: number | undefined };
+
+/** What merging the listings file into the inline listings left. */
+type Merged = {
+  problems: ConfigProblem[];
+  /** Inline listings. */
+  inline: number;
+  /** The listings file's absolute path, when there is one. */
+  file?: string;
+  /** The ids the listings file defined, and where its values are. */
+  fromFile?: ReadonlySet<string>;
+  locateInFile?: MapLocator;
+};
+
+/**
+ * Reads `listingsFile` (relative to the config file) and adds its listings to `input.listings`, in place. A
+ * listing defined in both is a problem naming both places; the file's own problems carry its name and lines.
+ */
+function mergeListingsFile(input: Record<string, unknown>, options: ParseConfigOptions,
+  configLine: (path: readonly KeySegment[]) => number | undefined): Merged {
+  const inline = input.listings;
+  const inlineCount = typeof inline === 'object' && inline !== null ? Object.keys(inline).length : 0;
+  const name = input.listingsFile;
+  if (typeof name !== 'string' || name === '') return { problems: [], inline: inlineCount };
+  const file = isAbsolute(name) ? name : resolve(options.baseDir, name);
+  if (options.listingsFile === false) return { problems: [], inline: inlineCount, file };
+  const at = { path: 'listingsFile', line: configLine(['listingsFile']) };
+  let text: string;
+  try {
+    text = (options.readFile ?? ((path: string) => readFileSync(path, 'utf8')))(file);
+  } catch (err) {
+    return { problems: [{ ...at, message: `cannot read ${file}: ${readFailure(err)}` }], inline: inlineCount, file };
+  }
+  const read = parseListingsFile(file, text, options.env);
+  const problems: ConfigProblem[] = read.problems.map((p) => (p.path === 'listingsFile' ? { ...p, ...at } : { ...p, file }));
+  if (inline !== undefined && (typeof inline !== 'object' || inline === null || Array.isArray(inline))) {
+    // The schema says what is wrong with the inline listings; the file's are kept out of that finding.
+    return { problems, inline: inlineCount, file };
+  }
+  const merged: Record<string, unknown> = { ...(inline as Record<string, unknown> | undefined) };
+  const fromFile = new Set<string>();
+  for (const [id, listing] of Object.entries(read.listings)) {
+    if (Object.hasOwn(merged, id)) {
+      const inlineLine = configLine(['listings', id]);
+      problems.push({ path: formatKeyPath(['listings', id]), ...(inlineLine === undefined ? {} : { line: inlineLine }),
+        message: `is defined twice: inline in ${options.sourceName}${lineText(inlineLine)} `
+          + `and in ${file}${lineText(read.locate([id]))}: keep one` });
+      continue;
+    }
+    merged[id] = listing;
+    fromFile.add(id);
+  }
+  input.listings = merged;
+  return { problems, inline: inlineCount, file, fromFile, locateInFile: read.locate };
+}
+
+function lineText(line: number | undefined): string {
+  return line === undefined ? '' : ` line ${line}`;
 }
 
 /** Renders problems one per line: `path.to.key: what is wrong (proxy.yaml line 12)`. */
 export function formatProblems(problems: readonly ConfigProblem[], sourceName: string): string {
   return problems
     .map((p) => {
-      const where = p.line === undefined ? sourceName : `${sourceName} line ${p.line}`;
+      const file = p.file ?? sourceName;
+      const where = p.line === undefined ? file : `${file} line ${p.line}`;
       return `${p.path === '' ? '' : `${p.path}: `}${p.message} (${where})`;
     })
     .join('\n');
-}
-
-/** `feeds[0].path`, `listings.beach-house.peers[1].url`, `listings["a.b"]`. */
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') out += `[${segment}]`;
-    else {
-      const key = String(segment);
-      if (/^[A-Za-z0-9_-]+$/.test(key)) out += out === '' ? key : `.${key}`;
-      else out += `[${JSON.stringify(key)}]`;
-    }
-  }
-  return out;
 }
 
 function isAtOrUnder(path: string, parent: string): boolean {
   return path === parent || path.startsWith(`${parent}.`) || path.startsWith(`${parent}[`);
 }
 
-/** Calls `visit` for every string scalar value (never keys), with its key path. */
-function visitStrings(
-  node: unknown,
-  path: Segment[],
-  visit: (scalar: { value: string; range?: readonly number[] | null }, path: Segment[]) => void,
-): void {
-  // Aliases are skipped: the anchored node is visited (and substituted) where it is defined.
-  if (isAlias(node)) return;
-  if (isMap(node)) {
-    for (const pair of node.items) visitStrings(pair.value, [...path, keyText(pair.key)], visit);
-  } else if (isSeq(node)) {
-    node.items.forEach((item, i) => {
-      visitStrings(item, [...path, i], visit);
-    });
-  } else if (isScalar(node) && typeof node.value === 'string') {
-    visit(node as typeof node & { value: string }, path);
-  }
-}
-
-function keyText(key: unknown): string {
-  return isScalar(key) ? String(key.value) : String(key);
-}
-
-/**
- * The node that a key path points at: the key itself for map entries (so the line is the
- * key's), the item for sequence entries. Where the path runs out (a missing key), the
- * deepest node found: the parent mapping's key.
- */
-function findNode(root: Node, path: readonly PropertyKey[]): Node | undefined {
-  let node: unknown = root;
-  let found: Node = root;
-  for (const segment of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => keyText(p.key) === String(segment));
-      if (!pair) break;
-      if (isScalar(pair.key)) found = pair.key;
-      node = pair.value;
-    } else if (isSeq(node) && typeof segment === 'number') {
-      const item = node.items[segment];
-      if (!item) break;
-      if (isScalar(item) || isMap(item) || isSeq(item)) found = item;
-      node = item;
-    } else break;
-  }
-  return found;
-}
-
 /** Turns one zod issue into problems: one per unknown key, otherwise one. */
 function issueProblems(
   issue: z.core.$ZodIssue,
-  locate: (path: readonly Segment[]) => number | undefined,
+  locate: (path: readonly KeySegment[]) => Place,
 ): ConfigProblem[] {
   const path = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
   if (issue.code === 'unrecognized_keys') {
@@ -224,8 +257,8 @@ function issueProblems(
           ? ` (known keys: ${known.join(', ')})`
           : '';
       return {
-        path: formatPath([...path, key]),
-        line: locate([...path, key]),
+        path: formatKeyPath([...path, key]),
+        ...definedOnly(locate([...path, key])),
         message: `unknown key${hint}`,
       };
     });
@@ -234,7 +267,7 @@ function issueProblems(
   // gives for a wrong type.
   const message =
     issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
-  return [{ path: formatPath(path), line: locate(path), message }];
+  return [{ path: formatKeyPath(path), ...definedOnly(locate(path)), message }];
 }
 
 /** zod's messages for the issues that the schema gives no message of its own. */
@@ -307,7 +340,7 @@ function inputText(input: unknown): string {
 }
 
 /** The keys the schema allows in the mapping at `path` (for did-you-mean). */
-function knownKeysAt(path: readonly Segment[]): string[] {
+function knownKeysAt(path: readonly KeySegment[]): string[] {
   let schema: z.core.$ZodType | undefined = unwrap(configSchema);
   for (const segment of path) {
     if (!schema) return [];
@@ -404,14 +437,22 @@ function resolveStore(store: string, baseDir: string): string {
 }
 
 function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
-  // Stable sort: problems without a line (whole-file ones) first, then in file order.
-  return problems.toSorted((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  // Stable sort: the config file's problems, then the listings file's; in each, problems without a line
+  // (whole-file ones) first, then in file order.
+  return problems.toSorted((a, b) => Number(a.file !== undefined) - Number(b.file !== undefined)
+    || (a.line ?? 0) - (b.line ?? 0));
+}
+
+/** A place without its undefined fields (problems are compared and printed as they are). */
+function definedOnly(place: Place): Place {
+  return { ...(place.file === undefined ? {} : { file: place.file }),
+    ...(place.line === undefined ? {} : { line: place.line }) };
 }
 
 function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
   const seen = new Set<string>();
   return problems.filter((p) => {
-    const key = `${p.path}\n${p.message}`;
+    const key = `${p.file ?? ''}\n${p.path}\n${p.message}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

@@ -186,6 +186,13 @@ export const configSchema = z
       }))
       .default(['127.0.0.1/8', '::1'])
       .describe('Clients whose X-Forwarded-Proto/-Host are believed for the Link base (CIDRs or addresses).'),
+    listingsFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('More of the connection map in a file of its own (.csv, .yaml, .yml or .json; relative to this file), '
+        + 'reloaded with the config. CSV: a header row listing,peer_name,peer_url,notify,timezone, one row per listing '
+        + 'and peer. YAML/JSON: the shape of listings. A listing may not be both here and in listings.'),
     listings: z
       .record(listingId, listing)
       .default({})

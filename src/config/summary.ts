@@ -3,13 +3,14 @@
 // values, no query values, passwords or secret path segments in URLs (src/redact.ts).
 import { createRedactor } from '../redact.ts';
 import { ownFeedTarget } from './listings.ts';
+import type { MapSources } from './load.ts';
 import type { Config } from './schema.ts';
 
 const maxListings = 20;
 const maxPeers = 5;
 
 /** A short human summary of `config`, one line per setting, listing and peer. */
-export function summarizeConfig(config: Config, sourceName: string): string {
+export function summarizeConfig(config: Config, sourceName: string, map?: MapSources): string {
   const lines: string[] = [`${sourceName}: valid configuration`];
   const redact = createRedactor(config.feeds.map((feed) => feed.path));
   // Aligned columns; a label longer than the column still gets one space.
@@ -33,7 +34,8 @@ export function summarizeConfig(config: Config, sourceName: string): string {
   row('feeds', config.feeds.map((feed) => feed.path).join(', '));
 
   const listings = Object.entries(config.listings);
-  lines.push(`listings: ${listings.length}`);
+  const file = map?.listingsFile;
+  lines.push(`listings: ${listings.length}${file ? ` (${map.inline} inline, ${file.listings} from ${file.path})` : ''}`);
   if (listings.length === 0)
     lines.push('  (none: inbound HEADs are acknowledged, nothing is pushed)');
   for (const [id, listing] of listings.slice(0, maxListings)) {

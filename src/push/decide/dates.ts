@@ -84,13 +84,22 @@ export function localDate(ms: number, zone: string): string {
 /** The canonical spelling of an IANA zone name (`europe/rome` → `Europe/Rome`), or undefined when the
  * runtime does not know it. Fixed offsets (`+01:00`) are refused: they ignore daylight saving time. */
 export function canonicalTimeZone(name: string): string | undefined {
+  if (canonicalZones.has(name)) return canonicalZones.get(name);
   if (!/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(name)) return undefined;
+  let canonical: string | undefined;
   try {
-    return new Intl.DateTimeFormat('en', { timeZone: name }).resolvedOptions().timeZone;
+    canonical = new Intl.DateTimeFormat('en', { timeZone: name }).resolvedOptions().timeZone;
   } catch {
-    return undefined;
+    canonical = undefined;
   }
+  // A map of 10,000 listings names a few zones 10,000 times; a formatter costs ~0.1 ms to make.
+  if (canonicalZones.size < maxZonesRemembered) canonicalZones.set(name, canonical);
+  return canonical;
 }
+
+// The runtime knows ~600 zone names; spellings past this many are looked up each time, never kept.
+const maxZonesRemembered = 2_048;
+const canonicalZones = new Map<string, string | undefined>();
 
 // Dates ↔ day numbers (days since 1970-01-01) by arithmetic: the decision walks nights one by one, and
 // Date parsing and formatting were most of its time (measured by `npm run bench -- decide`).

@@ -2,6 +2,8 @@
 // dependencies, and owns their shutdown. Tests build the app exactly the same way.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from './clock.ts';
+import { type ConfigResult, formatProblems, type MapSources } from './config/load.ts';
+import { keysNeedingRestart, mapChanges } from './config/reloadable.ts';
 import type { Config } from './config/schema.ts';
 import { createFeedAnalyzer } from './feeds/analyzer.ts';
 import { createChangeLog } from './feeds/change-log.ts';
@@ -14,7 +16,7 @@ import { createHooks } from './hooks/hooks.ts';
 import { createListingActivity } from './push/activity.ts';
 import { createDecisionLog } from './push/decision-log.ts';
 import { createNotifier } from './push/notifier.ts';
-import { createListingPlans } from './push/plans.ts';
+import { createListingPlans, createLivePlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough, type PassthroughDecoration } from './http/proxy.ts';
@@ -30,6 +32,7 @@ import { createRegistry } from './metrics/registry.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
 import { createReplicas } from './store/replicas.ts';
 import type { Store } from './store/store.ts';
+import { createCoalesced } from './util/coalesce.ts';
 import { createWorkerPool, type WorkerPool } from './work/pool.ts';
 
 /** What the app is given rather than builds: the store, the logger, the clock and (tests) a worker pool. */
@@ -39,7 +42,18 @@ export type AppDeps = {
   clock?: Clock;
   /** Worker threads for feed analysis; by default the app's own, closed with it. */
   pool?: WorkerPool;
+  /** Reads the configuration again, for a reload (SPEC "Reload"); without it, a reload is refused. */
+  reloadConfig?: () => Promise<ConfigResult>;
+  /** Where the connection map at start came from (status shows it); default: all inline. */
+  map?: MapSources;
 };
+
+/** What a reload did: the new map in force, with what changed and what waits for a restart; or refused, with
+ * every problem, the map in force unchanged. */
+export type ReloadOutcome =
+  | { ok: true; at: string; listings: number; added: number; removed: number; changed: number;
+    restartNeeded: string[]; }
+  | { ok: false; at: string; problems: string[] };
 
 /** The worker entry the app's own pool runs. */
 export const feedWorkerEntry = new URL('./work/feed-worker.ts', import.meta.url);
@@ -55,6 +69,9 @@ export type App = {
   readonly feeds: FeedEngine;
   /** Push: notifications out and in. */
   readonly push: Push;
+  /** Re-reads the config and its listings file and puts the new map in force, atomically (SPEC "Reload").
+   * Calls during a reload share one more reload after it. */
+  reload(): Promise<ReloadOutcome>;
 };
 
 /** Splits `host:port` / `[v6]:port`. */
@@ -155,7 +172,16 @@ export function createApp(config: Config, deps: AppDeps): App {
     maxPerFeed: config.hooks.maxPerFeed,
     userAgent: `${config.push.userAgent} icalpush`,
   });
-  const plans = createListingPlans(config, clock);
+  // The config in force: a reload replaces it (and the map), what was built from the start config stays.
+  let current = {
+    config,
+    map: deps.map ?? { inline: Object.keys(config.listings).length },
+    loadedAt: clock.now(),
+    reloads: 0,
+    lastReload: undefined as ReloadOutcome | undefined,
+  };
+  let ownHeaderNames = headerNamesOf(config);
+  const plans = createLivePlans(createListingPlans(config, clock));
   const activity = createListingActivity(clock);
   // Several replicas on one store: who is alive, for the watch's partition and the journal's recovery.
   const replicas = createReplicas({ store, clock, logger, heartbeatMs: heartbeatFor(config.push.watch) });
@@ -167,7 +193,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       maxBodyBytes: config.snapshots.maxBodyBytes,
       deadlineMs: config.timeouts.upstream,
       clock,
-      keyHeaders: Object.values(config.listings).flatMap((listing) => Object.keys(listing.headers)),
+      keyHeaders: () => ownHeaderNames,
     }),
     analyzer,
     clock,
@@ -227,7 +253,8 @@ export function createApp(config: Config, deps: AppDeps): App {
     registry,
     clock,
     status: async () => ({
-      ...(await statusReport(config, feeds, clock)),
+      ...(await statusReport(current.config, feeds, clock)),
+      map: mapStatus(),
       // Which replica answered, and the fleet it sees (one replica, itself, with a store of its own).
       replica: { id: replicas.id, store: store.kind, live: replicas.live() },
       push: await pushed.status(),
@@ -237,6 +264,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       return { notified: (await pushed.changed(listing)).notified };
     },
     listing: (id) => pushed.listing(id),
+    reload: () => reload(),
     token: config.admin.token,
     isClosing: http.isClosing,
   });
@@ -368,9 +396,54 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
   }
 
+  /** The connection map's source for status: where it came from, when it was loaded, the last reload. */
+  function mapStatus() {
+    const { map, loadedAt, reloads, lastReload } = current;
+    return {
+      listings: plans.byId.size,
+      inline: map.inline,
+      ...(map.listingsFile ? { listingsFile: map.listingsFile } : {}),
+      loadedAt: new Date(loadedAt).toISOString(),
+      reloads,
+      ...(lastReload ? { lastReload } : {}),
+    };
+  }
+
+  const reload = createCoalesced(async (): Promise<ReloadOutcome> => {
+    const at = () => new Date(clock.now()).toISOString();
+    if (closePromise !== undefined) return { ok: false, at: at(), problems: ['shutting down'] };
+    if (!deps.reloadConfig) {
+      return { ok: false, at: at(), problems: ['this sidecar was not started from a configuration file'] };
+    }
+    const result = await deps.reloadConfig();
+    if (!result.ok) {
+      const problems = formatProblems(result.problems, 'config').split('\n');
+      const refused: ReloadOutcome = { ok: false, at: at(), problems };
+      current.lastReload = refused;
+      logger.error({ problems, listings: plans.byId.size }, 'reload refused: the map in force is kept');
+      return refused;
+    }
+    const next = result.config;
+    // Everything below runs in one turn of the event loop: no request sees half a map.
+    const nextPlans = createListingPlans(next, clock);
+    const changes = mapChanges(current.config.listings, next.listings);
+    const restartNeeded = keysNeedingRestart(current.config, next);
+    plans.replace(nextPlans);
+    pushed.reconfigure(next);
+    ownHeaderNames = headerNamesOf(next);
+    const outcome: ReloadOutcome = { ok: true, at: at(), listings: nextPlans.byId.size, ...changes, restartNeeded };
+    current = { config: next, map: result.map, loadedAt: clock.now(), reloads: current.reloads + 1,
+      lastReload: outcome };
+    logger.info({ listings: outcome.listings, ...changes, ...(restartNeeded.length > 0 ? { restartNeeded } : {}) },
+      'config reloaded');
+    if (restartNeeded.length > 0) logger.warn({ keys: restartNeeded }, 'changed keys take effect at the next restart');
+    return outcome;
+  });
+
   return {
     feeds,
     push: pushed,
+    reload,
     server: http.server,
     async listen() {
       const { host, port } = parseListen(config.listen);
@@ -427,6 +500,12 @@ export function createApp(config: Config, deps: AppDeps): App {
 const resumeRetryMs = 2_000;
 // With several replicas, how often the journal is looked through for a dead replica's changes.
 const recoveryIntervalMs = 5_000;
+
+/** The names of the headers listings send on their own reads (credentials): fetches that differ in them never
+ * share. */
+function headerNamesOf(config: Config): string[] {
+  return [...new Set(Object.values(config.listings).flatMap((listing) => Object.keys(listing.headers)))];
+}
 
 /** The heartbeat of this replica: a quarter of the watch interval, within 250 ms and 2 s, so a dead
  * replica's listings are taken over within two intervals (SPEC "Several replicas"). */

@@ -38,6 +38,10 @@ try {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // SPEC "Reload": the app logs what the reload did, or every problem and that the map in force is kept.
+    process.on('SIGHUP', () => {
+      if (!stopping) void running.reload();
+    });
   }
 } catch (err) {
   process.stderr.write(fatalLine(err, process.env));

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCheck } from './check.ts';
 import { runNotify } from './notify.ts';
+import { runReload } from './reload.ts';
 import { type ReplayOptions, replayHelp, runReplay } from './replay.ts';
 import { type RunningServer, runServe } from './serve.ts';
 
@@ -61,6 +62,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     .option('-c, --config <file>', configHelp)
     .action(async (listing: string, options: { config?: string }) => {
       outcome = { exitCode: await runNotify(listing, options.config ?? defaultConfigPath(io.env), io) };
+    });
+
+  program
+    .command('reload')
+    .description('ask the running sidecar to re-read its configuration and listings file')
+    .option('-c, --config <file>', configHelp)
+    .action(async (options: { config?: string }) => {
+      outcome = { exitCode: await runReload(options.config ?? defaultConfigPath(io.env), io) };
     });
 
   program

@@ -2,6 +2,7 @@
 // Nothing listens unless the configuration is valid and the store opened.
 import { createApp } from '../app.ts';
 import { formatProblems, loadConfigFile } from '../config/load.ts';
+import { loadConfigOffThread } from '../config/load-off-thread.ts';
 import { briefError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { openStore } from '../store/open-store.ts';
@@ -14,6 +15,8 @@ export type RunningServer = {
   shutdownMs: number;
   /** Graceful shutdown; resolves when everything is closed. */
   close(): Promise<void>;
+  /** Re-reads the config and its listings file (SIGHUP); the outcome is logged. */
+  reload(): Promise<unknown>;
 };
 
 /** Starts the sidecar; an exit code when it could not start. */
@@ -37,7 +40,8 @@ export async function runServe(
     logger.flush();
     return { exitCode: 1 };
   }
-  const app = createApp(config, { store, logger });
+  const app = createApp(config, { store, logger, map: result.map,
+    reloadConfig: () => loadConfigOffThread(configPath, io.env) });
   try {
     const { url } = await app.listen();
     return {
@@ -48,6 +52,7 @@ export async function runServe(
           await app.close();
           logger.flush();
         },
+        reload: () => app.reload(),
       },
     };
   } catch (err) {

@@ -460,7 +460,7 @@ function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
 }
 
 /** Freezes `value` and everything it holds: config is validated once, then never changes. */
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);

@@ -54,8 +54,9 @@ export type FeedFetcherOptions = {
   deadlineMs?: number;
   clock?: Clock;
   /** More headers that change what the upstream answers (the credentials of `listings.<id>.headers`):
-   * fetches that differ in them never share, so a client without them never gets what they unlock. */
-  keyHeaders?: readonly string[];
+   * fetches that differ in them never share, so a client without them never gets what they unlock. A function
+   * is read at each fetch, for a map that a reload replaces. */
+  keyHeaders?: readonly string[] | (() => readonly string[]);
 };
 
 /** Reads feeds from the upstream. */
@@ -108,7 +109,16 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   // An entry lives only while its upstream request does, and that request has a total deadline, so a
   // body that trickles frees every waiter when it fires.
   const running = createSingleFlight<FeedFetch>();
-  const sharedBy = [...new Set([...keyHeaders, ...(options.keyHeaders ?? []).map((name) => name.toLowerCase())])];
+  const extraKeyHeaders = options.keyHeaders;
+  let sharedFor: { extra: readonly string[]; names: string[] } | undefined;
+  /** The header names that split a shared fetch, recomputed only when the extra names change. */
+  const sharedBy = (): string[] => {
+    const extra = typeof extraKeyHeaders === 'function' ? extraKeyHeaders() : extraKeyHeaders ?? [];
+    if (sharedFor?.extra !== extra) {
+      sharedFor = { extra, names: [...new Set([...keyHeaders, ...extra.map((name) => name.toLowerCase())])] };
+    }
+    return sharedFor.names;
+  };
   let started = 0;
 
   async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
@@ -134,7 +144,7 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
 
   return {
     // SPEC "GET (plain)": concurrent GETs of the same URL share one upstream fetch.
-    fetch: (target, headers) => running(singleFlightKey(target, headers, sharedBy), () => fetchOnce(target, headers)),
+    fetch: (target, headers) => running(singleFlightKey(target, headers, sharedBy()), () => fetchOnce(target, headers)),
     inflight: () => running.size,
   };
 }

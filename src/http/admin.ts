@@ -18,6 +18,8 @@ export type AdminDeps = {
   status(): Promise<unknown>;
   /** POST /_icalpush/listings/{id}/changed: an operator says the listing changed; undefined: unknown id. */
   changed?: (listing: string) => Promise<{ notified: string[] } | undefined>;
+  /** POST /_icalpush/reload: re-read the config and its listings file (SPEC "Reload"). */
+  reload?: () => Promise<{ ok: boolean }>;
   /** GET /_icalpush/listings/{id}: the listing, its peers and its decision log; undefined: unknown id. */
   listing?: (id: string) => Promise<unknown>;
   /** `admin.token`; without one the guarded endpoints answer loopback clients only. */
@@ -73,6 +75,22 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     sendJson(res, 202, { listing, notified: done.notified });
   }
 
+  /** 200 with what the reload did; 422 with every problem when the new config is refused (the old one stays). */
+  async function reload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST', 'content-length': 0 });
+      res.end();
+      return;
+    }
+    req.resume();
+    if (!deps.reload) {
+      sendError(res, new IcalpushError('ADMIN_NOT_FOUND', 'no such admin endpoint'));
+      return;
+    }
+    const outcome = await deps.reload();
+    sendJson(res, outcome.ok ? 200 : 422, outcome);
+  }
+
   async function listing(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
@@ -104,6 +122,10 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const changedMatch = /^\/_icalpush\/listings\/([^/]+)\/changed$/.exec(path);
     if (changedMatch) {
       await listingChanged(req, res, decodeSegment(changedMatch[1] ?? ''));
+      return;
+    }
+    if (path === '/_icalpush/reload') {
+      await reload(req, res);
       return;
     }
     const listingMatch = /^\/_icalpush\/listings\/([^/]+)$/.exec(path);

@@ -34,6 +34,28 @@ export type ListingPlans = {
   nightsFor(feed: FeedKey): NightsRequest | undefined;
 };
 
+/** The map in force, which a reload replaces whole (SPEC "Reload"): whoever holds it reads `byId` at each use,
+ * never keeps it. */
+export type LivePlans = ListingPlans & {
+  /** Puts `next` in force, at once: work started from the old map finishes with it, new work uses `next`. */
+  replace(next: ListingPlans): void;
+};
+
+/** The map in force, starting with `initial`. */
+export function createLivePlans(initial: ListingPlans): LivePlans {
+  let current = initial;
+  return {
+    get byId() {
+      return current.byId;
+    },
+    ownPlan: (feed) => current.ownPlan(feed),
+    nightsFor: (feed) => current.nightsFor(feed),
+    replace(next) {
+      current = next;
+    },
+  };
+}
+
 /** Builds the plans of `config.listings`. */
 export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & { push?: Pick<Config['push'], 'timezone'> },
   clock: Clock): ListingPlans {

@@ -80,6 +80,8 @@ export type Push = {
    * it is not in the map. */
   listing(id: string): Promise<Record<string, unknown> | undefined>;
   start(): void;
+  /** A reload put a new config in force: the triggers follow it (the map is read from `plans` at each use). */
+  reconfigure(next: Pick<Config, 'push'>): void;
   close(): Promise<void>;
 };
 
@@ -106,6 +108,14 @@ export function createPropagationMetric(registry: Registry): Histogram {
     [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]);
 }
 
+/** The triggers of `push.triggers`, compiled (the schema has refused any that does not compile). */
+function compileTriggers(list: Config['push']['triggers']): Array<{ method: string; pattern: PathPattern }> {
+  return list.flatMap((t) => {
+    const compiled = compilePathPattern(t.path);
+    return isPathPatternError(compiled) ? [] : [{ method: t.method, pattern: compiled }];
+  });
+}
+
 /** Creates the push coordinator. */
 export function createPush(options: PushOptions): Push {
   const { config, engine, notifier, clock, logger, client } = options;
@@ -118,11 +128,9 @@ export function createPush(options: PushOptions): Push {
     timeoutMs: Math.min(config.timeouts.upstream, 15_000),
     maxBodyBytes: config.snapshots.maxBodyBytes,
   });
-  const plans = options.plans.byId;
-  const triggers = config.push.triggers.flatMap((t) => {
-    const compiled = compilePathPattern(t.path);
-    return isPathPatternError(compiled) ? [] : [{ method: t.method, pattern: compiled as PathPattern }];
-  });
+  // The map in force: read at each use, since a reload replaces it (SPEC "Reload").
+  const plansNow = () => options.plans.byId;
+  let triggers = compileTriggers(config.push.triggers);
   const states = new Map<string, ListingState>();
   const stateOf = (id: string): ListingState => {
     let state = states.get(id);
@@ -141,7 +149,7 @@ export function createPush(options: PushOptions): Push {
   const classify = createClassifier(peers, clock);
   const rereads = createRereads(clock, logger, (plan, why) => readOwn(plan, why));
   const receiver = createReceiver({
-    plans, peers, rereads, clock, logger, registry: options.registry, activity: options.activity,
+    plans: plansNow, peers, rereads, clock, logger, registry: options.registry, activity: options.activity,
     refresh: createRefresh(config.refresh, client, config.push.userAgent),
     debounceMs: config.push.debounce,
     propagation: options.propagation,
@@ -149,7 +157,7 @@ export function createPush(options: PushOptions): Push {
       ? createDebounceGate(options.store, clock, config.push.debounce) : undefined,
   });
   const watch = createWatch({
-    plans,
+    plans: options.plans.byId,
     clock,
     intervalMs: config.push.watch,
     concurrency: watchConcurrency,
@@ -157,8 +165,10 @@ export function createPush(options: PushOptions): Push {
     mayRead: createWatchClaim(options.store, options.replicas, config.push.watch),
   });
 
-  function readOwn(plan: ListingPlan, why: string): Promise<unknown> {
-    if (closed) return Promise.resolve();
+  function readOwn(scheduled: ListingPlan, why: string): Promise<unknown> {
+    // A read scheduled before a reload uses the listing as the map now has it; a listing removed is not read.
+    const plan = plansNow().get(scheduled.id);
+    if (closed || plan === undefined) return Promise.resolve();
     const headers = { ...plan.headers, 'user-agent': `${config.push.userAgent} icalpush (${why})` };
     return engine.read({ key: plan.key, target: plan.target, listing: plan.id }, headers)
       .then((read) => {
@@ -253,14 +263,14 @@ export function createPush(options: PushOptions): Push {
       for (const trigger of triggers) {
         if (trigger.method !== method) continue;
         const match = trigger.pattern.match(path);
-        const plan = match ? plans.get(match.listing) : undefined;
+        const plan = match ? plansNow().get(match.listing) : undefined;
         if (!plan) continue;
         options.activity.touch(plan.id, 'trigger');
         rereads.schedule(plan, rereadAfterTriggerMs, 'trigger');
       }
     },
     async changed(listing) {
-      const plan = plans.get(listing);
+      const plan = plansNow().get(listing);
       if (!plan) return { ok: false, notified: [] };
       // Seen first, so a drop the read below finds is taken for the cancellation it is.
       options.activity.touch(listing, 'operator');
@@ -286,12 +296,12 @@ export function createPush(options: PushOptions): Push {
       rereads.schedule(plan, rereadAfterTriggerMs.slice(1), 'operator');
       return { ok: true, notified: decision.notified };
     },
-    knows: (listing) => plans.has(listing),
+    knows: (listing) => plansNow().has(listing),
     async status() {
       const out: Record<string, unknown> = {};
       // One pass over the outbox for all listings, not one per listing.
       const pending = Map.groupBy(await notifier.pending(), (item) => item.listing);
-      for (const plan of plans.values()) {
+      for (const plan of plansNow().values()) {
         const state = stateOf(plan.id);
         if (!state.decisionLoaded) {
           state.lastDecision ??= (await options.decisions.list(plan.id))[0];
@@ -307,7 +317,7 @@ export function createPush(options: PushOptions): Push {
       return out;
     },
     async listing(id) {
-      const plan = plans.get(id);
+      const plan = plansNow().get(id);
       if (!plan) return undefined;
       const feed = await engine.state(plan.key);
       const activity = options.activity.times(id);
@@ -330,6 +340,9 @@ export function createPush(options: PushOptions): Push {
     },
     start() {
       watch.start();
+    },
+    reconfigure(next) {
+      triggers = compileTriggers(next.push.triggers);
     },
     async close() {
       closed = true;

@@ -15,7 +15,8 @@ import { rereadAfterRefreshMs, type Rereads } from './rereads.ts';
 
 /** Options for createReceiver. */
 export type ReceiverOptions = {
-  plans: ReadonlyMap<string, ListingPlan>;
+  /** The map in force (a reload replaces it). */
+  plans: () => ReadonlyMap<string, ListingPlan>;
   peers: PeerReader;
   refresh: Refresh;
   rereads: Rereads;
@@ -133,7 +134,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
   }
 
   function inbound(listing: string): void {
-    const plan = plans.get(listing);
+    const plan = plans().get(listing);
     if (!plan || closed) return;
     counters.inbound.labels().inc();
     options.activity.touch(listing, 'inbound');

@@ -1,0 +1,43 @@
+// What a reload (SPEC "Reload") puts in force at once, and what waits for a restart. The connection map
+// (inline listings and listingsFile), the triggers and the default time zone are read at each use; the rest
+// (where the sidecar listens, its upstream, its store, its timeouts, the watch's schedule…) is built into
+// listening sockets, pools and timers at start.
+import { isDeepStrictEqual } from 'node:util';
+import type { Config } from './schema.ts';
+
+/** The keys a reload applies; under `push`, the sub-keys. */
+const reloadedKeys: ReadonlySet<string> = new Set(['listings', 'listingsFile', 'push']);
+const reloadedPushKeys: ReadonlySet<string> = new Set(['triggers', 'timezone']);
+
+/** The keys whose new value differs from the one in force and takes effect only at the next restart. */
+export function keysNeedingRestart(current: Config, next: Config): string[] {
+  const changed: string[] = [];
+  const keys = new Set([...Object.keys(current), ...Object.keys(next)]);
+  for (const key of keys) {
+    const before = (current as Record<string, unknown>)[key];
+    const after = (next as Record<string, unknown>)[key];
+    if (key === 'push') {
+      for (const sub of new Set([...Object.keys(current.push), ...Object.keys(next.push)])) {
+        if (reloadedPushKeys.has(sub)) continue;
+        const was = (current.push as Record<string, unknown>)[sub];
+        const is = (next.push as Record<string, unknown>)[sub];
+        if (!isDeepStrictEqual(was, is)) changed.push(`push.${sub}`);
+      }
+    } else if (!reloadedKeys.has(key) && !isDeepStrictEqual(before, after)) changed.push(key);
+  }
+  return changed.sort();
+}
+
+/** How the map changed: listings added, removed, and kept with another definition. */
+export function mapChanges(current: Config['listings'], next: Config['listings']): { added: number; removed: number;
+  changed: number; } {
+  let added = 0;
+  let changed = 0;
+  for (const [id, listing] of Object.entries(next)) {
+    const before = current[id];
+    if (before === undefined) added += 1;
+    else if (!isDeepStrictEqual(before, listing)) changed += 1;
+  }
+  const removed = Object.keys(current).filter((id) => !Object.hasOwn(next, id)).length;
+  return { added, removed, changed };
+}

@@ -16,13 +16,14 @@ import { createHooks } from './hooks/hooks.ts';
 import { createListingActivity } from './push/activity.ts';
 import { createDecisionLog } from './push/decision-log.ts';
 import { createNotifier } from './push/notifier.ts';
-import { createListingPlans, createLivePlans } from './push/plans.ts';
+import { buildListingPlans, createListingPlans, createLivePlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
 import { createPassthrough, type PassthroughDecoration } from './http/proxy.ts';
 import { createTrustedProxies } from './http/trust-proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
 import { createHttpServer } from './http/server.ts';
+import { parseListen } from './http/listen-address.ts';
 import { createOutboundClient, createUpstreamPool } from './http/clients.ts';
 import { briefError, type ErrorCode, errorCodes, hasCode, IcalpushError } from './errors.ts';
 import { sendError } from './http/respond.ts';
@@ -73,13 +74,6 @@ export type App = {
    * Calls during a reload share one more reload after it. */
   reload(): Promise<ReloadOutcome>;
 };
-
-/** Splits `host:port` / `[v6]:port`. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(listen.slice(colon + 1)) };
-}
 
 /** Builds the app from a validated config; nothing listens until listen(). */
 export function createApp(config: Config, deps: AppDeps): App {
@@ -424,9 +418,11 @@ export function createApp(config: Config, deps: AppDeps): App {
       return refused;
     }
     const next = result.config;
-    // Everything below runs in one turn of the event loop: no request sees half a map.
-    const nextPlans = createListingPlans(next, clock);
-    const changes = mapChanges(current.config.listings, next.listings);
+    // Built and compared in slices, while requests are served from the map in force.
+    const nextPlans = await buildListingPlans(next, clock);
+    const changes = await mapChanges(current.config.listings, next.listings);
+    if (closePromise !== undefined) return { ok: false, at: at(), problems: ['shutting down'] };
+    // From here to the end, one turn of the event loop: no request sees half a map.
     const restartNeeded = keysNeedingRestart(current.config, next);
     plans.replace(nextPlans);
     pushed.reconfigure(next);

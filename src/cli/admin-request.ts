@@ -1,7 +1,7 @@
 // A request from the command line to the running sidecar's admin endpoints (`notify`, `reload`): found at the
 // config's `listen` address (a wildcard reached on loopback), with its admin token. The running process owns
 // the outbox and the map; the command only asks it.
-import { parseListen } from '../app.ts';
+import { parseListen } from '../http/listen-address.ts';
 import { systemClock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import { createOutboundClient } from '../http/clients.ts';

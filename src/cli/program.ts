@@ -4,10 +4,9 @@
 import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCheck } from './check.ts';
-import { runNotify } from './notify.ts';
-import { runReload } from './reload.ts';
-import { type ReplayOptions, replayHelp, runReplay } from './replay.ts';
-import { type RunningServer, runServe } from './serve.ts';
+import type { ReplayOptions } from './replay.ts';
+import { replayHelp } from './replay-help.ts';
+import type { RunningServer } from './serve.ts';
 
 /** Where a command writes, and the environment it reads. */
 export type CliIo = {
@@ -44,6 +43,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     .description('run the sidecar until SIGINT/SIGTERM')
     .option('-c, --config <file>', configHelp)
     .action(async (options: { config?: string }) => {
+      // Each command's modules are loaded when it runs: the whole app is more than `check` needs, and `check`
+      // is timed on a platform's whole map.
+      const { runServe } = await import('./serve.ts');
       outcome = await runServe(options.config ?? defaultConfigPath(io.env), io);
     });
 
@@ -61,6 +63,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     .argument('<listing>', 'listing id from the connection map')
     .option('-c, --config <file>', configHelp)
     .action(async (listing: string, options: { config?: string }) => {
+      const { runNotify } = await import('./notify.ts');
       outcome = { exitCode: await runNotify(listing, options.config ?? defaultConfigPath(io.env), io) };
     });
 
@@ -69,6 +72,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     .description('ask the running sidecar to re-read its configuration and listings file')
     .option('-c, --config <file>', configHelp)
     .action(async (options: { config?: string }) => {
+      const { runReload } = await import('./reload.ts');
       outcome = { exitCode: await runReload(options.config ?? defaultConfigPath(io.env), io) };
     });
 
@@ -89,6 +93,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
       throw err;
     })
     .action(async (files: string[], options: ReplayOptions) => {
+      const { runReplay } = await import('./replay.ts');
       outcome = { exitCode: await runReplay(files, options, io) };
     });
 

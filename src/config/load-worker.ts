@@ -1,8 +1,25 @@
 // The worker side of loadConfigOffThread: reads and validates the configuration (and its listings file), and
-// posts the result. A map of 10,000 listings costs a few hundred ms of parsing and validation: here, not on
-// the event loop that answers requests.
+// posts the result: the config without its listings first, then the listings in chunks, so that no single
+// message costs the event loop on the other side more than a few milliseconds to take in.
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfigFile } from './load.ts';
 
+/** What the worker posts, in order: `result`, then (when ok) `listings` chunks, then `end`. */
+export type LoadMessage =
+  | { kind: 'result'; result: Awaited<ReturnType<typeof loadConfigFile>> }
+  | { kind: 'listings'; entries: Array<[string, unknown]> }
+  | { kind: 'end' };
+
+/** Listings per message. */
+const chunk = 250;
+
 const { path, env } = workerData as { path: string; env: Record<string, string | undefined> };
-parentPort?.postMessage(await loadConfigFile(path, env));
+const result = await loadConfigFile(path, env);
+const post = (message: LoadMessage) => parentPort?.postMessage(message);
+if (!result.ok) post({ kind: 'result', result });
+else {
+  post({ kind: 'result', result: { ...result, config: { ...result.config, listings: {} } } });
+  const entries = Object.entries(result.config.listings);
+  for (let at = 0; at < entries.length; at += chunk) post({ kind: 'listings', entries: entries.slice(at, at + chunk) });
+}
+post({ kind: 'end' });

@@ -3,6 +3,7 @@
 // (where the sidecar listens, its upstream, its store, its timeouts, the watch's schedule…) is built into
 // listening sockets, pools and timers at start.
 import { isDeepStrictEqual } from 'node:util';
+import { eachInSlices } from '../util/yield.ts';
 import type { Config } from './schema.ts';
 
 /** The keys a reload applies; under `push`, the sub-keys. */
@@ -28,16 +29,20 @@ export function keysNeedingRestart(current: Config, next: Config): string[] {
   return changed.sort();
 }
 
-/** How the map changed: listings added, removed, and kept with another definition. */
-export function mapChanges(current: Config['listings'], next: Config['listings']): { added: number; removed: number;
-  changed: number; } {
+/** How the map changed: listings added, removed, and kept with another definition. Compared in slices of the
+ * event loop: 10,000 listings compared at once held it ~50 ms. */
+export async function mapChanges(current: Config['listings'], next: Config['listings']): Promise<{ added: number;
+  removed: number; changed: number; }> {
   let added = 0;
   let changed = 0;
-  for (const [id, listing] of Object.entries(next)) {
+  let removed = 0;
+  await eachInSlices(Object.entries(next), ([id, listing]) => {
     const before = current[id];
     if (before === undefined) added += 1;
     else if (!isDeepStrictEqual(before, listing)) changed += 1;
-  }
-  const removed = Object.keys(current).filter((id) => !Object.hasOwn(next, id)).length;
+  });
+  await eachInSlices(Object.keys(current), (id) => {
+    if (!Object.hasOwn(next, id)) removed += 1;
+  });
   return { added, removed, changed };
 }

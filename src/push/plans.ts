@@ -9,6 +9,7 @@ import type { FeedKey, NightsRequest } from '../feeds/engine.ts';
 import { defaultHorizonDays } from './availability.ts';
 import { countFrom } from './decide/today.ts';
 import type { Peer } from './peers.ts';
+import { eachInSlices } from '../util/yield.ts';
 
 /** One listing of the map: its own feed's target, its peers, and the IANA zone its "today" is taken in
  * (`listings.<id>.timezone`, else `push.timezone`; absent: the conservative rule). */
@@ -56,29 +57,49 @@ export function createLivePlans(initial: ListingPlans): LivePlans {
   };
 }
 
+type PlansConfig = Pick<Config, 'feeds' | 'listings'> & { push?: Pick<Config['push'], 'timezone'> };
+
 /** Builds the plans of `config.listings`. */
-export function createListingPlans(config: Pick<Config, 'feeds' | 'listings'> & { push?: Pick<Config['push'], 'timezone'> },
-  clock: Clock): ListingPlans {
+export function createListingPlans(config: PlansConfig, clock: Clock): ListingPlans {
   const byId = new Map<string, ListingPlan>();
   const byTarget = new Map<string, ListingPlan>();
-  for (const [id, listing] of Object.entries(config.listings)) {
-    const target = ownFeedTarget(config, id);
-    if (target === undefined) continue;
-    const zone = listing.timezone ?? config.push?.timezone;
-    const plan: ListingPlan = {
-      id,
-      target,
-      key: ownFeedKey(target, listing.headers),
-      headers: listing.headers,
+  for (const entry of Object.entries(config.listings)) addPlan(config, entry, byId, byTarget);
+  return listingPlans(byId, byTarget, clock);
+}
+
+/** createListingPlans in slices of the event loop, for a reload while requests are served: a map of 10,000
+ * listings held the loop ~40 ms built at once. */
+export async function buildListingPlans(config: PlansConfig, clock: Clock): Promise<ListingPlans> {
+  const byId = new Map<string, ListingPlan>();
+  const byTarget = new Map<string, ListingPlan>();
+  await eachInSlices(Object.entries(config.listings), (entry) => {
+    addPlan(config, entry, byId, byTarget);
+  });
+  return listingPlans(byId, byTarget, clock);
+}
+
+function addPlan(config: PlansConfig, [id, listing]: [string, Config['listings'][string]],
+  byId: Map<string, ListingPlan>, byTarget: Map<string, ListingPlan>): void {
+  const target = ownFeedTarget(config, id);
+  if (target === undefined) return;
+  const zone = listing.timezone ?? config.push?.timezone;
+  const plan: ListingPlan = {
+    id,
+    target,
+    key: ownFeedKey(target, listing.headers),
+    headers: listing.headers,
+    ...(zone === undefined ? {} : { zone }),
+    peers: listing.peers.map((p) => ({
+      listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify, headers: p.headers,
       ...(zone === undefined ? {} : { zone }),
-      peers: listing.peers.map((p) => ({
-        listing: id, name: p.name ?? new URL(p.url).host, url: p.url, notify: p.notify, headers: p.headers,
-        ...(zone === undefined ? {} : { zone }),
-      })),
-    };
-    byId.set(id, plan);
-    byTarget.set(target, plan);
-  }
+    })),
+  };
+  byId.set(id, plan);
+  byTarget.set(target, plan);
+}
+
+function listingPlans(byId: ReadonlyMap<string, ListingPlan>, byTarget: ReadonlyMap<string, ListingPlan>,
+  clock: Clock): ListingPlans {
   const ownPlan = (feed: Pick<FeedKey, 'key' | 'target' | 'listing'>) => {
     const plan = byTarget.get(feed.target);
     return plan && feed.key === plan.key && plan.id === feed.listing ? plan : undefined;

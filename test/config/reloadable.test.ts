@@ -15,9 +15,9 @@ test('the map, the triggers and the default zone reload; every other change is n
     timeouts: { upstream: '5s' }, admin: { token: 't' } })), ['admin', 'push.debounce', 'timeouts', 'upstream']);
 });
 
-test('map changes count listings added, removed and redefined', () => {
+test('map changes count listings added, removed and redefined', async () => {
   const before = config({ listings: { a: {}, b: { timezone: 'Europe/Rome' }, c: {} } }).listings;
   const after = config({ listings: { a: {}, b: { timezone: 'Europe/Paris' }, d: {} } }).listings;
-  assert.deepEqual(mapChanges(before, after), { added: 1, removed: 1, changed: 1 });
-  assert.deepEqual(mapChanges(after, after), { added: 0, removed: 0, changed: 0 });
+  assert.deepEqual(await mapChanges(before, after), { added: 1, removed: 1, changed: 1 });
+  assert.deepEqual(await mapChanges(after, after), { added: 0, removed: 0, changed: 0 });
 });

@@ -343,6 +343,9 @@ export function createPush(options: PushOptions): Push {
     },
     reconfigure(next) {
       triggers = compileTriggers(next.push.triggers);
+      // The debounce state and last decisions of listings that stay are kept; those of listings removed go.
+      receiver.prune();
+      for (const id of states.keys()) if (!plansNow().has(id)) states.delete(id);
     },
     async close() {
       closed = true;

@@ -40,6 +40,8 @@ export type Receiver = {
   changeDecided(listing: string, kind: string): void;
   /** The last refresh called for the listing, for status. */
   lastRefresh(listing: string): { at: string; outcome: string } | undefined;
+  /** After a reload: forgets the listings no longer in the map (their trailing runs are cancelled). */
+  prune(): void;
   close(): void;
 };
 
@@ -106,8 +108,10 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     }
   }
 
-  const runLogged = (plan: ListingPlan) => {
-    if (closed) return;
+  const runLogged = (scheduled: ListingPlan) => {
+    // A run decided before a reload (a trailing one) reads the peers the map has now; a listing removed, none.
+    const plan = plans().get(scheduled.id);
+    if (closed || plan === undefined) return;
     void run(plan).catch((err: unknown) => logger.error({ err, listing: plan.id }, 'inbound run failed'));
   };
 
@@ -187,6 +191,14 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       delete state.importSince;
     },
     lastRefresh: (listing) => states.get(listing)?.lastRefresh,
+    prune() {
+      const current = plans();
+      for (const [id, state] of states) {
+        if (current.has(id) || state.running) continue;
+        clock.clearTimeout(state.trailing);
+        states.delete(id);
+      }
+    },
     close() {
       closed = true;
       for (const state of states.values()) clock.clearTimeout(state.trailing);

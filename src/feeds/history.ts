@@ -8,7 +8,7 @@ import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
 import { tombstoneInUtc, tombstoneZone } from '../ical/tombstone-zone.ts';
 import { createSlice, eachInSlices, type Slice, sortInSlices } from '../util/yield.ts';
-import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
+import { hasPackedHash, type PackedAnalysis, packedCount, packedId, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
 export type HistoryEntity = { hash: string; version: number; text: string; content: string; stub: string };
@@ -132,22 +132,23 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const version = previous.version + 1;
   const entities = new Map<string, HistoryEntity>();
   const tombstones = new Map(previous.tombstones);
-  const fresh: ReturnType<typeof unpackEntity>[] = [];
+  // Indexes of the entities the history does not have: only theirs (and changed ones) are decoded whole.
+  const fresh: number[] = [];
   const modified: string[] = [];
 
   const count = packedCount(packed);
   for (let i = 0; i < count; i += 1) {
     if (i % stride === stride - 1) yield;
-    const entity = unpackEntity(packed, i);
-    const held = previous.entities.get(entity.id);
+    const id = packedId(packed, i);
+    const held = previous.entities.get(id);
     // Same hash: keep the stored entry (and its DTSTAMP), so DTSTAMP churn is no change (SPEC "GET").
-    if (held?.hash === entity.hash) {
-      entities.set(entity.id, held);
+    if (held && hasPackedHash(packed, i, held.hash)) {
+      entities.set(id, held);
     } else if (held) {
-      entities.set(entity.id, stored(entity, version));
-      modified.push(entity.id);
+      entities.set(id, stored(unpackEntity(packed, i), version));
+      modified.push(id);
     } else {
-      fresh.push(entity);
+      fresh.push(i);
     }
   }
 
@@ -157,9 +158,11 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const vanished = new Map<string, string[]>();
   if (fresh.length > 0) {
     let seen = 0;
-    for (const [id, held] of previous.entities) {
+    // Keys then get: iterating entries made an array per entity.
+    for (const id of previous.entities.keys()) {
       if (++seen % stride === 0) yield;
       if (entities.has(id)) continue;
+      const held = previous.entities.get(id) as HistoryEntity;
       const twins = vanished.get(held.content);
       if (twins) twins.push(id);
       else vanished.set(held.content, [id]);
@@ -168,8 +171,9 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const added: string[] = [];
   let rekeyed = 0;
   let unburied = false;
-  for (const [i, entity] of fresh.entries()) {
+  for (const [i, index] of fresh.entries()) {
     if (i % stride === stride - 1) yield;
+    const entity = unpackEntity(packed, index);
     const twin = vanished.get(entity.content)?.pop();
     const held = twin === undefined ? undefined : previous.entities.get(twin);
     if (twin !== undefined && held) {
@@ -196,9 +200,10 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const removed: string[] = [];
   const dtstamp = utcStamp(now);
   let looked = 0;
-  for (const [id, held] of previous.entities) {
+  for (const id of previous.entities.keys()) {
     if (++looked % stride === 0) yield;
     if (entities.has(id)) continue;
+    const held = previous.entities.get(id) as HistoryEntity;
     removed.push(id);
     tombstones.set(id, buried(tombstoneText(held.stub, dtstamp), version, now, zoneOf, zones));
   }

@@ -2,7 +2,7 @@
 // the frame, every entity as compact text with its content hashes and tombstone stub, the snapshot's
 // content tag and, when asked, the listing's busy nights. Components live only while their block is
 // read: a feed is never held as parsed objects, so a 12 MB feed costs a few times its size, not 70×.
-import { hash as oneShotHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type BusyNightsOptions, edgeRunEvents, nightsOfSpans, nightWindow, withoutNodeIcalWarnings } from '../push/availability.ts';
 import { decodeFeed } from './decode.ts';
 import { type GroupMember, groupMembers, isDateLine, recurrenceKeys } from './entities.ts';
@@ -48,6 +48,19 @@ export class ComponentSummary implements GroupMember {
 
   hash(): string {
     return this.contentHash;
+  }
+
+  // The entity this component is when it is its entity's only member, made once: a summary is reused
+  // read after read (reuse.ts), and so is what its entity's hashes, stub and tag line cost.
+  #alone: { entity: EntitySummary; line: string } | undefined;
+
+  /** The entity of this component alone, and its content tag line. */
+  alone(): { entity: EntitySummary; line: string } {
+    if (!this.#alone) {
+      const entity = entityOf(this.uid ?? `content:${this.contentHash}`, [this]);
+      this.#alone = { entity, line: tagLine(entity) };
+    }
+    return this.#alone;
   }
 
   /** About what this summary keeps in memory, in bytes. */
@@ -117,18 +130,21 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
     ({ properties, timezones, skippedLines, complete } = frame);
   }
   const frameHash = componentHash({ type: 'VCALENDAR', lines: properties, children: timezones });
-  const entities = groupMembers(summaries).map(({ id, members }): EntitySummary => {
+  const groups = groupMembers(summaries);
+  const entities: EntitySummary[] = [];
+  const lines: string[] = [];
+  for (const { id, members } of groups) {
     const [master] = members as [ComponentSummary, ...ComponentSummary[]];
-    const single = members.length === 1;
-    return {
-      id,
-      hash: single ? master.contentHash : combineHashes(members.map((m) => m.contentHash)),
-      content: combineHashes(members.map((m) => m.uidlessHash)),
-      text: single ? master.text : members.map((m) => m.text).join(''),
-      stub: `${master.type}\n${foldLine(`UID:${master.uid ?? id}`)}\r\n${master.dtstart}`,
-      members,
-    };
-  });
+    if (members.length === 1) {
+      const { entity, line } = master.alone();
+      entities.push(entity);
+      lines.push(line);
+    } else {
+      const entity = entityOf(id, members);
+      entities.push(entity);
+      lines.push(tagLine(entity));
+    }
+  }
   return {
     complete,
     encoding: decoded.encoding,
@@ -139,17 +155,58 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
       hash: frameHash,
     },
     entities,
-    tag: contentTag(frameHash, entities),
+    tag: tagOfLines(frameHash, lines),
     memo: nextMemo,
   };
+}
+
+// One entity of these members (master first, as groupMembers orders them).
+function entityOf(id: string, members: ComponentSummary[]): EntitySummary {
+  const [master] = members as [ComponentSummary, ...ComponentSummary[]];
+  const single = members.length === 1;
+  return {
+    id,
+    hash: single ? master.contentHash : combineHashes(members.map((m) => m.contentHash)),
+    content: combineHashes(members.map((m) => m.uidlessHash)),
+    text: single ? master.text : members.map((m) => m.text).join(''),
+    stub: `${master.type}\n${foldLine(`UID:${master.uid ?? id}`)}\r\n${master.dtstart}`,
+    members,
+  };
+}
+
+// An entity's line of the content tag, line feed first.
+function tagLine(entity: { id: string; hash: string }): string {
+  return `\n${entity.id} ${entity.hash}`;
 }
 
 /** The snapshot's identity: the frame's hash and every entity's, in id order. Equal content gives the
  * same tag in any process, which is what makes it usable as an ETag. */
 export function contentTag(frameHash: string, entities: readonly { id: string; hash: string }[]): string {
-  const lines = entities.map((e) => `${e.id} ${e.hash}`);
+  return tagOfLines(frameHash, entities.map(tagLine));
+}
+
+// The tag's text is hashed from a scratch buffer, a piece at a time: joined, it was a string the size of
+// every id and hash together, made on every read.
+const scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
+// sha256 of `${frameHash}\n${lines.join('\n')}` with the lines sorted, cut to 27 characters. Each line
+// comes with its line feed in front (tagLine): sorted the same, and written out as it is.
+function tagOfLines(frameHash: string, lines: string[]): string {
   lines.sort();
-  return oneShotHash('sha256', `${frameHash}\n${lines.join('\n')}`, 'base64url').slice(0, 27);
+  const hash = createHash('sha256');
+  let at = scratch.write(lines.length === 0 ? `${frameHash}\n` : frameHash, 0, 'utf8');
+  for (let i = 0; i < lines.length; i += 1) {
+    const line = lines[i] as string;
+    // Three bytes a UTF-16 unit at most, so a line is never cut inside a character.
+    if (3 * line.length > scratch.length - at) {
+      hash.update(scratch.subarray(0, at));
+      at = 0;
+    }
+    if (3 * line.length > scratch.length) hash.update(line, 'utf8');
+    else at += scratch.write(line, at, 'utf8');
+  }
+  hash.update(scratch.subarray(0, at));
+  return hash.digest('base64url').slice(0, 27);
 }
 
 /** The busy nights of an analysed feed, and how many events could not be read or ran out of budget. */

@@ -5,12 +5,21 @@
 // splitCalendar whole, so the result is always exactly what splitCalendar gives.
 import { type Component, type ContentLine, entityTypes, type SplitCalendar, splitCalendar } from './split.ts';
 
-/** One block: its text without DTSTAMP lines, what was made of it (a VTIMEZONE stays a component) and
- * the lines its split skipped. */
-type MemoEntry<T> = { key: string; value: T | undefined; timezone: Component | undefined; skipped: number };
+/** One block of a read: where its text lies without DTSTAMP lines (`segments`, start and end pairs into
+ * the read's text, from `segment` on), what was made of it (a VTIMEZONE stays a component) and the lines its
+ * split skipped. */
+type MemoEntry<T> = {
+  segment: number;
+  segments: number;
+  length: number;
+  value: T | undefined;
+  timezone: Component | undefined;
+  skipped: number;
+};
 
-/** The blocks of one read in file order, each with its text without DTSTAMP lines. */
-export type BlockMemo<T> = MemoEntry<T>[];
+/** The blocks of one read in file order, located in that read's text (held so the next read compares
+ * against it in place: no per-block key string is made or hashed). */
+export type BlockMemo<T> = { text: string; entries: MemoEntry<T>[]; segments: number[] };
 
 /** The blocks of one read as components (what splitReusing keeps). */
 export type ComponentMemo = BlockMemo<Component>;
@@ -36,7 +45,7 @@ const endMarkers: ReadonlyMap<string, string> = new Map([...blockTypes].map((typ
 /** Splits `text` like splitCalendar, reusing `memo`'s components for unchanged blocks. */
 export function splitReusing(text: string, memo: ComponentMemo | undefined): ReusedSplit {
   const scanned = scanReusing(text, memo, (component) => component);
-  if (!scanned) return { calendar: splitCalendar(text), memo: [], reused: 0, parsed: 0 };
+  if (!scanned) return { calendar: splitCalendar(text), memo: { text: '', entries: [], segments: [] }, reused: 0, parsed: 0 };
   const { properties, timezones, values, skippedLines } = scanned;
   return {
     calendar: { complete: true, properties, timezones, components: values, skippedLines },
@@ -59,41 +68,114 @@ export function scanReusing<T>(text: string, memo: BlockMemo<T> | undefined, mak
 
 // A block is looked for among the next `nearby` blocks of the last read after the last one found;
 // after `missesBeforeIndex` blocks found nowhere near, the feed was likely reordered and the last
-// read's blocks are indexed by text.
+// read's blocks are indexed by UID. An index key names at most `maxCandidates` blocks compared in full.
 const nearby = 8;
 const missesBeforeIndex = 16;
+const maxCandidates = 8;
+
+/** Where one block's text lies without its DTSTAMP lines: `count` start/end pairs of `segments` from
+ * `first`, `length` characters in all. */
+type Located = { first: number; count: number; length: number };
 
 /**
- * Finds a block's entry among the last read's. Looking every block up in a Map by its text made V8
- * hash each block's text on every read (about 1.6 ns a character: two thirds of the split of a
- * re-read 10,000-event feed). Most blocks come where the last read had them, one booking changed or
- * added aside, so the blocks after the last one found are compared first (`===` compares, it does
- * not hash). A block missed before the index exists is parsed again: the same component, a little
- * more work.
+ * Finds a block's entry among the last read's. Blocks are compared where they lie, in this read's text and
+ * the last read's: a key string per block made V8 copy each block's text and hash it on every read (most of
+ * the split of a re-read 10,000-event feed). Most blocks come where the last read had them, one booking
+ * changed or added aside, so the blocks after the last one found are compared first. A block missed before
+ * the index exists is parsed again: the same component, a little more work.
  */
-function createFinder<T>(memo: BlockMemo<T> | undefined): (key: string) => MemoEntry<T> | undefined {
-  const entries = memo ?? [];
+type Finder<T> = (block: Located) => MemoEntry<T> | undefined;
+type UidIndex = { first: Map<string, number>; next: Int32Array };
+
+function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments: readonly number[]): Finder<T> {
+  const entries = memo?.entries ?? [];
+  const old = memo?.text ?? '';
+  const oldSegments = memo?.segments ?? [];
   let at = 0;
   let misses = 0;
-  let byText: Map<string, number> | undefined;
-  return (key) => {
-    for (let i = at; i < at + nearby && i < entries.length; i += 1) {
-      const entry = entries[i];
-      if (entry?.key === key) {
+  let index: UidIndex | undefined;
+  const same = (block: Located, entry: MemoEntry<T>) => entry.length === block.length
+    && sameText(text, segments, block.first, block.count, old, oldSegments, entry.segment, entry.segments);
+  return (block) => {
+    // Once the feed counts as reordered, only the next block in the last read's order is tried before the index.
+    const near = index ? 1 : nearby;
+    for (let i = at; i < at + near && i < entries.length; i += 1) {
+      const entry = entries[i] as MemoEntry<T>;
+      if (same(block, entry)) {
         at = i + 1;
         return entry;
       }
     }
-    if (!byText) {
+    if (!index) {
       misses += 1;
       if (misses <= missesBeforeIndex) return undefined;
-      byText = new Map(entries.map((entry, index) => [entry.key, index]));
+      index = indexByUid(old, oldSegments, entries);
     }
-    const found = byText.get(key);
-    if (found === undefined) return undefined;
-    at = found + 1;
-    return entries[found];
+    let candidate = index.first.get(uidOf(text, segments, block.first, block.count)) ?? -1;
+    for (let tried = 0; candidate !== -1 && tried < maxCandidates; tried += 1) {
+      const entry = entries[candidate] as MemoEntry<T>;
+      if (same(block, entry)) {
+        at = candidate + 1;
+        return entry;
+      }
+      candidate = index.next[candidate] ?? -1;
+    }
+    return undefined;
   };
+}
+
+// The last read's blocks by the UID line they carry ('' without one), each key chaining its blocks in order.
+function indexByUid<T>(text: string, segments: readonly number[], entries: readonly MemoEntry<T>[]): UidIndex {
+  const first = new Map<string, number>();
+  const next = new Int32Array(entries.length);
+  // From the last block back: each key's chain then runs in file order.
+  for (let i = entries.length - 1; i >= 0; i -= 1) {
+    const entry = entries[i] as MemoEntry<T>;
+    const uid = uidOf(text, segments, entry.segment, entry.segments);
+    next[i] = first.get(uid) ?? -1;
+    first.set(uid, i);
+  }
+  return { first, next };
+}
+
+// The raw value of a block's first `UID:` line, unfolded or not: only a hint, blocks are compared in full.
+function uidOf(text: string, segments: readonly number[], first: number, count: number): string {
+  const start = segments[2 * first] as number;
+  const end = segments[2 * (first + count) - 1] as number;
+  const at = text.indexOf('\nUID:', start);
+  if (at === -1 || at >= end) return '';
+  const eol = text.indexOf('\n', at + 5);
+  const stop = eol === -1 || eol > end ? end : eol;
+  return text.slice(at + 5, text[stop - 1] === '\r' ? stop - 1 : stop);
+}
+
+// True when two blocks' segments hold the same characters (their lengths are known equal).
+function sameText(a: string, aSegments: readonly number[], aFirst: number, aCount: number, b: string,
+  bSegments: readonly number[], bFirst: number, bCount: number): boolean {
+  let i = 2 * aFirst;
+  let j = 2 * bFirst;
+  const aStop = 2 * (aFirst + aCount);
+  const bStop = 2 * (bFirst + bCount);
+  let ap = aSegments[i] as number;
+  let bp = bSegments[j] as number;
+  while (i < aStop && j < bStop) {
+    const aEnd = aSegments[i + 1] as number;
+    const bEnd = bSegments[j + 1] as number;
+    const n = Math.min(aEnd - ap, bEnd - bp);
+    // Two slices compared: V8 compares them in place (startsWith was four times slower).
+    if (a.slice(ap, ap + n) !== b.slice(bp, bp + n)) return false;
+    ap += n;
+    bp += n;
+    if (ap === aEnd) {
+      i += 2;
+      ap = aSegments[i] as number;
+    }
+    if (bp === bEnd) {
+      j += 2;
+      bp = bSegments[j] as number;
+    }
+  }
+  return i >= aStop && j >= bStop;
 }
 
 function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component: Component) => T):
@@ -103,10 +185,11 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   const firstEnd = text.indexOf('\n', start);
   if (firstEnd === -1 || !/^BEGIN:VCALENDAR\r?$/.test(text.slice(start, firstEnd))) return undefined;
 
-  const find = createFinder(memo);
+  const segments: number[] = [];
+  const find = createFinder(memo, text, segments);
   // Blocks this read parsed, for a block that comes twice: the last read did not have it either.
   const fresh = new Map<string, MemoEntry<T>>();
-  const next: BlockMemo<T> = [];
+  const next: MemoEntry<T>[] = [];
   const values: T[] = [];
   const timezones: Component[] = [];
   const frameLines: string[] = [];
@@ -115,6 +198,8 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   let parsed = 0;
   let complete = false;
   let afterBlock = false;
+  // The next DTSTAMP line start at or after `pos`, found once for all the blocks before it.
+  let stampAt = -2;
   let pos = firstEnd + 1;
   while (pos < text.length) {
     const eol = text.indexOf('\n', pos);
@@ -127,22 +212,27 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
       if (type.includes('\r') || !blockTypes.has(type)) return undefined;
       const block = blockAt(text, pos, lineEnd, type);
       if (!block) return undefined;
-      const key = withoutStamps(block.text);
-      const known = find(key) ?? fresh.get(key);
+      if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
+      const located = locate(text, pos, block.end, stampAt, segments);
+      stampAt = located.stampAt;
+      const known = find(located) ?? (fresh.size > 0 ? fresh.get(stampless(text, segments, located)) : undefined);
       let entry: MemoEntry<T>;
+      const { first, count, length } = located;
       if (known) {
-        // A new entry with this read's key: the last read's keys are slices of its text, which the
-        // memo would otherwise keep alive read after read.
-        entry = { key, value: known.value, timezone: known.timezone, skipped: known.skipped };
+        // A new entry located in this read's text: the last read's text is then let go.
+        entry = { segment: first, segments: count, length, value: known.value, timezone: known.timezone,
+          skipped: known.skipped };
         reused += 1;
       } else {
-        const split = splitCalendar(`BEGIN:VCALENDAR\n${block.text}\nEND:VCALENDAR\n`);
+        const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, block.end)}\nEND:VCALENDAR\n`);
         const component = type === 'VTIMEZONE' ? split.timezones[0] : split.components[0];
         if (!component || split.components.length + split.timezones.length !== 1) return undefined;
         entry = type === 'VTIMEZONE'
-          ? { key, value: undefined, timezone: component, skipped: split.skippedLines }
-          : { key, value: make(component), timezone: undefined, skipped: split.skippedLines };
-        fresh.set(key, entry);
+          ? { segment: first, segments: count, length, value: undefined, timezone: component,
+              skipped: split.skippedLines }
+          : { segment: first, segments: count, length, value: make(component), timezone: undefined,
+              skipped: split.skippedLines };
+        fresh.set(stampless(text, segments, located), entry);
         parsed += 1;
       }
       next.push(entry);
@@ -177,14 +267,56 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
     timezones,
     values,
     skippedLines: skippedLines + frame.skippedLines,
-    memo: next,
+    memo: { text, entries: next, segments },
     reused,
     parsed,
   };
 }
 
+/**
+ * Appends to `segments` the block [start, end) without its DTSTAMP content lines (and their folded
+ * continuations): lines that start exactly `DTSTAMP:` or `DTSTAMP;`. `stampAt` is the first `\nDTSTAMP`
+ * at or after `start` (-1: none); the one after the block is given back for the next block.
+ */
+function locate(text: string, start: number, end: number, stampAt: number, segments: number[]):
+  Located & { stampAt: number } {
+  const first = segments.length / 2;
+  let length = 0;
+  let from = start;
+  let at = stampAt;
+  while (at !== -1 && at < end) {
+    const c = text[at + 8];
+    if (c === ':' || c === ';') {
+      if (at + 1 > from) {
+        segments.push(from, at + 1);
+        length += at + 1 - from;
+      }
+      let eol = text.indexOf('\n', at + 1);
+      while (eol !== -1 && eol < end && (text[eol + 1] === ' ' || text[eol + 1] === '\t')) eol = text.indexOf('\n', eol + 1);
+      from = eol === -1 || eol >= end ? end : eol + 1;
+      at = eol === -1 ? -1 : text.indexOf('\nDTSTAMP', eol);
+    } else {
+      at = text.indexOf('\nDTSTAMP', at + 1);
+    }
+  }
+  if (end > from) {
+    segments.push(from, end);
+    length += end - from;
+  }
+  return { first, count: segments.length / 2 - first, length, stampAt: at };
+}
+
+// A located block's text without DTSTAMP lines, as one string (only for blocks the last read lacked).
+function stampless(text: string, segments: readonly number[], block: Located): string {
+  let out = '';
+  for (let i = block.first; i < block.first + block.count; i += 1) {
+    out += text.slice(segments[2 * i] as number, segments[2 * i + 1] as number);
+  }
+  return out;
+}
+
 /** The block from a BEGIN line to its END line; undefined when another top-level BEGIN comes first. */
-function blockAt(text: string, pos: number, lineEnd: number, type: string): { text: string; next: number } | undefined {
+function blockAt(text: string, pos: number, lineEnd: number, type: string): { end: number; next: number } | undefined {
   const marker = endMarkers.get(type) ?? `\nEND:${type}`;
   const end = text.indexOf(marker, lineEnd);
   if (end === -1) return undefined;
@@ -198,26 +330,5 @@ function blockAt(text: string, pos: number, lineEnd: number, type: string): { te
     if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return undefined;
   }
   const eol = text.indexOf('\n', after);
-  return { text: text.slice(pos, after), next: eol === -1 ? text.length : eol + 1 };
-}
-
-/** The block without its DTSTAMP content lines (and their folded continuations). */
-function withoutStamps(block: string): string {
-  let at = block.indexOf('\nDTSTAMP');
-  if (at === -1) return block;
-  let out = '';
-  let from = 0;
-  while (at !== -1) {
-    const c = block[at + 8];
-    if (c === ':' || c === ';') {
-      out += block.slice(from, at + 1);
-      let end = block.indexOf('\n', at + 1);
-      while (end !== -1 && (block[end + 1] === ' ' || block[end + 1] === '\t')) end = block.indexOf('\n', end + 1);
-      from = end === -1 ? block.length : end + 1;
-      at = end === -1 ? -1 : block.indexOf('\nDTSTAMP', end);
-    } else {
-      at = block.indexOf('\nDTSTAMP', at + 1);
-    }
-  }
-  return out + block.slice(from);
+  return { end: after, next: eol === -1 ? text.length : eol + 1 };
 }

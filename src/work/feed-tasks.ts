@@ -128,29 +128,54 @@ export async function runAnalyze(task: AnalyzeTask, cache: FeedCache): Promise<T
 }
 
 function memoBytes(memo: BlockMemo<ComponentSummary>): number {
-  let bytes = 0;
-  for (const entry of memo) bytes += 2 * entry.key.length + (entry.value?.bytes ?? 200);
+  // The read's text (which the memo holds to compare the next read's blocks against), and each block's parts.
+  let bytes = 2 * memo.text.length + 8 * memo.segments.length;
+  // An entity's summary, and its packed bytes (kept with it, see recordOf): about its text again.
+  for (const entry of memo.entries) {
+    bytes += 100 + (entry.value ? entry.value.bytes + entry.value.text.length + 300 : 200);
+  }
   return bytes;
 }
 
-function pack(entities: readonly { id: string; hash: string; content: string; text: string; stub: string }[]) {
-  let total = 0;
-  for (const e of entities) {
-    total += Buffer.byteLength(e.id, 'utf8') + 2 * hashLength + Buffer.byteLength(e.text, 'utf8')
-      + Buffer.byteLength(e.stub, 'utf8');
+type PackableEntity = { id: string; hash: string; content: string; text: string; stub: string };
+
+/** One entity as packed: id, hashes, text and stub as bytes, and where its text and stub start. */
+type PackedRecord = { bytes: Buffer; text: number; stub: number };
+
+// Most entities of a re-read are the very objects of the last read (analyze.ts keeps them with the
+// blocks): their bytes are encoded once, and packing them again is a copy, not ten thousand encodings.
+const records = new WeakMap<PackableEntity, PackedRecord>();
+
+function recordOf(e: PackableEntity): PackedRecord {
+  let record = records.get(e);
+  if (!record) {
+    const idBytes = Buffer.byteLength(e.id, 'utf8');
+    const textBytes = Buffer.byteLength(e.text, 'utf8');
+    const bytes = Buffer.allocUnsafe(idBytes + 2 * hashLength + textBytes + Buffer.byteLength(e.stub, 'utf8'));
+    let at = bytes.write(e.id, 0, 'utf8');
+    at += bytes.write(e.hash, at, 'latin1');
+    at += bytes.write(e.content, at, 'latin1');
+    const text = at;
+    at += bytes.write(e.text, at, 'utf8');
+    record = { bytes, text, stub: at };
+    bytes.write(e.stub, at, 'utf8');
+    records.set(e, record);
   }
+  return record;
+}
+
+function pack(entities: readonly PackableEntity[]) {
+  const packed = entities.map(recordOf);
+  let total = 0;
+  for (const record of packed) total += record.bytes.length;
   const data = Buffer.allocUnsafeSlow(total);
   const offsets = new Int32Array(entities.length * 4);
   let at = 0;
-  entities.forEach((e, i) => {
+  packed.forEach((record, i) => {
     offsets[4 * i] = at;
-    at += data.write(e.id, at, 'utf8');
-    at += data.write(e.hash, at, 'latin1');
-    at += data.write(e.content, at, 'latin1');
-    offsets[4 * i + 1] = at;
-    at += data.write(e.text, at, 'utf8');
-    offsets[4 * i + 2] = at;
-    at += data.write(e.stub, at, 'utf8');
+    offsets[4 * i + 1] = at + record.text;
+    offsets[4 * i + 2] = at + record.stub;
+    at += record.bytes.copy(data, at);
     offsets[4 * i + 3] = at;
   });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offsets };
@@ -172,6 +197,22 @@ export function unpackEntity(packed: PackedAnalysis, index: number): PackedEntit
     text: () => data.toString('utf8', textStart, stubStart),
     stub: () => data.toString('utf8', stubStart, end),
   };
+}
+
+/** An entity's id in a packed analysis, decoded (what a diff looks the history up by). */
+export function packedId(packed: PackedAnalysis, index: number): string {
+  const offsets = packed.offsets as Int32Array;
+  const idStart = offsets[4 * index] as number;
+  return bufferOf(packed.data as Uint8Array).toString('utf8', idStart, (offsets[4 * index + 1] as number) - 2 * hashLength);
+}
+
+/** True when an entity's hash in a packed analysis is `hash`: compared in place, nothing decoded. */
+export function hasPackedHash(packed: PackedAnalysis, index: number, hash: string): boolean {
+  if (hash.length !== hashLength) return false;
+  const data = packed.data as Uint8Array;
+  const start = ((packed.offsets as Int32Array)[4 * index + 1] as number) - 2 * hashLength;
+  for (let i = 0; i < hashLength; i += 1) if (data[start + i] !== hash.charCodeAt(i)) return false;
+  return true;
 }
 
 // One Buffer view per packed answer, not one per entity (it was half the cost of unpacking).

@@ -21,10 +21,9 @@ const notifyValues: Readonly<Record<string, boolean>> = {
 
 /** Reads a listings CSV: the listings in the inline shape, and every problem found (each with its line). */
 export function parseListingsCsv(text: string, env: Readonly<Record<string, string | undefined>>): MapFileRead {
-  let rows: Array<{ record: string[]; info: { lines: number } }>;
+  let rows: Array<{ record: string[]; line: number }>;
   try {
-    const options = { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true } as const;
-    rows = parse(text, options) as unknown as typeof rows;
+    rows = parseRows(text);
   } catch (err) {
     const line = err instanceof CsvError ? (err as CsvError & { lines?: number }).lines : undefined;
     const message = err instanceof Error ? err.message.replace(/^Invalid [^:]+: /, '') : String(err);
@@ -35,13 +34,12 @@ export function parseListingsCsv(text: string, env: Readonly<Record<string, stri
     return unreadable({ path: '', message: `the file is empty: it needs a header row (${csvColumns.join(',')})` });
   }
   const problems: MapFileProblem[] = [];
-  const columns = headerColumns(header.record, header.info.lines, problems);
+  const columns = headerColumns(header.record, header.line, problems);
   if (columns === undefined) return { listings: {}, locate: () => undefined, problems };
 
   const listings: Record<string, { timezone?: string; peers: Array<Record<string, unknown>> }> = {};
   const lines = new Map<string, Lines>();
-  for (const { record, info } of rows.slice(1)) {
-    const line = info.lines;
+  for (const { record, line } of rows.slice(1)) {
     if (record.length > columns.length) {
       problems.push({ path: '', line, message: `the row has ${record.length} fields, the header ${columns.length}` });
       continue;
@@ -103,6 +101,39 @@ export function parseListingsCsv(text: string, env: Readonly<Record<string, stri
     at.peers.push(line);
   }
   return { listings, locate: csvLocator(lines), problems };
+}
+
+/**
+ * The records with the line each starts on. csv-parse counts the line a record ends on (a CRLF inside quotes
+ * twice): the start is found here from where the previous record ended, past the lines it skipped (blank, only
+ * commas, or a comment), counting newlines once.
+ */
+function parseRows(text: string): Array<{ record: string[]; line: number }> {
+  const buffer = Buffer.from(text);
+  // A line starting with # is a comment; a # inside a value (a URL's fragment) is not. A line of spaces or
+  // commas only is skipped as an empty one.
+  const options = { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true,
+    skip_records_with_empty_values: true, comment: '#', comment_no_infix: true } as const;
+  const parsed = parse(buffer, options) as unknown as Array<{ record: string[]; info: { bytes: number } }>;
+  let counted = 0;
+  let newlines = 0;
+  const lineAt = (offset: number) => {
+    for (; counted < offset; counted++) if (buffer[counted] === 0x0a) newlines += 1;
+    return newlines + 1;
+  };
+  let end = 0;
+  return parsed.map(({ record, info }) => {
+    let start = end;
+    for (;;) {
+      const eol = buffer.indexOf(0x0a, start);
+      if (eol === -1) break;
+      const line = buffer.toString('latin1', start, eol);
+      if (!/^[\s,]*$/.test(line) && !line.startsWith('#') && !line.startsWith('\u00ef\u00bb\u00bf#')) break;
+      start = eol + 1;
+    }
+    end = info.bytes;
+    return { record, line: lineAt(start) };
+  });
 }
 
 /** The header's columns, or undefined with the problems found. */

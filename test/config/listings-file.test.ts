@@ -3,6 +3,7 @@
 // and the line.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { type ConfigProblem, type ConfigResult, formatProblems, parseConfigText } from '../../src/config/load.ts';
 
 const configText = (listingsFile: string, inline = '') => [
@@ -76,6 +77,13 @@ test('CSV from a spreadsheet: a BOM, CRLF line ends, columns in another order an
     '\uFEFFPeer_URL,Listing,Timezone\r\n https://airbnb.example/1.ics , beach-house , Europe/Rome \r\n'));
   assert.deepEqual(listings['beach-house']?.peers.map((p) => p.url), ['https://airbnb.example/1.ics']);
   assert.equal(listings['beach-house']?.timezone, 'Europe/Rome');
+});
+
+test('CSV: a line starting with # is a comment; a # inside a value is kept', () => {
+  const listings = listingsOf(load('listings.csv',
+    `# generated nightly\n${csvHeader}\n# cabin is seasonal\ncabin,ota,https://ota.example/c.ics#frag,,\n`));
+  assert.deepEqual(Object.keys(listings), ['cabin']);
+  assert.equal(listings.cabin?.peers[0]?.url, 'https://ota.example/c.ics#frag');
 });
 
 test('CSV: a header row alone is a map without listings; ${VAR} is substituted in values, defaults too', () => {
@@ -227,4 +235,37 @@ test('a key twice in the config itself is refused with both lines', () => {
     { env: {}, sourceName: 'proxy.yaml', baseDir: '/srv' });
   const twice = findProblem(problemsOf(result), /appears twice in this mapping \(first on line 1\)/);
   assert.deepEqual([twice.path, twice.line], ['upstream', 4]);
+});
+
+test('CSV: the line named is the one the row starts on, whatever comes before (LF or CRLF, comments, blank lines, '
+  + 'quoted values over several lines)', () => {
+  fc.assert(fc.property(
+    fc.constantFrom('\n', '\r\n'),
+    fc.array(fc.record({
+      before: fc.constantFrom('', '# note', '   ', ',,,,', '#,a,b'),
+      multiline: fc.boolean(),
+      bad: fc.boolean(),
+    }), { minLength: 1, maxLength: 12 }),
+    (eol, rows) => {
+      let text = `${csvHeader}${eol}`;
+      let line = 1;
+      const expected = new Map<string, number>();
+      rows.forEach((row, i) => {
+        if (row.before !== '') {
+          text += `${row.before}${eol}`;
+          line += 1;
+        }
+        const id = `l${i}`;
+        expected.set(`listings.${id}.peers[0].url`, line + 1);
+        const name = row.multiline ? `"two${eol}lines"` : 'one';
+        text += `${id},${name},${row.bad ? 'ftp://bad' : `https://ota.example/${i}.ics`},,${eol}`;
+        line += row.multiline ? 2 : 1;
+      });
+      const result = load('listings.csv', text);
+      const bad = rows.filter((r) => r.bad).length;
+      if (bad === 0) return result.ok;
+      const problems = problemsOf(result);
+      return problems.length === bad && problems.every((p) => p.line === expected.get(p.path));
+    },
+  ), { numRuns: 200 });
 });

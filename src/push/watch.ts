@@ -254,14 +254,18 @@ export function createWatch(options: WatchOptions): Watch {
       })
       .finally(() => {
         reads.delete(reading);
-        // A listing removed from the map meanwhile is not read again.
-        if (slots.get(slot.id) === slot && !closed) wait(slot);
+        // A listing removed from the map meanwhile is not read again; an idle one waits for its idle period
+        // (the promotion pass moves it if it becomes active meanwhile).
+        if (slots.get(slot.id) !== slot || closed) return;
+        if (!adaptive || isActive(plan)) wait(slot);
+        else place(slot, 'idle', slot.base + periodOf(slot, false));
       });
     reads.add(reading);
   }
 
-  /** Tokens the budget holds at most: one tick's worth, and at least one read. */
-  const capacity = () => Math.max(1, (budget() * tickMs) / 1000);
+  /** Tokens the budget holds at most: one tick's worth (at least one read), and one more, so a fraction left
+   * over by a tick is not lost to the cap. Over any window w the reads are at most budget × w + that. */
+  const capacity = () => Math.max(1, (budget() * tickMs) / 1000) + 1;
 
   function tick(): void {
     const now = clock.now();

@@ -178,7 +178,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const plans = createLivePlans(createListingPlans(config, clock));
   const activity = createListingActivity(clock);
   // Several replicas on one store: who is alive, for the watch's partition and the journal's recovery.
-  const replicas = createReplicas({ store, clock, logger, heartbeatMs: heartbeatFor(config.push.watch) });
+  const replicas = createReplicas({ store, clock, logger, heartbeatMs: heartbeatFor(config.push.watch.intervalMs) });
   const feeds = createFeedEngine({
     store,
     fetcher: createFeedFetcher({

@@ -5,6 +5,7 @@ import { compilePathPattern, isPathPatternError } from '../http/path-pattern.ts'
 import { logLevels } from '../log.ts';
 import { byteSizePattern, parseByteSize } from './byte-size.ts';
 import { durationPattern, parseDuration } from './duration.ts';
+import { parseReadRate, readRatePattern } from './read-rate.ts';
 import { parseTrustedRange } from '../http/trust-proxy.ts';
 import { usableTimeZone } from '../push/decide/dates.ts';
 
@@ -38,6 +39,73 @@ const positiveDuration = z
   .regex(durationPattern, { error: durationMessage, abort: true })
   .transform((value) => parseDuration(value))
   .refine((ms) => ms > 0, { error: 'must be longer than 0' });
+
+const readRateMessage = 'must be a rate like 20/s, 300/m or 3600/h, or a number of reads per second';
+
+/** A read rate (`20/s`, `300/m`, `3600/h`, or a number per second), more than 0, read as reads per second. */
+const readRate = z
+  .union([z.number().positive(), z.string().regex(readRatePattern, { error: readRateMessage })],
+    { error: readRateMessage })
+  .transform((value) => parseReadRate(value))
+  .refine((perSecond) => perSecond > 0, { error: readRateMessage });
+
+/** `push.watch` after validation (SPEC "Push": the watch must not cost the platform more than its polling).
+ * A duration is a flat interval: every listing every `intervalMs`, no budget. */
+export type WatchConfig = {
+  /** How often a listing with recent activity is read; 0: the watch is off. */
+  intervalMs: number;
+  /** How often, at most, a listing without recent activity is read (= intervalMs when flat). */
+  idleIntervalMs: number;
+  /** Reads per second across the fleet, at most; Infinity: unbounded. */
+  maxRatePerSecond: number;
+  /** The object form: listings split by recent activity. */
+  adaptive: boolean;
+};
+
+const watchObject = z
+  .strictObject({
+    interval: positiveDuration.prefault('60s').describe('How often a listing with recent activity is read.'),
+    idleInterval: positiveDuration
+      .prefault('15m')
+      .describe('How often, at most, a listing without activity in the last 7 days is read.'),
+    maxRate: readRate
+      .optional()
+      .describe('Watch reads per second across the fleet, at most (20/s, 300/m, 3600/h); default: unbounded.'),
+  })
+  .refine((w) => w.idleInterval >= w.interval,
+    { error: 'must not be shorter than interval', path: ['idleInterval'] });
+
+// The issues of a nested parse that no schema gave a message to carry this one: they are left without, so
+// the caller's own messages (config/load.ts) word them like every other key's.
+const noMessageOfItsOwn = '\u0000';
+
+/**
+ * `push.watch`: a duration (flat, 0 = off) or `{ interval, idleInterval, maxRate }` (adaptive). The form is
+ * picked by the value's type, so a mistake in the object is reported at its own key (`push.watch.maxRate`),
+ * not as "neither form matched".
+ */
+const watch = z
+  .unknown()
+  .transform((input, ctx): WatchConfig => {
+    const isObject = typeof input === 'object' && input !== null;
+    const parsed = (isObject ? watchObject : duration).safeParse(input, { error: () => noMessageOfItsOwn,
+      reportInput: true });
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const { message, ...rest } = issue;
+        ctx.addIssue((message === noMessageOfItsOwn ? rest : issue) as Parameters<typeof ctx.addIssue>[0]);
+      }
+      return z.NEVER;
+    }
+    if (typeof parsed.data === 'number') {
+      return { intervalMs: parsed.data, idleIntervalMs: parsed.data, maxRatePerSecond: Infinity, adaptive: false };
+    }
+    const w = parsed.data;
+    return { intervalMs: w.interval, idleIntervalMs: w.idleInterval, maxRatePerSecond: w.maxRate ?? Infinity,
+      adaptive: true };
+  })
+  // What a user writes, for config/schema.json (a transform alone would be `{}` there).
+  .meta({ anyOf: (z.toJSONSchema(z.union([duration, watchObject]), { io: 'input' }) as { anyOf: unknown[] }).anyOf });
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -248,9 +316,10 @@ export const configSchema = z
         retryFor: positiveDuration
           .prefault('24h')
           .describe('How long a failing outbound notification is retried before it is dropped.'),
-        watch: duration
+        watch: watch
           .prefault('60s')
-          .describe('Re-read own feeds this often to catch primary changes (0 = off).'),
+          .describe('Re-read own feeds this often to catch primary changes (0 = off); or adaptive: '
+            + '{ interval, idleInterval, maxRate }.'),
         timezone: timeZone
           .optional()
           .describe('IANA zone of listings without their own; unset: the conservative rule (UTC-12 / UTC+14).'),

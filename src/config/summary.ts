@@ -4,7 +4,7 @@
 import { createRedactor } from '../redact.ts';
 import { ownFeedTarget } from './listings.ts';
 import type { MapSources } from './load.ts';
-import type { Config } from './schema.ts';
+import type { Config, WatchConfig } from './schema.ts';
 
 const maxListings = 20;
 const maxPeers = 5;
@@ -65,7 +65,7 @@ export function summarizeConfig(config: Config, sourceName: string, map?: MapSou
 
   lines.push('push');
   row('debounce', formatDuration(config.push.debounce));
-  row('watch', config.push.watch === 0 ? 'off' : formatDuration(config.push.watch));
+  row('watch', watchSummary(config.push.watch));
   row(
     'triggers',
     config.push.triggers.length === 0
@@ -126,4 +126,13 @@ function formatDuration(ms: number): string {
 
 function hostOf(url: string): string {
   return URL.canParse(url) ? new URL(url).host : url;
+}
+
+/** `push.watch` in one line: off, a flat interval, or the adaptive intervals and budget. */
+function watchSummary(watch: WatchConfig): string {
+  if (watch.intervalMs === 0) return 'off';
+  if (!watch.adaptive) return formatDuration(watch.intervalMs);
+  const rate = Number.isFinite(watch.maxRatePerSecond)
+    ? `at most ${Number(watch.maxRatePerSecond.toPrecision(3))} reads/s` : 'no rate limit';
+  return `active every ${formatDuration(watch.intervalMs)}, idle every ${formatDuration(watch.idleIntervalMs)}, ${rate}`;
 }

@@ -19,6 +19,7 @@ import type { ChangeLog, FeedChange, StoredNights } from './change-log.ts';
 import type { FeedMetrics } from './feed-metrics.ts';
 import type { CalendarFetch, FeedFetch, FeedFetcher, NotCalendarReason, UpstreamAnswer } from './fetch.ts';
 import { fingerprintAsync } from './fingerprint.ts';
+import { sameValidators, type StoredValidators, type Validators, validatorsOf } from './upstream-validators.ts';
 import { createHistoryStore } from './history-store.ts';
 import {
   applyAnalysisInSlices, calendarBuffer, currentTextsInSlices, type FeedHistory, historyBytesInSlices,
@@ -71,6 +72,9 @@ export type FeedState = {
   degraded?: { fingerprint: string; at: number };
   /** When a client last got a Sync-Token: such a feed is never evicted to make room. */
   tokenAt?: number;
+  /** The upstream's ETag / Last-Modified of the last 200 applied, and the content they stand for: what the
+   * sidecar's own reads send back (readIfChanged). Absent while a drop is held or the feed is unversioned. */
+  validators?: StoredValidators;
 };
 
 /** What a feed read came to, for the code that answers the request. */
@@ -91,6 +95,19 @@ export type FeedRead =
   | { kind: 'not-calendar'; answer: UpstreamAnswer; reason: NotCalendarReason }
   | { kind: 'failed'; error: IcalpushError }
   | { kind: 'too-large' };
+
+/** A conditional read's 304, applied: the snapshot's content is still the upstream's. */
+export type NotModifiedRead = {
+  kind: 'not-modified';
+  /** The snapshot's content tag, confirmed. */
+  tag: string;
+  changedAt: number;
+  history: FeedHistory;
+};
+
+/** When a feed was last read with an answer that showed its content (a calendar or a 304), and when that
+ * content last changed (absent while it never did: the first snapshot is no change); in memory, bounded. */
+export type RecentRead = { readAt: number; changedAt?: number };
 
 /** A calendar answer kept for maxAge, with the content tag the snapshot had for it. */
 export type KeptAnswer = UpstreamAnswer & { readonly tag: string };
@@ -147,6 +164,14 @@ export type HeldDrop = {
 export type FeedEngine = {
   /** Reads the feed from the upstream (shared with concurrent reads) and applies the answer. */
   read(feed: FeedKey, headers: Record<string, string | string[]>): Promise<FeedRead>;
+  /**
+   * The sidecar's own read (watch, re-reads, operator notify): as `read`, conditional on the upstream's own
+   * validators of the snapshot when it sent any, so an unchanged feed costs the platform a 304. Never for a
+   * client's GET: its body bytes must be the upstream's.
+   */
+  readIfChanged(feed: FeedKey, headers: Record<string, string | string[]>): Promise<FeedRead | NotModifiedRead>;
+  /** The last read of `key` that showed its content (by anyone: a client's GET, the watch), if remembered. */
+  lastRead(key: string): RecentRead | undefined;
   /** Stops the background work (reads owed since a store outage); reads still work. */
   close(): void;
   /** The stored state of a feed without touching the upstream (HEAD, maxAge). */
@@ -230,6 +255,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   // The sequence of the newest fetch applied per feed. Fetches of one feed that do not share (another
   // Host or Accept-Language) may answer out of order; the older answer must not undo the newer one.
   const appliedSequence = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
+  const recentReads = new LRUCache<string, RecentRead>({ max: Math.min(maxFeeds, 100_000) });
   const answerCache = new LRUCache<string, KeptAnswer>({
     maxSize: answerCacheBytes,
     sizeCalculation: (a) => Math.max(1, a.body.length),
@@ -461,6 +487,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       // The content is the snapshot's again: a drop being held did not persist.
       const state = stateOf(feed, history, previous, now, answer.body.length);
       delete state.hold;
+      withValidators(state, answer, history.tag);
+      const revalidated = !sameValidators(state.validators, previous?.validators)
+        || state.validators?.tag !== previous?.validators?.tag;
       // A state behind its history (a crash between the two writes) holds the nights of the version before:
       // the next change would be classified against them and miss what this version booked or freed. Without
       // them, the next change counts its nights before from the history itself.
@@ -475,7 +504,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
         }
         state.savedAt = now;
       }
-      await saveState(feed.key, state, previous?.hold !== undefined || previous?.gone === true || stale || lagging);
+      await saveState(feed.key, state,
+        previous?.hold !== undefined || previous?.gone === true || stale || lagging || revalidated);
       return calendarRead(answer, history.tag, history.changedAt, history);
     }
     if (!history && previous?.unversioned && previous.fingerprint === fingerprint && previous.unversioned !== 'busy') {
@@ -551,8 +581,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
             }
           }
         }
-        const held = { ...stateOf(feed, history, previous, now, answer.body.length), hold: { since, entities: after } };
-        await saveState(feed.key, held, !previous?.hold);
+        const held: FeedState = { ...stateOf(feed, history, previous, now, answer.body.length),
+          hold: { since, entities: after } };
+        // A 304 would confirm the held body, which is not kept: while held, reads are whole.
+        delete held.validators;
+        await saveState(feed.key, held, !previous?.hold || previous.validators !== undefined);
         return calendarRead(answer, result.history.tag, now, history, { held: true });
       }
       logger.warn({ feed: redact(feed.target), listing: feed.listing, heldMs: now - since }, 'feed drop confirmed');
@@ -573,6 +606,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     delete state.hold;
     delete state.unversioned;
     delete state.degraded;
+    withValidators(state, answer, next.tag);
     const write = result.changed || next !== result.history || stale || !history;
     // Not written: the same content, remade (a new fingerprint). It stands for the head its history was read from.
     if (!write && history) histories.carry(history, next);
@@ -663,6 +697,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     delete state.gone;
     delete state.notCalendar;
     delete state.degraded;
+    delete state.validators;
     if (changed) {
       const change = await journal({
         feed: { key: feed.key, target: feed.target, listing: feed.listing },
@@ -716,12 +751,21 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     if (fetched.kind === 'not-calendar') {
       metrics.read('not_calendar');
       const gone = fetched.reason === 'status' && (fetched.status === 404 || fetched.status === 410);
-      await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone, true);
+      // A 304 nobody asked for says nothing about the feed: HEAD keeps answering from the snapshot.
+      const unasked304 = fetched.reason === 'status' && fetched.status === 304;
+      await recordError(feed, fetched.reason === 'status' ? `status ${fetched.status}` : fetched.reason, gone,
+        !unasked304);
       return { kind: 'not-calendar', answer: fetched, reason: fetched.reason };
+    }
+    if (fetched.kind === 'not-modified') {
+      // Only readIfChanged asks, and it settles its own 304s; one joined here is a body-less answer.
+      metrics.read('not_calendar');
+      return { kind: 'failed', error: new IcalpushError('UPSTREAM_PROTOCOL', 'a 304 where a body was needed') };
     }
     const fingerprint = await fingerprintAsync(fetched.body);
     try {
       const read = await serialized(feed.key, () => apply(feed, fetched, fingerprint));
+      if (read.kind === 'calendar') recentReads.set(feed.key, recentRead(fetched.fetchedAt, read.changedAt, read.history));
       // Only what a maxAge answer sends, only when one may be sent (a body kept is its size in memory),
       // and only an answer the snapshot stands for: its bytes go out with the snapshot's ETag.
       if (options.keepAnswers !== false && read.kind === 'calendar' && read.history && !read.held && !read.unversioned
@@ -795,19 +839,94 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     }
   }
 
+  /** Sets (or clears) `state.validators` to those of `answer`, standing for the content `tag`. */
+  function withValidators(state: FeedState, answer: UpstreamAnswer, tag: string): void {
+    const validators = validatorsOf(answer.headers, answer.fetchedAt);
+    if (validators) state.validators = { ...validators, tag };
+    else delete state.validators;
+  }
+
+  /** The validators a conditional read of `key` may send: those of the snapshot's own content, while no drop
+   * is held and the last answer was a calendar. */
+  async function validatorsFor(key: string): Promise<Validators | undefined> {
+    const state = await loadState(key).catch(() => undefined);
+    const stored = state?.validators;
+    if (!state || !stored || stored.tag !== state.tag || state.version === undefined || state.hold
+      || state.unversioned || state.notCalendar || state.gone) return undefined;
+    const { tag: _tag, ...validators } = stored;
+    return validators;
+  }
+
+  /**
+   * Applies a 304: the body the validators came with is current. A read of unchanged content, as far as the
+   * snapshot goes (SPEC "Push": no version, no notification; its nights stand). Undefined when the 304 cannot
+   * be matched to the snapshot (it changed meanwhile, or another replica wrote it): the caller reads in full.
+   */
+  async function applyNotModified(feed: FeedKey,
+    answer: FeedFetch & { kind: 'not-modified' }): Promise<NotModifiedRead | undefined> {
+    const now = clock.now();
+    if (answer.sequence < (appliedSequence.get(feed.key) ?? 0)) return undefined;
+    const history = await loadHistory(feed.key);
+    const previous = await loadState(feed.key);
+    const stored = previous?.validators;
+    if (!history || !previous || !stored || !sameValidators(stored, answer.validators) || stored.tag !== history.tag
+      || previous.hold || previous.version !== history.version) {
+      if (previous?.validators) {
+        const { validators: _dropped, ...rest } = previous;
+        await saveState(feed.key, rest, true);
+      }
+      return undefined;
+    }
+    appliedSequence.set(feed.key, answer.sequence);
+    metrics.read('not_modified');
+    const state = stateOf(feed, history, previous, now, previous.bytes);
+    if (now - previous.savedAt > retentionMs / 2) {
+      // An unchanged feed is rewritten now and then, so its store TTL never runs out while it is read.
+      if (await histories.save(feed.key, history, history, ttlMs, { all: true, now }) === 'conflict') {
+        historyCache.delete(feed.key);
+        return undefined;
+      }
+      state.savedAt = now;
+      await saveState(feed.key, state, true);
+    } else {
+      await saveState(feed.key, state, false);
+    }
+    recentReads.set(feed.key, recentRead(answer.fetchedAt, history.changedAt, history));
+    return { kind: 'not-modified', tag: history.tag, changedAt: history.changedAt, history };
+  }
+
+  /** Settles a fetch once for every caller that joined it. */
+  async function settleShared(feed: FeedKey, fetched: FeedFetch,
+    headers: Record<string, string | string[]>): Promise<FeedRead> {
+    let settling = applying.get(fetched);
+    if (!settling) {
+      settling = settle(feed, fetched);
+      applying.set(fetched, settling);
+    }
+    const read = await settling;
+    if (read.kind === 'calendar' && read.unversioned === 'store' && historyCache.has(feed.key)) {
+      noteUnsynced(feed, headers);
+    }
+    return read;
+  }
+
   const engine: FeedEngine = {
+    async readIfChanged(feed, headers) {
+      const validators = await validatorsFor(feed.key);
+      if (!validators) return engine.read(feed, headers);
+      const fetched = await fetcher.fetchIfChanged(feed.target, headers, validators);
+      if (fetched.kind !== 'not-modified') return settleShared(feed, fetched, headers);
+      const confirmed = await serialized(feed.key, () => applyNotModified(feed, fetched))
+        .catch((err: unknown) => {
+          logger.warn({ err: briefError(err), feed: redact(feed.target) }, 'feed not-modified answer not applied');
+          return undefined;
+        });
+      // A 304 that confirms nothing the snapshot holds: read the feed whole.
+      return confirmed ?? engine.read(feed, headers);
+    },
+    lastRead: (key) => recentReads.get(key),
     async read(feed, headers) {
-      const fetched = await fetcher.fetch(feed.target, headers);
-      let settling = applying.get(fetched);
-      if (!settling) {
-        settling = settle(feed, fetched);
-        applying.set(fetched, settling);
-      }
-      const read = await settling;
-      if (read.kind === 'calendar' && read.unversioned === 'store' && historyCache.has(feed.key)) {
-        noteUnsynced(feed, headers);
-      }
-      return read;
+      return settleShared(feed, await fetcher.fetch(feed.target, headers), headers);
     },
     state: loadState,
     history: loadHistory,
@@ -861,6 +980,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     },
   };
   return engine;
+}
+
+/** A feed's last read: its content changed at `changedAt` unless it is the first version (a baseline). */
+function recentRead(readAt: number, changedAt: number, history: FeedHistory | undefined): RecentRead {
+  return history === undefined || history.version > 1 ? { readAt, changedAt } : { readAt };
 }
 
 function pathOf(target: string): string {

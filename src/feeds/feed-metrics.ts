@@ -12,13 +12,13 @@ export type FeedVariant = 'plain' | 'enhanced' | 'minimal' | 'head' | 'options';
 /** What an upstream feed read came to (the `outcome` label). */
 export type ReadOutcome =
   | 'unchanged' | 'changed' | 'held' | 'superseded' | 'not_calendar' | 'failed' | 'too_large' | 'store_error'
-  | 'unversioned' | 'too_complex' | 'busy' | 'replica_conflict';
+  | 'unversioned' | 'too_complex' | 'busy' | 'replica_conflict' | 'not_modified';
 
 const variants = ['plain', 'enhanced', 'minimal', 'head', 'options'] as const satisfies readonly FeedVariant[];
 const answers = ['full', 'delta', 'not_modified', 'conflict', 'passthrough', 'error'] as const satisfies readonly FeedAnswer[];
 const outcomes = [
   'unchanged', 'changed', 'held', 'superseded', 'not_calendar', 'failed', 'too_large', 'store_error',
-  'unversioned', 'too_complex', 'busy', 'replica_conflict',
+  'unversioned', 'too_complex', 'busy', 'replica_conflict', 'not_modified',
 ] as const satisfies readonly ReadOutcome[];
 
 /** Records what the feed engine did. */

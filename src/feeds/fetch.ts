@@ -6,6 +6,7 @@ import type { IcalpushError } from '../errors.ts';
 import { createOutboundClient, type OutboundClient, type UpstreamPool } from '../http/clients.ts';
 import { forwardedResponseHeaders } from '../http/forwarded-headers.ts';
 import { createSingleFlight } from '../util/single-flight.ts';
+import { conditionalHeaders, type Validators } from './upstream-validators.ts';
 
 /** Why an upstream answer is not a complete calendar; the caller relays it unchanged (SPEC "GET (plain)"). */
 export type NotCalendarReason = 'status' | 'content-type' | 'incomplete' | 'empty';
@@ -40,7 +41,9 @@ export type FeedFetch =
   | CalendarFetch
   | (UpstreamAnswer & { readonly kind: 'not-calendar'; readonly reason: NotCalendarReason })
   | { readonly kind: 'too-large' }
-  | { readonly kind: 'failed'; readonly error: IcalpushError };
+  | { readonly kind: 'failed'; readonly error: IcalpushError }
+  /** A conditional read's 304: the body the validators came with is still current. */
+  | (UpstreamAnswer & { readonly kind: 'not-modified'; readonly validators: Validators });
 
 /** Options for createFeedFetcher. */
 export type FeedFetcherOptions = {
@@ -66,6 +69,13 @@ export type FeedFetcher = {
    * as forwardedRequestHeaders gives them). Never rejects: failures are a `failed` outcome.
    */
   fetch(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch>;
+  /**
+   * The same, conditional on the upstream's own `validators` (If-None-Match / If-Modified-Since): the
+   * sidecar's own reads. A 304 is `not-modified`; a fetch of the same feed already under way is joined
+   * instead (its answer is as fresh). Never shared with a plain fetch started later, whose caller needs a body.
+   */
+  fetchIfChanged(target: string, headers: Record<string, string | string[]>,
+    validators: Validators): Promise<FeedFetch>;
   /** Upstream fetches currently in flight (one per distinct target and credentials). */
   inflight(): number;
 };
@@ -121,30 +131,40 @@ export function createFeedFetcher(options: FeedFetcherOptions): FeedFetcher {
   };
   let started = 0;
 
-  async function fetchOnce(target: string, headers: Record<string, string | string[]>): Promise<FeedFetch> {
+  async function fetchOnce(target: string, headers: Record<string, string | string[]>,
+    validators?: Validators): Promise<FeedFetch> {
     started += 1;
     const sequence = started;
     const result = await client.request(target, {
       via: upstream.pool,
       method: 'GET',
-      headers: upstreamRequestHeaders(headers),
+      headers: { ...upstreamRequestHeaders(headers), ...(validators ? conditionalHeaders(validators) : {}) },
       deadlineMs,
       maxBodyBytes,
     });
     if (result.kind === 'failed') return Object.freeze({ kind: 'failed', error: result.error });
     if (result.kind === 'too-large') return Object.freeze({ kind: 'too-large' });
-    return judge({
+    const answer = {
       status: result.status,
       headers: Object.freeze(forwardedResponseHeaders(result.headers as IncomingHttpHeaders)),
       body: result.body,
       fetchedAt: clock.now(),
       sequence,
-    });
+    };
+    // Only a read that asked can be answered "not modified"; an unasked 304 is an answer like any other
+    // that is not a calendar, passed through and never applied.
+    if (validators && answer.status === 304) return Object.freeze({ kind: 'not-modified', ...answer, validators });
+    return judge(answer);
   }
 
   return {
     // SPEC "GET (plain)": concurrent GETs of the same URL share one upstream fetch.
     fetch: (target, headers) => running(singleFlightKey(target, headers, sharedBy()), () => fetchOnce(target, headers)),
+    fetchIfChanged(target, headers, validators) {
+      const key = singleFlightKey(target, headers, sharedBy());
+      if (running.has(key)) return running(key, () => fetchOnce(target, headers));
+      return running(`${key} if`, () => fetchOnce(target, headers, validators));
+    },
     inflight: () => running.size,
   };
 }

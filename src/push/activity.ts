@@ -7,6 +7,10 @@ import type { Clock } from '../clock.ts';
 /** What happened. */
 export type ActivityKind = 'trigger' | 'operator' | 'inbound' | 'change';
 
+/** How long a listing counts as active after any of them: the watch reads it every `interval` meanwhile,
+ * the others up to every `idleInterval` (SPEC "Push": activity in the last 7 days). */
+export const activeForMs = 7 * 24 * 60 * 60 * 1000;
+
 /** The last time of each kind, in ms. */
 export type ListingActivityTimes = Partial<Record<ActivityKind, number>>;
 
@@ -16,6 +20,8 @@ export type ListingActivity = {
   /** The last trigger 2xx or operator notify of `listing` (ms), the moments a drop is a cancellation. */
   lastChangeSeen(listing: string): number | undefined;
   times(listing: string): ListingActivityTimes;
+  /** The last time anything of any kind was seen of `listing` (ms). */
+  lastSeen(listing: string): number | undefined;
 };
 
 /** Creates the record; `max` bounds the listings remembered (least recently touched go first). */
@@ -34,5 +40,9 @@ export function createListingActivity(clock: Clock, max = 100_000): ListingActiv
       return seen.length > 0 ? Math.max(...seen) : undefined;
     },
     times: (listing) => ({ ...byListing.peek(listing) }),
+    lastSeen(listing) {
+      const times = Object.values(byListing.peek(listing) ?? {});
+      return times.length > 0 ? Math.max(...times) : undefined;
+    },
   };
 }

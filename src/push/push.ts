@@ -14,7 +14,7 @@ import { compilePathPattern, isPathPatternError, type PathPattern } from '../htt
 import type { Logger } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import type { Histogram, Registry } from '../metrics/registry.ts';
-import type { ListingActivity } from './activity.ts';
+import { activeForMs, type ListingActivity } from './activity.ts';
 import type { Decision } from './decide/decide.ts';
 import { heldDecision, operatorDecision } from './decide/made-by-callers.ts';
 import { todayFor } from './decide/today.ts';
@@ -27,7 +27,8 @@ import { createRefresh } from './refresh.ts';
 import { createRereads, rereadAfterTriggerMs } from './rereads.ts';
 import type { Replicas } from '../store/replicas.ts';
 import type { Store } from '../store/store.ts';
-import { createWatch } from './watch.ts';
+import { createWatch, type WatchReadOutcome } from './watch.ts';
+import { createWatchMetrics } from './watch-metrics.ts';
 import { createWatchClaim } from './watch-claim.ts';
 import { createDebounceGate } from './debounce-gate.ts';
 import type { ListingPlan, ListingPlans } from './plans.ts';
@@ -157,20 +158,38 @@ export function createPush(options: PushOptions): Push {
       ? createDebounceGate(options.store, clock, config.push.debounce) : undefined,
   });
   const watch = createWatch({
-    plans: options.plans.byId,
+    // Read at every tick: a reloaded map is picked up by the watch as it is by everything else.
+    plans: () => options.plans.byId,
     clock,
-    intervalMs: config.push.watch,
+    intervalMs: config.push.watch.intervalMs,
+    idleIntervalMs: config.push.watch.idleIntervalMs,
+    maxRatePerSecond: config.push.watch.maxRatePerSecond,
+    replicas: () => options.replicas.live().length,
     concurrency: watchConcurrency,
-    read: (plan) => readOwn(plan, 'watch').then((read) => (read as { kind?: string } | undefined)?.kind === 'calendar'),
-    mayRead: createWatchClaim(options.store, options.replicas, config.push.watch),
+    // Activity seen by this process, or else the last change the feed's snapshot knows (after a restart).
+    isActive: (plan) => {
+      const seen = Math.max(options.activity.lastSeen(plan.id) ?? Number.NEGATIVE_INFINITY,
+        engine.lastRead(plan.key)?.changedAt ?? Number.NEGATIVE_INFINITY);
+      return clock.now() - seen < activeForMs;
+    },
+    lastReadAt: (plan) => engine.lastRead(plan.key)?.readAt,
+    read: (plan) => readOwn(plan, 'watch').then((read): WatchReadOutcome => {
+      const kind = (read as { kind?: string } | undefined)?.kind;
+      return kind === 'calendar' ? 'read' : kind === 'not-modified' ? 'not-modified' : 'failed';
+    }),
+    isMine: (plan) => options.replicas.owns(plan.id),
+    mayRead: createWatchClaim(options.store, options.replicas),
+    onRead: (reason) => countWatchRead(reason),
   });
+  const countWatchRead = createWatchMetrics(options.registry, () => watch.stats());
 
   function readOwn(scheduled: ListingPlan, why: string): Promise<unknown> {
     // A read scheduled before a reload uses the listing as the map now has it; a listing removed is not read.
     const plan = plansNow().get(scheduled.id);
     if (closed || plan === undefined) return Promise.resolve();
     const headers = { ...plan.headers, 'user-agent': `${config.push.userAgent} icalpush (${why})` };
-    return engine.read({ key: plan.key, target: plan.target, listing: plan.id }, headers)
+    // Conditional on the upstream's own validators: an unchanged feed costs the platform a 304.
+    return engine.readIfChanged({ key: plan.key, target: plan.target, listing: plan.id }, headers)
       .then((read) => {
         if (read.kind === 'not-calendar') {
           const { status } = read.answer;
@@ -179,7 +198,7 @@ export function createPush(options: PushOptions): Push {
             headers: Object.keys(plan.headers) };
           if (status === 401 || status === 403) logger.warn(fields, 'own feed read refused: check listings.<id>.headers');
           else logger.warn(fields, 'own feed read failed');
-        } else if (read.kind !== 'calendar') {
+        } else if (read.kind !== 'calendar' && read.kind !== 'not-modified') {
           logger.warn({ listing: plan.id, why, outcome: read.kind }, 'own feed read failed');
         }
         return read;
@@ -277,7 +296,7 @@ export function createPush(options: PushOptions): Push {
       // What the peers would read now, and whether they were told about it already: once its change is
       // processed (a read under way may be finding it right now), the answer is in the log.
       const read = await readOwn(plan, 'operator').catch(() => undefined) as { kind?: string; tag?: string } | undefined;
-      const tag = read?.kind === 'calendar' ? read.tag : undefined;
+      const tag = read?.kind === 'calendar' || read?.kind === 'not-modified' ? read.tag : undefined;
       // In the feed's order, after that read's change: the log is current, and no change decided meanwhile
       // has its announcement overwritten by this one.
       const decision = await engine.afterChanges(plan.key, async () => {

@@ -1,6 +1,7 @@
 // Which replica reads a listing in a watch slot (SPEC "Several replicas": the watch reads each listing once
 // per interval across the fleet, and a dead replica's share is taken over within two intervals). The
-// listing's owner among the live replicas (rendezvous hashing) takes a lease on it for most of an interval;
+// listing's owner among the live replicas (rendezvous hashing) takes a lease on it for most of its interval
+// (active or idle);
 // a replica whose view of the fleet is behind finds the lease taken and skips. With a store of one process,
 // every slot is this replica's.
 import type { Replicas } from '../store/replicas.ts';
@@ -10,15 +11,15 @@ import type { ListingPlan } from './plans.ts';
 /** The store namespace of the watch's leases. */
 export const watchLeaseNamespace = 'push_watch';
 
-/** The watch's `mayRead` for this replica. */
-export function createWatchClaim(store: Store, replicas: Replicas,
-  intervalMs: number): (plan: ListingPlan) => Promise<boolean> {
+/** The watch's `mayRead` for this replica: `periodMs` is the listing's interval. */
+export function createWatchClaim(store: Store,
+  replicas: Replicas): (plan: ListingPlan, periodMs: number) => Promise<boolean> {
   if (!store.shared) return () => Promise.resolve(true);
   const leases = store.namespace(watchLeaseNamespace);
-  // Short of a whole interval, so the owner's next slot (timers fire a little late or early) finds it free.
-  const leaseMs = Math.max(1, intervalMs - Math.min(1_000, Math.floor(intervalMs / 10)));
-  return async (plan) => {
+  return async (plan, periodMs) => {
     if (!replicas.owns(plan.id)) return false;
+    // Short of a whole period, so the owner's next slot (timers fire a little late or early) finds it free.
+    const leaseMs = Math.max(1, periodMs - Math.min(1_000, Math.floor(periodMs / 10)));
     try {
       return await leases.add(plan.id, replicas.id, leaseMs);
     } catch {

@@ -5,6 +5,8 @@
 export type SingleFlight<T> = ((key: string, work: () => Promise<T>) => Promise<T>) & {
   /** Keys whose work is under way. */
   readonly size: number;
+  /** True while work for `key` is under way. */
+  has(key: string): boolean;
 };
 
 /** Creates an empty single-flight. */
@@ -17,5 +19,7 @@ export function createSingleFlight<T>(): SingleFlight<T> {
     running.set(key, started);
     return started;
   };
-  return Object.defineProperty(run, 'size', { get: () => running.size }) as SingleFlight<T>;
+  const flight = Object.defineProperty(run, 'size', { get: () => running.size }) as SingleFlight<T>;
+  flight.has = (key) => running.has(key);
+  return flight;
 }

@@ -51,7 +51,7 @@ test('proxy.example.yaml yields the documented values', async () => {
     push: {
       debounce: 300_000,
       retryFor: 86_400_000,
-      watch: 60_000,
+      watch: { intervalMs: 60_000, idleIntervalMs: 60_000, maxRatePerSecond: Infinity, adaptive: false },
       triggers: [{ method: 'POST', path: '/bookings/{listing}/**' }],
       userAgent: 'iPP/0.1',
     },

@@ -3,13 +3,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ListingPlan } from '../../src/push/plans.ts';
-import { createWatch } from '../../src/push/watch.ts';
+import { createWatch, type WatchReadOutcome } from '../../src/push/watch.ts';
 import { createFakeClock } from '../store/fake-clock.ts';
 
 const plansOf = (n: number) => new Map(Array.from({ length: n }, (_, i) => {
   const id = `l${i}`;
   return [id, { id, target: `/calendar/${id}.ics`, key: `/calendar/${id}.ics`, peers: [], headers: {} } as ListingPlan];
 }));
+const plans10 = plansOf(10);
+const plans3 = plansOf(3);
+const plans1 = plansOf(1);
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 test('each listing is read once per interval, spread evenly, at most `concurrency` at once', async () => {
@@ -19,14 +22,14 @@ test('each listing is read once per interval, spread evenly, at most `concurrenc
   let most = 0;
   const pending: (() => void)[] = [];
   const watch = createWatch({
-    plans: plansOf(10), clock, intervalMs: 10_000, concurrency: 2,
+    plans: () => plans10, clock, intervalMs: 10_000, concurrency: 2,
     read: (plan) => {
       reads.push({ id: plan.id, at: clock.now() });
       inFlight += 1;
       most = Math.max(most, inFlight);
-      return new Promise<boolean>((resolve) => pending.push(() => {
+      return new Promise<WatchReadOutcome>((resolve) => pending.push(() => {
         inFlight -= 1;
-        resolve(true);
+        resolve('read');
       }));
     },
   });
@@ -51,12 +54,12 @@ test('a read that fails backs its listing off; a stuck one holds only its own sl
   const clock = createFakeClock(Date.UTC(2026, 11, 1));
   const reads: string[] = [];
   const watch = createWatch({
-    plans: plansOf(3), clock, intervalMs: 1_000, concurrency: 2,
+    plans: () => plans3, clock, intervalMs: 1_000, concurrency: 2,
     read: (plan) => {
       reads.push(plan.id);
-      if (plan.id === 'l0') return Promise.resolve(false);
-      if (plan.id === 'l1') return new Promise<boolean>(() => {});
-      return Promise.resolve(true);
+      if (plan.id === 'l0') return Promise.resolve('failed');
+      if (plan.id === 'l1') return new Promise<WatchReadOutcome>(() => {});
+      return Promise.resolve('read');
     },
   });
   watch.start();
@@ -77,10 +80,10 @@ test('a listing whose reads fail backs off, and is back to its interval once a r
   const at: number[] = [];
   let failing = true;
   const watch = createWatch({
-    plans: plansOf(1), clock, intervalMs: 100, concurrency: 1,
+    plans: () => plans1, clock, intervalMs: 100, concurrency: 1,
     read: () => {
       at.push(clock.now() - Date.UTC(2026, 11, 1));
-      return Promise.resolve(!failing);
+      return Promise.resolve(failing ? 'failed' : 'read');
     },
   });
   watch.start();

@@ -81,13 +81,13 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
     await Promise.all(fleet.map((r) => r.start()));
     clock.advance(1_000);
     await eventually(() => fleet.every((r) => r.live().length === 3), 10_000);
-    const claims = opened.map((store, i) => createWatchClaim(store, fleet[i]!, 10_000));
+    const claims = opened.map((store, i) => createWatchClaim(store, fleet[i]!));
     const plans = Array.from({ length: 30 }, (_, i) => ({ id: `l${i}` }) as ListingPlan);
     for (let round = 0; round < 3; round += 1) {
       for (const plan of plans) {
-        const taken = await Promise.all(claims.map((claim) => claim(plan)));
+        const taken = await Promise.all(claims.map((claim) => claim(plan, 10_000)));
         assert.equal(taken.filter(Boolean).length, 1, `${plan.id} round ${round}: one reader`);
-        assert.equal((await Promise.all(claims.map((claim) => claim(plan)))).filter(Boolean).length, 0,
+        assert.equal((await Promise.all(claims.map((claim) => claim(plan, 10_000)))).filter(Boolean).length, 0,
           `${plan.id}: read again within the interval by nobody`);
       }
       clock.advance(10_000);

@@ -73,7 +73,7 @@ type Rig = {
 
 /** A sidecar started from a config file naming a listings CSV, reloaded from those files. */
 async function startRig(t: TestContext, upstream: string, listings: string,
-  options: { offThread?: boolean } = {}): Promise<Rig> {
+  options: { offThread?: boolean; watch?: string } = {}): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'icalpush-reload-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const configPath = join(dir, 'proxy.yaml');
@@ -85,7 +85,7 @@ async function startRig(t: TestContext, upstream: string, listings: string,
     '  - path: /calendar/{listing}.ics',
     'listingsFile: ./listings.csv',
     'push:',
-    '  watch: 0',
+    `  watch: ${options.watch ?? '0'}`,
     '  debounce: 0',
     '  triggers:',
     '    - path: /bookings/{listing}/**',
@@ -234,4 +234,19 @@ test('a sidecar started without a config file refuses a reload, saying why', asy
   const get = await request(`${app.url}/_icalpush/reload`);
   assert.equal(get.statusCode, 405);
   await get.body.dump();
+});
+
+test('the watch follows a reload: a listing added is watched, a listing removed is read no more', async (t) => {
+  const platform = await startPlatform(t);
+  const rig = await startRig(t, platform.url, `${header}\na,,,,\n`, { watch: '100ms' });
+  await eventually(() => platform.reads('a') >= 2);
+  assert.equal(platform.reads('b'), 0);
+  await rig.writeListings(`${header}\nb,,,,\n`);
+  assert.equal((await rig.reload()).outcome.ok, true);
+  // b is read by the watch alone (nobody GETs it); once it has been read a few times since, a is read no more.
+  await eventually(() => platform.reads('b') >= 2);
+  const readsOfA = platform.reads('a');
+  const readsOfB = platform.reads('b');
+  await eventually(() => platform.reads('b') >= readsOfB + 3);
+  assert.ok(platform.reads('a') <= readsOfA + 1, `a read ${platform.reads('a') - readsOfA} more times`);
 });

@@ -97,6 +97,8 @@ async function simulate(scenario: Scenario): Promise<Result> {
   const unfound: Booking[][] = Array.from({ length: listings }, () => []);
   let notModified = 0;
   let skipped = 0;
+  // The sidecar's activity record tells the watch (ListingActivity.onTouch); set once the watch exists.
+  let touched = (_i: number) => {};
   const isActive = (i: number) => clock.now() - (lastActivity[i] as number) < activeForMs;
   const count = (source: 'ota' | 'watch' | 'trigger') => {
     const minute = Math.min(minutes - 1, Math.floor((clock.now() - t0) / 60_000));
@@ -125,6 +127,7 @@ async function simulate(scenario: Scenario): Promise<Result> {
       }
       unfound[i] = left;
       lastActivity[i] = now;
+      touched(i);
       resolve('read');
     }, answerMs));
   }
@@ -139,6 +142,7 @@ async function simulate(scenario: Scenario): Promise<Result> {
       (unfound[i] as Booking[]).push(booking);
       if (booking.trigger) {
         lastActivity[i] = clock.now();
+        touched(i);
         for (const delay of rereadAfterTriggerMs) clock.setTimeout(() => void readThrough(i, 'trigger'), delay);
       }
     }, booking.at - t0);
@@ -203,6 +207,7 @@ async function simulate(scenario: Scenario): Promise<Result> {
       if (reason === 'skipped-recently-read') skipped += 1;
     },
   });
+  touched = (i) => watch.touched(String(i));
   // The active count, sampled every 10 minutes.
   const sample = () => {
     let n = 0;

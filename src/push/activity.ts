@@ -22,16 +22,23 @@ export type ListingActivity = {
   times(listing: string): ListingActivityTimes;
   /** The last time anything of any kind was seen of `listing` (ms). */
   lastSeen(listing: string): number | undefined;
+  /** Calls `listener` on every touch (the watch moves a listing that becomes active to its active interval). */
+  onTouch(listener: (listing: string) => void): void;
 };
 
 /** Creates the record; `max` bounds the listings remembered (least recently touched go first). */
 export function createListingActivity(clock: Clock, max = 100_000): ListingActivity {
   const byListing = new LRUCache<string, ListingActivityTimes>({ max });
+  const listeners: Array<(listing: string) => void> = [];
   return {
     touch(listing, kind) {
       const times = byListing.get(listing) ?? {};
       times[kind] = clock.now();
       byListing.set(listing, times);
+      for (const listener of listeners) listener(listing);
+    },
+    onTouch(listener) {
+      listeners.push(listener);
     },
     lastChangeSeen(listing) {
       const times = byListing.peek(listing);

@@ -183,6 +183,9 @@ export function createPush(options: PushOptions): Push {
   });
   const countWatchRead = createWatchMetrics(options.registry, () => watch.stats());
 
+  // Activity moves an idle listing to the watch's active interval at once, not at its next promotion pass.
+  options.activity.onTouch((listing) => watch.touched(listing));
+
   function readOwn(scheduled: ListingPlan, why: string): Promise<unknown> {
     // A read scheduled before a reload uses the listing as the map now has it; a listing removed is not read.
     const plan = plansNow().get(scheduled.id);

@@ -65,6 +65,8 @@ export type WatchStats = {
 /** The watch. */
 export type Watch = {
   start(): void;
+  /** The listing had activity now: an idle one waits for its active interval from now on, not its idle one. */
+  touched(id: string): void;
   stats(): WatchStats;
   /** Stops the schedule; resolves once the reads under way ended. */
   close(): Promise<void>;
@@ -109,7 +111,9 @@ export function createWatch(options: WatchOptions): Watch {
   let refilledAt = 0;
   let tickMs = 1_000;
   let promotedAt = 0;
-  const promoteEveryMs = Math.min(30_000, Math.max(1_000, Math.floor(intervalMs / 4)));
+  // Activity this process sees moves a listing at once (touched); the pass finds the rest (a change the store
+  // knew from before a restart, seen at the feed's next read by anyone).
+  const promoteEveryMs = Math.min(300_000, Math.max(1_000, Math.floor(idleMs / 4)));
 
   const budget = () => maxRate / Math.max(1, options.replicas?.() ?? 1);
   const periodOf = (slot: Slot, active: boolean) => (active ? intervalMs : idleMs) * 2 ** slot.failures;
@@ -172,13 +176,17 @@ export function createWatch(options: WatchOptions): Watch {
     }
   }
 
-  /** Idle listings that became active (a trigger, an inbound HEAD) wait for their active period from now on. */
-  function promote(): void {
-    for (const slot of slots.values()) {
-      const plan = slot.place === 'idle' ? planOf(slot) : undefined;
-      if (plan && isActive(plan)) wait(slot);
-    }
+  /** An idle listing that became active waits for its active period from now on. */
+  function promoteOne(slot: Slot): void {
+    const plan = slot.place === 'idle' ? planOf(slot) : undefined;
+    if (plan && isActive(plan)) wait(slot);
   }
+
+  /** Idle listings that became active unseen by touched() wait for their active period from now on. */
+  function promote(): void {
+    for (const slot of slots.values()) promoteOne(slot);
+  }
+
 
   /** The next listing to read now: the most overdue active one, else the most overdue idle one. */
   function next(now: number): { slot: Slot; plan: ListingPlan; active: boolean; dueAt: number } | undefined {
@@ -312,6 +320,11 @@ export function createWatch(options: WatchOptions): Watch {
       reconcile(options.plans(), now);
       tokens = capacity();
       schedule();
+    },
+    touched(id) {
+      if (!adaptive || closed) return;
+      const slot = slots.get(id);
+      if (slot) promoteOne(slot);
     },
     stats() {
       if (!started) return { listings: 0, active: 0, overdue: 0, budgetPerSecond: 0 };

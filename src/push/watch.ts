@@ -187,7 +187,6 @@ export function createWatch(options: WatchOptions): Watch {
     for (const slot of slots.values()) promoteOne(slot);
   }
 
-
   /** The next listing to read now: the most overdue active one, else the most overdue idle one. */
   function next(now: number): { slot: Slot; plan: ListingPlan; active: boolean; dueAt: number } | undefined {
     for (const where of ['due', 'idle'] as const) {

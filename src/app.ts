@@ -30,6 +30,7 @@ import { sendError } from './http/respond.ts';
 import type { Logger } from './log.ts';
 import { createRedactor, type Redactor } from './redact.ts';
 import { createRegistry } from './metrics/registry.ts';
+import { createEventLoopDelayMetric } from './metrics/event-loop-delay.ts';
 import { createRequestMetrics } from './metrics/request-metrics.ts';
 import { createReplicas } from './store/replicas.ts';
 import type { Store } from './store/store.ts';
@@ -129,6 +130,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       logger.warn({ reason }, 'feed worker replaced');
     },
   });
+  const eventLoopDelay = createEventLoopDelayMetric(registry);
   registry.gauge('icalpush_worker_tasks', 'Feed analysis tasks, by state: running on a worker thread, or queued.',
     ['state'], (gauge) => {
       const { running, queued } = pool.stats();
@@ -473,6 +475,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         await outbound.close();
         await within(background, left());
         await pool.close();
+        eventLoopDelay.close();
         await upstream.destroy();
         await replicas.close();
         await store.close();

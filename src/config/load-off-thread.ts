@@ -23,6 +23,8 @@ export async function loadConfigOffThread(path: string, env: Readonly<Record<str
         else if (message.kind === 'listings') {
           // Frozen as they arrive, chunk by chunk: the final freeze finds them done.
           for (const [id, listing] of message.entries) listings[id] = deepFreeze(listing);
+          // The next chunk once the loop has had its turn.
+          setImmediate(() => worker.postMessage('next'));
         } else if (shell === undefined) reject(new Error('the config reader ended without a result'));
         else if (!shell.ok) resolve(shell);
         else resolve({ ...shell, config: deepFreeze({ ...shell.config, listings: listings as Config['listings'] }) });

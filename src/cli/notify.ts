@@ -13,7 +13,7 @@ export async function runNotify(listing: string, configPath: string, io: CliIo):
     return 2;
   }
   const { config } = result;
-  if (!(listing in config.listings)) {
+  if (!Object.hasOwn(config.listings, listing)) {
     const ids = Object.keys(config.listings);
     const shown = ids.length > 10 ? `${ids.slice(0, 10).join(', ')}, … ${ids.length - 10} more` : ids.join(', ') || 'none';
     io.stderr.write(`${listing}: not a listing of ${configPath} (listings: ${shown})\n`);

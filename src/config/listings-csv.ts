@@ -6,6 +6,7 @@
 import { CsvError, parse } from 'csv-parse/sync';
 import { substituteVariables } from './env.ts';
 import { formatKeyPath } from './key-path.ts';
+import { zoneShown } from './schema.ts';
 import { type MapFileProblem, type MapFileRead, type MapLocator, unreadable } from './map-file.ts';
 
 /** The columns a listings CSV may have. */
@@ -25,9 +26,11 @@ export function parseListingsCsv(text: string, env: Readonly<Record<string, stri
   try {
     rows = parseRows(text);
   } catch (err) {
+    // csv-parse's messages quote the value in error, which may be a credential: only the code is shown.
     const line = err instanceof CsvError ? (err as CsvError & { lines?: number }).lines : undefined;
-    const message = err instanceof Error ? err.message.replace(/^Invalid [^:]+: /, '') : String(err);
-    return unreadable({ path: '', ...(line === undefined ? {} : { line }), message: `invalid CSV: ${message}` });
+    const code = err instanceof CsvError ? err.code : undefined;
+    return unreadable({ path: '', ...(line === undefined ? {} : { line }),
+      message: `invalid CSV: ${(code && csvErrors[code]) ?? code ?? 'unreadable'}` });
   }
   const header = rows[0];
   if (header === undefined) {
@@ -37,7 +40,8 @@ export function parseListingsCsv(text: string, env: Readonly<Record<string, stri
   const columns = headerColumns(header.record, header.line, problems);
   if (columns === undefined) return { listings: {}, locate: () => undefined, problems };
 
-  const listings: Record<string, { timezone?: string; peers: Array<Record<string, unknown>> }> = {};
+  // Without a prototype: a listing id such as `constructor` or `__proto__` is a key like any other here.
+  const listings: Record<string, { timezone?: string; peers: Array<Record<string, unknown>> }> = Object.create(null);
   const lines = new Map<string, Lines>();
   for (const { record, line } of rows.slice(1)) {
     if (record.length > columns.length) {
@@ -79,7 +83,8 @@ export function parseListingsCsv(text: string, env: Readonly<Record<string, stri
         at.timezone = line;
       } else if (listing.timezone !== timezone) {
         problems.push({ path: formatKeyPath(['listings', id, 'timezone']), line,
-          message: `is ${timezone} here but ${listing.timezone} on line ${at.timezone ?? at.first}: one zone per listing` });
+          message: `is ${zoneShown(timezone)} here but ${zoneShown(listing.timezone)} on line ${at.timezone ?? at.first}: `
+            + 'one zone per listing' });
       }
     }
     if (url === undefined) {
@@ -109,7 +114,8 @@ export function parseListingsCsv(text: string, env: Readonly<Record<string, stri
  * commas, or a comment), counting newlines once.
  */
 function parseRows(text: string): Array<{ record: string[]; line: number }> {
-  const buffer = Buffer.from(text);
+  // CR alone (old Mac exports) and CRLF end a line as LF does: counted once, and csv-parse sees one kind.
+  const buffer = Buffer.from(text.replace(/\r\n?/g, '\n'));
   // A line starting with # is a comment; a # inside a value (a URL's fragment) is not. A line of spaces or
   // commas only is skipped as an empty one.
   const options = { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true,
@@ -128,13 +134,25 @@ function parseRows(text: string): Array<{ record: string[]; line: number }> {
       const eol = buffer.indexOf(0x0a, start);
       if (eol === -1) break;
       const line = buffer.toString('latin1', start, eol);
-      if (!/^[\s,]*$/.test(line) && !line.startsWith('#') && !line.startsWith('\u00ef\u00bb\u00bf#')) break;
+      // What csv-parse skips: a line of blanks, commas and empty quoted values, or a comment (# first).
+      if (!/^[\s,"]*$/.test(line) && !/^(\u00ef\u00bb\u00bf)?\s*#/.test(line)) break;
       start = eol + 1;
     }
     end = info.bytes;
     return { record, line: lineAt(start) };
   });
 }
+
+/** What a CSV that does not parse is told, by csv-parse's code (its own messages quote the value). */
+const csvErrors: Readonly<Record<string, string>> = {
+  CSV_QUOTE_NOT_CLOSED: 'a quoted value is never closed',
+  // csv-parse 7 gives this one without the CSV_ prefix.
+  INVALID_OPENING_QUOTE: 'a quote inside a value that is not quoted (quote the whole value, doubling the quotes in it)',
+  CSV_INVALID_OPENING_QUOTE: 'a quote inside a value that is not quoted (quote the whole value, doubling the quotes in it)',
+  CSV_INVALID_CLOSING_QUOTE: 'text after the closing quote of a value',
+  CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'text after the closing quote of a value',
+  CSV_MAX_RECORD_SIZE: 'a row too long',
+};
 
 /** The header's columns, or undefined with the problems found. */
 function headerColumns(record: readonly string[], line: number, problems: MapFileProblem[]): Column[] | undefined {

@@ -4,12 +4,12 @@
 // the merged map, and each finding is named by this file and line.
 import { extname } from 'node:path';
 import { CORE_SCHEMA, load as loadYaml, YAMLException } from 'js-yaml';
-import { LineCounter, type Node, parseDocument } from 'yaml';
+import { isMap, LineCounter, type Node, type Pair, parseDocument } from 'yaml';
 import { substituteVariables } from './env.ts';
 import { type KeySegment, formatKeyPath } from './key-path.ts';
 import { parseListingsCsv } from './listings-csv.ts';
 import { type MapFileProblem, type MapFileRead, type MapLocator, unreadable } from './map-file.ts';
-import { findNode } from './yaml-tree.ts';
+import { findNode, keyText } from './yaml-tree.ts';
 
 type Environment = Readonly<Record<string, string | undefined>>;
 /** The formats a listings file may have, by file name extension. */
@@ -56,6 +56,16 @@ function parseListingsJson(text: string, env: Environment): MapFileRead {
     const message = (err as Error).message.split(/, "|\n| in JSON at position/)[0] ?? '';
     return unreadable({ path: '', ...(line === undefined ? {} : { line }), message: `invalid JSON: ${message}` });
   }
+  // JSON.parse keeps the last of a key given twice: a listing exported twice (a join gone wrong) would lose
+  // one without a word. js-yaml refuses duplicate keys, with the line (JSON is YAML); its other objections to
+  // valid JSON, if any, are not JSON's.
+  try {
+    loadYaml(body, { schema: CORE_SCHEMA });
+  } catch (err) {
+    if (err instanceof YAMLException && /duplicated mapping key/.test(err.reason)) {
+      return unreadable({ path: '', line: err.mark.line + 1, message: 'invalid JSON: a key given twice in one object' });
+    }
+  }
   return listingsTree(body, listings ?? undefined, env);
 }
 
@@ -65,20 +75,50 @@ function listingsTree(body: string, listings: unknown, env: Environment): MapFil
   const isObject = typeof listings === 'object' && listings !== null && !Array.isArray(listings);
   const shape = topLevelProblem(listings, isObject, 1);
   if (shape) return unreadable(shape);
-  let tree: { root: Node; lines: LineCounter } | undefined;
+  // js-yaml shares the object an alias names: nested aliases would make every walk of the tree (this one, the
+  // schema's) exponential. A listings file is generated: it needs none, and one is refused.
+  if (hasSharedNodes(listings)) {
+    return unreadable({ path: '', message: 'invalid YAML: aliases (*name) are not accepted in a listings file' });
+  }
+  let tree: { root: Node; lines: LineCounter; byId: Map<string, Pair> } | undefined;
   const locate: MapLocator = (path) => {
     tree ??= (() => {
       const lines = new LineCounter();
-      return { root: parseDocument(body, { lineCounter: lines, uniqueKeys: false }).contents as Node, lines };
+      const root = parseDocument(body, { lineCounter: lines, uniqueKeys: false }).contents as Node;
+      // The listings indexed once: a problem in each of 10,000 listings must not search the map each time.
+      const byId = new Map<string, Pair>();
+      if (isMap(root)) {
+        for (const pair of root.items) if (!byId.has(keyText(pair.key))) byId.set(keyText(pair.key), pair);
+      }
+      return { root, lines, byId };
     })();
-    const node = findNode(tree.root, path);
-    return node?.range ? tree.lines.linePos(node.range[0]).line : undefined;
+    const { lines, byId } = tree;
+    const lineOf = (node: Node | undefined) => (node?.range ? lines.linePos(node.range[0]).line : undefined);
+    const pair = byId.get(String(path[0]));
+    if (pair === undefined) return lineOf(tree.root);
+    // As findNode: the key of the deepest entry the path reaches (the listing's own, when nothing under it).
+    const node = path.length > 1 && pair.value ? findNode(pair.value as Node, path.slice(1)) : undefined;
+    return lineOf(node === undefined || node === pair.value ? (pair.key as Node) : node);
   };
   const problems: MapFileProblem[] = [];
   substituteIn(listings, [], env, (path, message) => {
     problems.push({ path: listingsKey(path), line: locate(path), message });
   });
   return { listings: listings as Record<string, unknown>, locate, problems };
+}
+
+/** True when one object or array is reached twice in the tree (a YAML alias). */
+function hasSharedNodes(root: unknown): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value !== 'object' || value === null) continue;
+    if (seen.has(value)) return true;
+    seen.add(value);
+    for (const child of Object.values(value)) if (typeof child === 'object' && child !== null) stack.push(child);
+  }
+  return false;
 }
 
 /** Substitutes `${VAR}` in every string value of a parsed JSON tree, in place. */

@@ -205,9 +205,17 @@ function mergeListingsFile(input: Record<string, unknown>, options: ParseConfigO
     // The schema says what is wrong with the inline listings; the file's are kept out of that finding.
     return { problems, inline: inlineCount, file };
   }
-  const merged: Record<string, unknown> = { ...(inline as Record<string, unknown> | undefined) };
+  // Without a prototype, so that a listing id such as `__proto__` is a key here, refused by the schema.
+  const merged: Record<string, unknown> = Object.assign(Object.create(null) as Record<string, unknown>,
+    inline as Record<string, unknown> | undefined);
   const fromFile = new Set<string>();
   for (const [id, listing] of Object.entries(read.listings)) {
+    if (id === '__proto__') {
+      // The schema's record would drop it without a word.
+      problems.push({ path: formatKeyPath(['listings', id]), file, ...lineOf(read.locate([id])),
+        message: 'is not a usable listing id: __proto__ is reserved' });
+      continue;
+    }
     if (Object.hasOwn(merged, id)) {
       const inlineLine = configLine(['listings', id]);
       problems.push({ path: formatKeyPath(['listings', id]), ...(inlineLine === undefined ? {} : { line: inlineLine }),
@@ -220,6 +228,10 @@ function mergeListingsFile(input: Record<string, unknown>, options: ParseConfigO
   }
   input.listings = merged;
   return { problems, inline: inlineCount, file, fromFile, locateInFile: read.locate };
+}
+
+function lineOf(line: number | undefined): { line?: number } {
+  return line === undefined ? {} : { line };
 }
 
 function lineText(line: number | undefined): string {

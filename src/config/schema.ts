@@ -147,7 +147,7 @@ function pathPattern(what: string) {
 
 const listingId = z.string().regex(/^[A-Za-z0-9._~-]+$/, {
   error: 'is not a usable listing id: use letters, digits, . _ ~ and -',
-});
+}).refine((id) => id !== '__proto__', { error: 'is not a usable listing id: __proto__ is reserved' });
 
 /** RFC 9110 §5.6.2 token: undici refuses any other header name at request time. */
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, {
@@ -158,12 +158,18 @@ const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPT
   error: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
 });
 
+/** A zone as a message may show it: a value that cannot be a zone name (a shifted column: maybe a URL with a
+ * token) is not repeated. */
+export function zoneShown(value: string): string {
+  return /^[A-Za-z0-9_+\-/:.]{1,64}$/.test(value) && !value.includes('://') ? value : '(a value that is no zone name)';
+}
+
 /** An IANA time zone name (`Europe/Rome`), read as its canonical spelling. Fixed offsets are refused:
  * they ignore daylight saving time, and "today" would be an hour off half the year. */
 const timeZone = z
   .string({ error: 'must be an IANA time zone name such as Europe/Rome' })
   .refine((name) => usableTimeZone(name) !== undefined, {
-    error: (issue) => `is not an IANA time zone name such as Europe/Rome or America/New_York: ${String(issue.input)}`,
+    error: (issue) => `is not an IANA time zone name such as Europe/Rome or America/New_York: ${zoneShown(String(issue.input))}`,
     abort: true,
   })
   .transform((name) => usableTimeZone(name) as string);

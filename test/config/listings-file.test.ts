@@ -269,3 +269,43 @@ test('CSV: the line named is the one the row starts on, whatever comes before (L
     },
   ), { numRuns: 200 });
 });
+
+test('hostile listings files: ids that are names of Object.prototype, __proto__, aliases, a key twice in JSON', () => {
+  // Ids that happen to be property names of every object are listings like any other.
+  const named = listingsOf(load('listings.csv',
+    `${csvHeader}\nconstructor,ota,https://ota.example/1.ics,,\ntoString,ota,https://ota.example/2.ics,,\n`));
+  assert.deepEqual(Object.keys(named).sort(), ['constructor', 'toString']);
+  assert.equal(named.constructor?.peers[0]?.url, 'https://ota.example/1.ics');
+  // __proto__ is refused, never silently dropped (nor made the prototype of the map).
+  for (const [name, text] of [['listings.csv', `${csvHeader}\n__proto__,,,,Europe/Rome\n`],
+    ['map.json', '{"__proto__": {"peers": []}, "b": {"peers": []}}']] as const) {
+    const reserved = findProblem(problemsOf(load(name, text)), /__proto__ is reserved/);
+    assert.equal(reserved.path, 'listings.__proto__');
+  }
+  // A JSON export that gives a listing twice (a join gone wrong) would lose one of them.
+  const twice = findProblem(problemsOf(load('map.json', '{"a": {"peers": []},\n "a": {"peers": []}}')),
+    /a key given twice/);
+  assert.equal(twice.line, 2);
+  // Nested YAML aliases would make every walk of the tree exponential: refused, at once.
+  const bomb = ['x0: &x0 [q, q, q, q, q, q, q, q, q, q]',
+    ...Array.from({ length: 8 }, (_, i) => `x${i + 1}: &x${i + 1} [${Array(10).fill(`*x${i}`).join(', ')}]`),
+    'bomb: { peers: [], extra: *x8 }'].join('\n');
+  findProblem(problemsOf(load('map.yaml', bomb)), /aliases \(\*name\) are not accepted/);
+});
+
+test('CSV: what cannot be parsed is told without its value (a value may be a credential)', () => {
+  const quote = findProblem(problemsOf(load('listings.csv',
+    `${csvHeader}\na,ota,https://ota.example/a.ics?t=SUPERSECRET"x",,\n`)), /invalid CSV/);
+  assert.doesNotMatch(quote.message, /SUPERSECRET/);
+  assert.match(quote.message, /a quote inside a value that is not quoted/);
+  // A column shifted into timezone (a URL with its token) is not repeated in the message.
+  const shifted = problemsOf(load('listings.csv', `${csvHeader}\na,ota,https://ota.example/1.ics,,https://x.example/?t=SECRET\n`));
+  assert.doesNotMatch(formatProblems(shifted, 'proxy.yaml'), /SECRET/);
+  findProblem(shifted, /is not an IANA time zone name/);
+});
+
+test('CSV: lines end with LF, CRLF or CR alone; skipped rows (empty quoted values, indented comments) count', () => {
+  const problems = problemsOf(load('listings.csv', 'listing,peer_url\r"",""\rbad,notaurl\r  # note\rbad2,nope\r'));
+  assert.deepEqual(problems.map((p) => [p.path, p.line]),
+    [['listings.bad.peers[0].url', 3], ['listings.bad2.peers[0].url', 5]]);
+});

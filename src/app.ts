@@ -3,7 +3,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from './clock.ts';
 import { type ConfigResult, formatProblems, type MapSources } from './config/load.ts';
-import { keysNeedingRestart, mapChanges } from './config/reloadable.ts';
+import { keysNeedingRestart, mapChanges, reloadedConfig } from './config/reloadable.ts';
 import type { Config } from './config/schema.ts';
 import { createFeedAnalyzer } from './feeds/analyzer.ts';
 import { createChangeLog } from './feeds/change-log.ts';
@@ -48,6 +48,8 @@ export type AppDeps = {
   reloadConfig?: () => Promise<ConfigResult>;
   /** Where the connection map at start came from (status shows it); default: all inline. */
   map?: MapSources;
+  /** The config file's name in the problems a refused reload lists; default `config`. */
+  configName?: string;
 };
 
 /** What a reload did: the new map in force, with what changed and what waits for a restart; or refused, with
@@ -413,19 +415,20 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
     const result = await deps.reloadConfig();
     if (!result.ok) {
-      const problems = formatProblems(result.problems, 'config').split('\n');
+      const problems = formatProblems(result.problems, deps.configName ?? 'config').split('\n');
       const refused: ReloadOutcome = { ok: false, at: at(), problems };
       current.lastReload = refused;
       logger.error({ problems, listings: plans.byId.size }, 'reload refused: the map in force is kept');
       return refused;
     }
-    const next = result.config;
+    // What is reloaded of the new config, on what runs since the start (its feeds patterns, its router).
+    const next = reloadedConfig(config, result.config);
     // Built and compared in slices, while requests are served from the map in force.
     const nextPlans = await buildListingPlans(next, clock);
     const changes = await mapChanges(current.config.listings, next.listings);
     if (closePromise !== undefined) return { ok: false, at: at(), problems: ['shutting down'] };
     // From here to the end, one turn of the event loop: no request sees half a map.
-    const restartNeeded = keysNeedingRestart(current.config, next);
+    const restartNeeded = keysNeedingRestart(config, result.config);
     plans.replace(nextPlans);
     pushed.reconfigure(next);
     ownHeaderNames = headerNamesOf(next);

@@ -12,6 +12,13 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
   });
 }
 
+// SPEC "Reload": SIGHUP re-reads the config of a running sidecar. One that comes before it listens (a config
+// reloader during a pod's start) must not kill it, as SIGHUP's default would: the config being loaded is read now.
+let onHangup = () => {
+  process.stderr.write('SIGHUP before the sidecar listens: the configuration being started is the one read now\n');
+};
+process.on('SIGHUP', () => onHangup());
+
 try {
   const outcome = await runCli(process.argv.slice(2), io);
   if ('exitCode' in outcome) {
@@ -38,10 +45,10 @@ try {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // SPEC "Reload": the app logs what the reload did, or every problem and that the map in force is kept.
-    process.on('SIGHUP', () => {
+    // The app logs what the reload did, or every problem and that the map in force is kept.
+    onHangup = () => {
       if (!stopping) void running.reload();
-    });
+    };
   }
 } catch (err) {
   process.stderr.write(fatalLine(err, process.env));

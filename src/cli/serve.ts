@@ -40,7 +40,7 @@ export async function runServe(
     logger.flush();
     return { exitCode: 1 };
   }
-  const app = createApp(config, { store, logger, map: result.map,
+  const app = createApp(config, { store, logger, map: result.map, configName: configPath,
     reloadConfig: () => loadConfigOffThread(configPath, io.env) });
   try {
     const { url } = await app.listen();

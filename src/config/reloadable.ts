@@ -10,7 +10,24 @@ import type { Config } from './schema.ts';
 const reloadedKeys: ReadonlySet<string> = new Set(['listings', 'listingsFile', 'push']);
 const reloadedPushKeys: ReadonlySet<string> = new Set(['triggers', 'timezone']);
 
-/** The keys whose new value differs from the one in force and takes effect only at the next restart. */
+/** The config a reload puts in force: the running one (what was built at start) with the reloaded keys of `next`. */
+export function reloadedConfig(running: Config, next: Config): Config {
+  const { listingsFile: _file, ...rest } = running;
+  return Object.freeze({
+    ...rest,
+    ...(next.listingsFile === undefined ? {} : { listingsFile: next.listingsFile }),
+    listings: next.listings,
+    push: Object.freeze(withTimezone({ ...running.push, triggers: next.push.triggers }, next.push.timezone)),
+  }) as Config;
+}
+
+function withTimezone(push: Config['push'], timezone: string | undefined): Config['push'] {
+  const { timezone: _old, ...rest } = push;
+  return timezone === undefined ? rest : { ...rest, timezone };
+}
+
+/** The keys whose new value differs from the one running (built at start) and takes effect only at the next
+ * restart. */
 export function keysNeedingRestart(current: Config, next: Config): string[] {
   const changed: string[] = [];
   const keys = new Set([...Object.keys(current), ...Object.keys(next)]);

@@ -222,6 +222,8 @@ const historyCacheBytes = 128 * 1024 * 1024;
 const answerCacheBytes = 32 * 1024 * 1024;
 // lastReadAt alone is persisted at most this often; everything else is written when it changes.
 const readStampIntervalMs = 10_000;
+// The sidecar's own reads are whole at least this often, whatever the upstream's validators say (readIfChanged).
+const wholeReadEveryMs = 60 * 60 * 1000;
 // Counting the store's feeds is a scan: when the cap is reached, recount at most this often.
 const recountIntervalMs = 60_000;
 // Feeds read during a store outage that are read again once it answers, at most; and how often it is asked.
@@ -256,6 +258,9 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   // Host or Accept-Language) may answer out of order; the older answer must not undo the newer one.
   const appliedSequence = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
   const recentReads = new LRUCache<string, RecentRead>({ max: Math.min(maxFeeds, 100_000) });
+  // When each feed's last whole answer (a 200) was applied: conditional reads go on only while it is recent.
+  const wholeReads = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
+  const startedAt = clock.now();
   const answerCache = new LRUCache<string, KeptAnswer>({
     maxSize: answerCacheBytes,
     sizeCalculation: (a) => Math.max(1, a.body.length),
@@ -487,7 +492,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       // The content is the snapshot's again: a drop being held did not persist.
       const state = stateOf(feed, history, previous, now, answer.body.length);
       delete state.hold;
-      withValidators(state, answer, history.tag);
+      withValidators(feed.key, state, answer, history.tag);
       const revalidated = !sameValidators(state.validators, previous?.validators)
         || state.validators?.tag !== previous?.validators?.tag;
       // A state behind its history (a crash between the two writes) holds the nights of the version before:
@@ -606,7 +611,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     delete state.hold;
     delete state.unversioned;
     delete state.degraded;
-    withValidators(state, answer, next.tag);
+    withValidators(feed.key, state, answer, next.tag);
     const write = result.changed || next !== result.history || stale || !history;
     // Not written: the same content, remade (a new fingerprint). It stands for the head its history was read from.
     if (!write && history) histories.carry(history, next);
@@ -839,8 +844,10 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     }
   }
 
-  /** Sets (or clears) `state.validators` to those of `answer`, standing for the content `tag`. */
-  function withValidators(state: FeedState, answer: UpstreamAnswer, tag: string): void {
+  /** Sets (or clears) `state.validators` to those of `answer`, standing for the content `tag`; a whole read of
+   * `key` was applied now. */
+  function withValidators(key: string, state: FeedState, answer: UpstreamAnswer, tag: string): void {
+    wholeReads.set(key, clock.now());
     const validators = validatorsOf(answer.headers, answer.fetchedAt);
     if (validators) state.validators = { ...validators, tag };
     else delete state.validators;
@@ -912,6 +919,11 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 
   const engine: FeedEngine = {
     async readIfChanged(feed, headers) {
+      // An export whose validators are broken (an ETag that never changes, a Last-Modified that lags) would
+      // answer 304 forever and hide every booking: at least one read in `wholeReadEveryMs` is whole (the
+      // validators kept in the store are used after a start, until then).
+      const lastWhole = wholeReads.get(feed.key) ?? startedAt;
+      if (clock.now() - lastWhole >= wholeReadEveryMs) return engine.read(feed, headers);
       const validators = await validatorsFor(feed.key);
       if (!validators) return engine.read(feed, headers);
       const fetched = await fetcher.fetchIfChanged(feed.target, headers, validators);

@@ -71,6 +71,8 @@ export type PeerReader = {
   read(peer: Peer): Promise<PeerRead>;
   /** The last snapshot of a peer, if it was ever read. */
   snapshot(peer: Peer): PeerSnapshot | undefined;
+  /** After a reload: forgets what it keeps of peers no longer in the map (a listing removed, a URL changed). */
+  prune(peers: Iterable<Peer>): void;
 };
 
 // A freed night explains our own cancellation for this long after the peer's read saw it go.
@@ -273,6 +275,12 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   return {
     read: (peer) => running(key(peer), () => readOnce(peer)),
     snapshot: (peer) => snapshots.get(key(peer)),
+    prune(live) {
+      const keep = new Set([...live].map(key));
+      for (const id of snapshots.keys()) if (!keep.has(id)) snapshots.delete(id);
+      for (const id of offersEnhanced) if (!keep.has(id)) offersEnhanced.delete(id);
+      for (const id of copies.keys()) if (!keep.has(id)) copies.delete(id);
+    },
   };
 }
 

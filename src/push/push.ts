@@ -216,7 +216,8 @@ export function createPush(options: PushOptions): Push {
   /** Records a decision: in memory for status, in the store for the log; `announced` as DecisionLog says. */
   async function record(plan: ListingPlan, decision: LoggedDecision, announced?: string | null): Promise<void> {
     const { change: _id, ...shown } = decision;
-    stateOf(plan.id).lastDecision = shown;
+    // A listing removed by a reload while its change was classified is logged, not kept in memory again.
+    if (plansNow().has(plan.id)) stateOf(plan.id).lastDecision = shown;
     counters.changes.labels(decision.kind).inc();
     await options.decisions.record(plan.id, decision, announced);
   }
@@ -368,6 +369,7 @@ export function createPush(options: PushOptions): Push {
       // The debounce state and last decisions of listings that stay are kept; those of listings removed go.
       receiver.prune();
       for (const id of states.keys()) if (!plansNow().has(id)) states.delete(id);
+      peers.prune([...plansNow().values()].flatMap((plan) => plan.peers));
     },
     async close() {
       closed = true;

@@ -11,6 +11,9 @@ import type { ListingPlan } from './plans.ts';
 /** The store namespace of the watch's leases. */
 export const watchLeaseNamespace = 'push_watch';
 
+/** A lease: who holds it, for which period. */
+type WatchLease = { replica: string; periodMs: number };
+
 /** The watch's `mayRead` for this replica: `periodMs` is the listing's interval. */
 export function createWatchClaim(store: Store,
   replicas: Replicas): (plan: ListingPlan, periodMs: number) => Promise<boolean> {
@@ -20,8 +23,15 @@ export function createWatchClaim(store: Store,
     if (!replicas.owns(plan.id)) return false;
     // Short of a whole period, so the owner's next slot (timers fire a little late or early) finds it free.
     const leaseMs = Math.max(1, periodMs - Math.min(1_000, Math.floor(periodMs / 10)));
+    const lease: WatchLease = { replica: replicas.id, periodMs };
     try {
-      return await leases.add(plan.id, replicas.id, leaseMs);
+      if (await leases.add(plan.id, lease, leaseMs)) return true;
+      // This replica's own lease, taken for a longer period (an idle listing that has just become active): taken
+      // again for the shorter one, not waited out. For the same period, it holds: one read per period.
+      const held = await leases.get<WatchLease>(plan.id);
+      if (held?.replica !== replicas.id || held.periodMs <= periodMs) return false;
+      await leases.set(plan.id, lease, leaseMs);
+      return true;
     } catch {
       // Redis unreachable: the owner reads anyway (the upstream must still be watched); its peers are
       // told once the outbox can be written.

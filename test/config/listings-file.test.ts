@@ -275,7 +275,7 @@ test('hostile listings files: ids that are names of Object.prototype, __proto__,
   const named = listingsOf(load('listings.csv',
     `${csvHeader}\nconstructor,ota,https://ota.example/1.ics,,\ntoString,ota,https://ota.example/2.ics,,\n`));
   assert.deepEqual(Object.keys(named).sort(), ['constructor', 'toString']);
-  assert.equal(named.constructor?.peers[0]?.url, 'https://ota.example/1.ics');
+  assert.equal(named[String('constructor')]?.peers[0]?.url, 'https://ota.example/1.ics');
   // __proto__ is refused, never silently dropped (nor made the prototype of the map).
   for (const [name, text] of [['listings.csv', `${csvHeader}\n__proto__,,,,Europe/Rome\n`],
     ['map.json', '{"__proto__": {"peers": []}, "b": {"peers": []}}']] as const) {

@@ -200,7 +200,7 @@ test('a listings file with errors is refused whole with every problem; the map i
   assert.equal((status2.map.lastReload as { ok: boolean }).ok, false);
 });
 
-test('a reload read off the event loop; keys that need a restart are named, the map still applied', async (t) => {
+test('a reload read by a worker thread; keys that need a restart are named, the map still applied', async (t) => {
   const platform = await startPlatform(t);
   const rig = await startRig(t, platform.url, `${header}\na,,,,\n`, { offThread: true });
   await rig.writeConfig('timeouts:\n  upstream: 5s');

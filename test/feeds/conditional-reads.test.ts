@@ -118,6 +118,26 @@ test('validators are kept in the store: after a restart the first own read is co
   assert.equal(upstream.seen.at(-1)?.inm, '"v1"');
 });
 
+test('an upstream whose validators never change (a constant ETag) still has its booking found within the hour',
+  async (t) => {
+    const upstream = await startUpstream(t, calendar('x'), 'etag');
+    const clock = createFakeClock(Date.UTC(2026, 0, 5));
+    const { engine, changes } = await engineFor(t, upstream.url, await openStore('memory'), clock);
+    assert.equal((await engine.readIfChanged(feed, {})).kind, 'calendar');
+    // The export changes but keeps answering 304 to its old ETag (it never bumps it).
+    upstream.text = calendar('x', 'booked');
+    for (let i = 0; i < 59; i += 1) {
+      clock.advance(minute);
+      assert.equal((await engine.readIfChanged(feed, {})).kind, 'not-modified', `minute ${i + 1}`);
+    }
+    clock.advance(minute);
+    const whole = await engine.readIfChanged(feed, {});
+    assert.equal(whole.kind, 'calendar', 'an hour after the last whole read, the read is whole');
+    assert.deepEqual(upstream.seen.at(-1), {}, 'sent without validators');
+    await engine.settled();
+    assert.deepEqual(changes, [1, 2], 'the booking is found');
+  });
+
 test('an upstream without validators is read in full; one that answers 304 unasked breaks nothing', async (t) => {
   const upstream = await startUpstream(t, calendar('x', 'y'), 'none');
   const clock = createFakeClock(Date.UTC(2026, 0, 5));

@@ -92,6 +92,16 @@ describe('coordination of several replicas on one Redis', { skip: skipWithoutRed
       }
       clock.advance(10_000);
     }
+    // An idle listing (a long lease) that becomes active: its reader takes it for the short period at once, and
+    // nobody else does.
+    const plan = { id: 'promoted' } as ListingPlan;
+    const idle = await Promise.all(claims.map((claim) => claim(plan, 900_000)));
+    const reader = idle.indexOf(true);
+    assert.ok(reader >= 0 && idle.filter(Boolean).length === 1);
+    assert.deepEqual((await Promise.all(claims.map((claim) => claim(plan, 10_000)))).map(Boolean),
+      claims.map((_, i) => i === reader), 'the holder alone, for the shorter period');
+    assert.equal((await Promise.all(claims.map((claim) => claim(plan, 10_000)))).filter(Boolean).length, 0,
+      'and then once per period again');
     await Promise.all(fleet.map((r) => r.close()));
   });
 

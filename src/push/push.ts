@@ -167,11 +167,9 @@ export function createPush(options: PushOptions): Push {
     replicas: () => options.replicas.live().length,
     concurrency: watchConcurrency,
     // Activity seen by this process, or else the last change the feed's snapshot knows (after a restart).
-    isActive: (plan) => {
-      const seen = Math.max(options.activity.lastSeen(plan.id) ?? Number.NEGATIVE_INFINITY,
-        engine.lastRead(plan.key)?.changedAt ?? Number.NEGATIVE_INFINITY);
-      return clock.now() - seen < activeForMs;
-    },
+    // Activity this process saw; after a restart, listings are idle until it sees some (with the budget short,
+    // the watch then goes round all of them).
+    isActive: (plan) => clock.now() - (options.activity.lastSeen(plan.id) ?? Number.NEGATIVE_INFINITY) < activeForMs,
     lastReadAt: (plan) => engine.lastRead(plan.key)?.readAt,
     read: (plan) => readOwn(plan, 'watch').then((read): WatchReadOutcome => {
       const kind = (read as { kind?: string } | undefined)?.kind;
@@ -257,8 +255,10 @@ export function createPush(options: PushOptions): Push {
     async onFeedChange(change) {
       const plan = options.plans.ownPlan(change.feed);
       if (!plan) return;
-      options.activity.touch(plan.id, 'change');
       const decision: LoggedDecision = { ...(await classify(plan, change)), change: change.id };
+      // Activity is a change of the busy nights (a booking here or imported): a first read, DTSTAMP churn or the
+      // daily roll of an exporter's far block is none, or a whole new map would be "active" for a week.
+      if (decision.kind === 'primary' || decision.kind === 'imported') options.activity.touch(plan.id, 'change');
       let announced: string | null = null;
       if (decision.kind === 'primary') {
         // One HEAD per change: a change journaled again after a crash finds its content already announced.

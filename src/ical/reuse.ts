@@ -18,8 +18,9 @@ type MemoEntry<T> = {
 };
 
 /** The blocks of one read in file order, located in that read's text (held so the next read compares
- * against it in place: no per-block key string is made or hashed). */
-export type BlockMemo<T> = { text: string; entries: MemoEntry<T>[]; segments: number[] };
+ * against it in place: no per-block key string is made or hashed). `distinct`, when the caller set it:
+ * no two of the read's values share an identity (analyze.ts: each component was an entity of its own). */
+export type BlockMemo<T> = { text: string; entries: MemoEntry<T>[]; segments: number[]; distinct?: boolean };
 
 /** The blocks of one read as components (what splitReusing keeps). */
 export type ComponentMemo = BlockMemo<Component>;
@@ -27,11 +28,14 @@ export type ComponentMemo = BlockMemo<Component>;
 /** What splitReusing gives: the split calendar, the memo for the next read, and how much it reused. */
 export type ReusedSplit = { calendar: SplitCalendar; memo: ComponentMemo; reused: number; parsed: number };
 
-/** What scanReusing gives: the frame, what `make` made of each entity component, the memo, and counts. */
+/** What scanReusing gives: the frame, what `make` made of each entity component, the memo, and counts.
+ * `unsure` lists the indexes into `values` of those not taken from a block of the last read once and only
+ * once (parsed now, or a block that came twice): the others are distinct values of the last read. */
 export type ReusedScan<T> = {
   properties: ContentLine[];
   timezones: Component[];
   values: T[];
+  unsure: number[];
   skippedLines: number;
   memo: BlockMemo<T>;
   reused: number;
@@ -78,16 +82,16 @@ const maxCandidates = 8;
 type Located = { first: number; count: number; length: number };
 
 /**
- * Finds a block's entry among the last read's. Blocks are compared where they lie, in this read's text and
- * the last read's: a key string per block made V8 copy each block's text and hash it on every read (most of
- * the split of a re-read 10,000-event feed). Most blocks come where the last read had them, one booking
- * changed or added aside, so the blocks after the last one found are compared first. A block missed before
- * the index exists is parsed again: the same component, a little more work.
+ * Finds a block's entry among the last read's (its index, -1 for none). Blocks are compared where they
+ * lie, in this read's text and the last read's: a key string per block made V8 copy each block's text and
+ * hash it on every read (most of the split of a re-read 10,000-event feed). Most blocks come where the last
+ * read had them, one booking changed or added aside, so the blocks after the last one found are compared
+ * first. A block missed before the index exists is parsed again: the same component, a little more work.
  */
-type Finder<T> = (block: Located) => MemoEntry<T> | undefined;
+type Finder = (block: Located) => number;
 type UidIndex = { first: Map<string, number>; next: Int32Array };
 
-function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments: readonly number[]): Finder<T> {
+function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments: readonly number[]): Finder {
   const entries = memo?.entries ?? [];
   const old = memo?.text ?? '';
   const oldSegments = memo?.segments ?? [];
@@ -103,12 +107,12 @@ function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments:
       const entry = entries[i] as MemoEntry<T>;
       if (same(block, entry)) {
         at = i + 1;
-        return entry;
+        return i;
       }
     }
     if (!index) {
       misses += 1;
-      if (misses <= missesBeforeIndex) return undefined;
+      if (misses <= missesBeforeIndex) return -1;
       index = indexByUid(old, oldSegments, entries);
     }
     let candidate = index.first.get(uidOf(text, segments, block.first, block.count)) ?? -1;
@@ -116,11 +120,11 @@ function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments:
       const entry = entries[candidate] as MemoEntry<T>;
       if (same(block, entry)) {
         at = candidate + 1;
-        return entry;
+        return candidate;
       }
       candidate = index.next[candidate] ?? -1;
     }
-    return undefined;
+    return -1;
   };
 }
 
@@ -187,6 +191,9 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
 
   const segments: number[] = [];
   const find = createFinder(memo, text, segments);
+  // Which of the last read's blocks this read took already: a second taker is not a distinct value.
+  const taken = new Uint8Array(memo?.entries.length ?? 0);
+  const unsure: number[] = [];
   // Blocks this read parsed, for a block that comes twice: the last read did not have it either.
   const fresh = new Map<string, MemoEntry<T>>();
   const next: MemoEntry<T>[] = [];
@@ -215,9 +222,16 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
       if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
       const located = locate(text, pos, block.end, stampAt, segments);
       stampAt = located.stampAt;
-      const known = find(located) ?? (fresh.size > 0 ? fresh.get(stampless(text, segments, located)) : undefined);
+      const found = find(located);
+      const known = found !== -1 ? memo?.entries[found]
+        : fresh.size > 0 ? fresh.get(stampless(text, segments, located)) : undefined;
       let entry: MemoEntry<T>;
       const { first, count, length } = located;
+      if (found === -1 || taken[found] === 1) {
+        if (type !== 'VTIMEZONE') unsure.push(values.length);
+      } else {
+        taken[found] = 1;
+      }
       if (known) {
         // A new entry located in this read's text: the last read's text is then let go.
         entry = { segment: first, segments: count, length, value: known.value, timezone: known.timezone,
@@ -266,6 +280,7 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
     properties: frame.properties,
     timezones,
     values,
+    unsure,
     skippedLines: skippedLines + frame.skippedLines,
     memo: { text, entries: next, segments },
     reused,

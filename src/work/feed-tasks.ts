@@ -206,6 +206,22 @@ export function packedId(packed: PackedAnalysis, index: number): string {
   return bufferOf(packed.data as Uint8Array).toString('utf8', idStart, (offsets[4 * index + 1] as number) - 2 * hashLength);
 }
 
+/** True when an entity's id in a packed analysis is `id`: compared in place, nothing decoded when `id`
+ * is ASCII (what a re-read in the same order looks its entities up by). */
+export function hasPackedId(packed: PackedAnalysis, index: number, id: string): boolean {
+  const offsets = packed.offsets as Int32Array;
+  const data = packed.data as Uint8Array;
+  const start = offsets[4 * index] as number;
+  const end = (offsets[4 * index + 1] as number) - 2 * hashLength;
+  if (end - start < id.length) return false;
+  for (let i = 0; i < id.length; i += 1) {
+    const c = id.charCodeAt(i);
+    if (c > 0x7f) return packedId(packed, index) === id;
+    if (data[start + i] !== c) return false;
+  }
+  return end - start === id.length;
+}
+
 /** True when an entity's hash in a packed analysis is `hash`: compared in place, nothing decoded. */
 export function hasPackedHash(packed: PackedAnalysis, index: number, hash: string): boolean {
   if (hash.length !== hashLength) return false;

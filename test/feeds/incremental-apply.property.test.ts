@@ -108,6 +108,36 @@ const outcome = (r: SnapshotResult) => ({
   changes: [r.changed, r.added, r.modified, r.removed, r.rekeyed],
 });
 
+// What applyAnalysis decides, as it decided it when every id was decoded and looked up: the entities' ids
+// in the new history's order, and the lists of changes. Vanished entities are inherited in history order.
+function reference(history: FeedHistory, packed: ReturnType<typeof packCalendar>) {
+  const read = Array.from({ length: packedCount(packed) }, (_, i) => unpackEntity(packed, i));
+  const ids: string[] = [];
+  const modified: string[] = [];
+  const fresh = read.filter((e) => {
+    const held = history.entities.get(e.id);
+    if (!held) return true;
+    ids.push(e.id);
+    if (held.hash !== e.hash) modified.push(e.id);
+    return false;
+  });
+  const vanished = new Map<string, string[]>();
+  for (const [id, held] of history.entities) {
+    if (!ids.includes(id)) vanished.set(held.content, [...vanished.get(held.content) ?? [], id]);
+  }
+  const added: string[] = [];
+  let rekeyed = 0;
+  for (const e of fresh) {
+    const twin = vanished.get(e.content)?.pop();
+    if (twin === undefined) added.push(e.id);
+    else rekeyed += 1;
+    ids.push(twin ?? e.id);
+  }
+  const removed = [...history.entities.keys()].filter((id) => !ids.includes(id));
+  const changed = history.frame.hash !== packed.frame.hash || added.length + modified.length + removed.length > 0;
+  return { ids: changed ? ids : [...history.entities.keys()], changes: [changed, added, modified, removed, rekeyed] };
+}
+
 test('an apply of a read analysed with the last read\'s blocks equals one analysed from scratch', () => {
   fc.assert(fc.property(
     fc.array(fc.record({ start: fc.integer({ min: 0, max: 40 }), alarm: fc.boolean() }), { maxLength: 30 }),
@@ -127,6 +157,9 @@ test('an apply of a read analysed with the last read\'s blocks equals one analys
         const incremental = applyAnalysis(history, reused.packed, now);
         const scratch = applyAnalysis(history, packCalendar(body), now);
         assert.deepEqual(outcome(incremental), outcome(scratch));
+        const expected = reference(history, reused.packed);
+        const decided = { ids: [...incremental.history.entities.keys()], changes: outcome(incremental).changes };
+        assert.deepEqual(decided, expected);
         // And both are the read: each entity's hash is the read's, and `modified` the ids whose hash moved.
         const read = packCalendar(body);
         const hashes = new Map(Array.from({ length: packedCount(read) }, (_, i) => unpackEntity(read, i))

@@ -190,6 +190,8 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   if (firstEnd === -1 || !/^BEGIN:VCALENDAR\r?$/.test(text.slice(start, firstEnd))) return undefined;
 
   const segments: number[] = [];
+  // Where the current block lies (locate fills it in): one object for the whole scan, not one per block.
+  const located: Located = { first: 0, count: 0, length: 0 };
   const find = createFinder(memo, text, segments);
   // Which of the last read's blocks this read took already: a second taker is not a distinct value.
   const taken = new Uint8Array(memo?.entries.length ?? 0);
@@ -214,14 +216,13 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
     const contentEnd = text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd;
     // A BEGIN line is read without slicing the line: this runs once per block.
     if (text.startsWith('BEGIN:', pos)) {
-      const type = text.slice(pos + 6, contentEnd);
-      // A lone CR ends lines only for splitCalendar.
-      if (type.includes('\r') || !blockTypes.has(type)) return undefined;
-      const block = blockAt(text, pos, lineEnd, type);
-      if (!block) return undefined;
+      // Any other type (a lone CR in it included: it ends lines only for splitCalendar) needs splitCalendar.
+      const type = typeAt(text, pos + 6, contentEnd);
+      if (type === undefined) return undefined;
+      const end = blockEnd(text, pos, lineEnd, type);
+      if (end === -1) return undefined;
       if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
-      const located = locate(text, pos, block.end, stampAt, segments);
-      stampAt = located.stampAt;
+      stampAt = locate(text, pos, end, stampAt, segments, located);
       const found = find(located);
       const known = found !== -1 ? memo?.entries[found]
         : fresh.size > 0 ? fresh.get(stampless(text, segments, located)) : undefined;
@@ -238,7 +239,7 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
           skipped: known.skipped };
         reused += 1;
       } else {
-        const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, block.end)}\nEND:VCALENDAR\n`);
+        const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, end)}\nEND:VCALENDAR\n`);
         const component = type === 'VTIMEZONE' ? split.timezones[0] : split.components[0];
         if (!component || split.components.length + split.timezones.length !== 1) return undefined;
         entry = type === 'VTIMEZONE'
@@ -253,7 +254,8 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
       if (entry.timezone) timezones.push(entry.timezone);
       else values.push(entry.value as T);
       skippedLines += entry.skipped;
-      pos = block.next;
+      const afterEnd = text.indexOf('\n', end);
+      pos = afterEnd === -1 ? text.length : afterEnd + 1;
       afterBlock = true;
       continue;
     }
@@ -290,11 +292,11 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
 
 /**
  * Appends to `segments` the block [start, end) without its DTSTAMP content lines (and their folded
- * continuations): lines that start exactly `DTSTAMP:` or `DTSTAMP;`. `stampAt` is the first `\nDTSTAMP`
- * at or after `start` (-1: none); the one after the block is given back for the next block.
+ * continuations): lines that start exactly `DTSTAMP:` or `DTSTAMP;`, and says where in `into`. `stampAt`
+ * is the first `\nDTSTAMP` at or after `start` (-1: none); the one after the block is given back.
  */
-function locate(text: string, start: number, end: number, stampAt: number, segments: number[]):
-  Located & { stampAt: number } {
+function locate(text: string, start: number, end: number, stampAt: number, segments: number[],
+  into: Located): number {
   const first = segments.length / 2;
   let length = 0;
   let from = start;
@@ -318,7 +320,10 @@ function locate(text: string, start: number, end: number, stampAt: number, segme
     segments.push(from, end);
     length += end - from;
   }
-  return { first, count: segments.length / 2 - first, length, stampAt: at };
+  into.first = first;
+  into.count = segments.length / 2 - first;
+  into.length = length;
+  return at;
 }
 
 // A located block's text without DTSTAMP lines, as one string (only for blocks the last read lacked).
@@ -330,20 +335,27 @@ function stampless(text: string, segments: readonly number[], block: Located): s
   return out;
 }
 
-/** The block from a BEGIN line to its END line; undefined when another top-level BEGIN comes first. */
-function blockAt(text: string, pos: number, lineEnd: number, type: string): { end: number; next: number } | undefined {
+// The block type named on a BEGIN line from `from` to `to` (its CR aside), undefined for any other: read in
+// place, no slice per block.
+function typeAt(text: string, from: number, to: number): string | undefined {
+  for (const type of blockTypes) if (type.length === to - from && text.startsWith(type, from)) return type;
+  return undefined;
+}
+
+/** Where the block from a BEGIN line ends (after its END line's content); -1 when another top-level BEGIN
+ * comes first. */
+function blockEnd(text: string, pos: number, lineEnd: number, type: string): number {
   const marker = endMarkers.get(type) ?? `\nEND:${type}`;
   const end = text.indexOf(marker, lineEnd);
-  if (end === -1) return undefined;
+  if (end === -1) return -1;
   const after = end + marker.length;
   const c = text[after];
-  if (c !== undefined && c !== '\r' && c !== '\n') return undefined;
+  if (c !== undefined && c !== '\r' && c !== '\n') return -1;
   // splitCalendar closes an unterminated entity at the next entity or VTIMEZONE: leave that to it.
   for (let at = text.indexOf('\nBEGIN:', lineEnd); at !== -1 && at < end; at = text.indexOf('\nBEGIN:', at + 1)) {
     const nestedEnd = text.indexOf('\n', at + 1);
     const nested = text.slice(at + 7, nestedEnd === -1 ? text.length : nestedEnd).replace(/\r$/, '');
-    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return undefined;
+    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return -1;
   }
-  const eol = text.indexOf('\n', after);
-  return { end: after, next: eol === -1 ? text.length : eol + 1 };
+  return after;
 }

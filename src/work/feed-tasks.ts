@@ -2,8 +2,8 @@
 // boundary: one transferred byte buffer with offsets instead of thousands of cloned strings, so the
 // event loop only ever decodes the entities it needs (a changed one, not the ten thousand others).
 import { LRUCache } from 'lru-cache';
-import { analyzeCalendar, type CalendarAnalysis, calendarNights, type ComponentSummary, type FrameSummary, type NightsResult } from '../ical/analyze.ts';
-import type { BlockMemo } from '../ical/reuse.ts';
+import { analyzeCalendar, type CalendarAnalysis, calendarNights, ComponentSummary, type FrameSummary, type NightsResult } from '../ical/analyze.ts';
+import { type BlockMemo, memoColumnBytes } from '../ical/reuse.ts';
 
 /** What to read of one feed body. */
 export type AnalyzeTask = {
@@ -128,11 +128,12 @@ export async function runAnalyze(task: AnalyzeTask, cache: FeedCache): Promise<T
 }
 
 function memoBytes(memo: BlockMemo<ComponentSummary>): number {
-  // The read's text (which the memo holds to compare the next read's blocks against), and each block's parts.
-  let bytes = 2 * memo.text.length + 8 * memo.segments.length;
+  // The read's text (which the memo holds to compare the next read's blocks against), and its columns.
+  let bytes = 2 * memo.text.length + memoColumnBytes(memo);
   // An entity's summary, and its packed bytes (kept with it, see recordOf): about its text again.
-  for (const entry of memo.entries) {
-    bytes += 100 + (entry.value ? entry.value.bytes + entry.value.text.length + 300 : 200);
+  for (let i = 0; i < memo.count; i += 1) {
+    const value = memo.made[i];
+    bytes += 100 + (value instanceof ComponentSummary ? value.bytes + value.text.length + 300 : 200);
   }
   return bytes;
 }

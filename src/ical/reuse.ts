@@ -118,7 +118,9 @@ type Located = { first: number; count: number; length: number };
  * first. A block missed before the index exists is parsed again: the same component, a little more work.
  */
 type Finder = (block: Located) => number;
-type UidIndex = { first: Map<string, number>; next: Int32Array };
+/** The last read's blocks by a hash of their UID: `heads` gives a bucket's first block, `next` the next
+ * block of the same bucket in file order, `hashes` each block's full hash (-1 ends a chain). */
+type UidIndex = { heads: Int32Array; next: Int32Array; hashes: Int32Array };
 
 function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments: Ints): Finder {
   const { count, blocks, text: old, segments: oldSegments } = memo ?? emptyMemo<T>();
@@ -142,40 +144,53 @@ function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments:
       if (misses <= missesBeforeIndex) return -1;
       index = indexByUid(old, oldSegments, blocks, count);
     }
-    let candidate = index.first.get(uidOf(text, segments.data, block.first, block.count)) ?? -1;
-    for (let tried = 0; candidate !== -1 && tried < maxCandidates; tried += 1) {
+    const hash = uidHash(text, segments.data, block.first, block.count);
+    let candidate = index.heads[hash & (index.heads.length - 1)] ?? -1;
+    for (let tried = 0; candidate !== -1 && tried < maxCandidates; candidate = index.next[candidate] ?? -1) {
+      // Another UID in the same bucket is no candidate.
+      if (index.hashes[candidate] !== hash) continue;
+      tried += 1;
       if (same(block, candidate)) {
         at = candidate + 1;
         return candidate;
       }
-      candidate = index.next[candidate] ?? -1;
     }
     return -1;
   };
 }
 
-// The last read's blocks by the UID line they carry ('' without one), each key chaining its blocks in order.
+// The last read's blocks by a hash of the UID line they carry ('' without one), each bucket chaining its
+// blocks in order. A hash, not a Map of UID strings: no string is cut out of the text per block.
 function indexByUid(text: string, segments: Int32Array, blocks: Int32Array, count: number): UidIndex {
-  const first = new Map<string, number>();
+  let size = 16;
+  while (size < 2 * count) size *= 2;
+  const heads = new Int32Array(size).fill(-1);
   const next = new Int32Array(count);
-  // From the last block back: each key's chain then runs in file order.
+  const hashes = new Int32Array(count);
+  // From the last block back: each bucket's chain then runs in file order.
   for (let i = count - 1; i >= 0; i -= 1) {
-    const uid = uidOf(text, segments, blocks[blockInts * i] as number, blocks[blockInts * i + 1] as number);
-    next[i] = first.get(uid) ?? -1;
-    first.set(uid, i);
+    const hash = uidHash(text, segments, blocks[blockInts * i] as number, blocks[blockInts * i + 1] as number);
+    const bucket = hash & (size - 1);
+    hashes[i] = hash;
+    next[i] = heads[bucket] as number;
+    heads[bucket] = i;
   }
-  return { first, next };
+  return { heads, next, hashes };
 }
 
-// The raw value of a block's first `UID:` line, unfolded or not: only a hint, blocks are compared in full.
-function uidOf(text: string, segments: Int32Array, first: number, count: number): string {
+// FNV-1a of the raw value of a block's first `UID:` line, unfolded or not (0 offset basis for none): only
+// a hint, blocks are compared in full.
+function uidHash(text: string, segments: Int32Array, first: number, count: number): number {
   const start = segments[2 * first] as number;
   const end = segments[2 * (first + count) - 1] as number;
+  let hash = 0x811c9dc5 | 0;
   const at = text.indexOf('\nUID:', start);
-  if (at === -1 || at >= end) return '';
+  if (at === -1 || at >= end) return hash;
   const eol = text.indexOf('\n', at + 5);
-  const stop = eol === -1 || eol > end ? end : eol;
-  return text.slice(at + 5, text[stop - 1] === '\r' ? stop - 1 : stop);
+  let stop = eol === -1 || eol > end ? end : eol;
+  if (text.charCodeAt(stop - 1) === 0x0d) stop -= 1;
+  for (let i = at + 5; i < stop; i += 1) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash;
 }
 
 // True when two blocks' segments hold the same characters (their lengths are known equal).

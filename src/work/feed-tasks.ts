@@ -176,7 +176,9 @@ function pack(entities: readonly PackableEntity[]) {
     offsets[4 * i] = at;
     offsets[4 * i + 1] = at + record.text;
     offsets[4 * i + 2] = at + record.stub;
-    at += record.bytes.copy(data, at);
+    // TypedArray set, not Buffer copy: the same bytes without Buffer's checks on each of ten thousand calls.
+    data.set(record.bytes, at);
+    at += record.bytes.length;
     offsets[4 * i + 3] = at;
   });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offsets };

@@ -8,7 +8,7 @@ import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
 import { tombstoneInUtc, tombstoneZone } from '../ical/tombstone-zone.ts';
 import { createSlice, eachInSlices, type Slice, sortInSlices } from '../util/yield.ts';
-import { hasPackedHash, type PackedAnalysis, packedCount, packedId, unpackEntity } from '../work/feed-tasks.ts';
+import { hasPackedHash, hasPackedId, type PackedAnalysis, packedCount, packedId, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
 export type HistoryEntity = { hash: string; version: number; text: string; content: string; stub: string };
@@ -130,26 +130,59 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   options: ApplyOptions): Generator<void, SnapshotResult> {
   const previous = history ?? emptyHistory();
   const version = previous.version + 1;
-  const entities = new Map<string, HistoryEntity>();
   const tombstones = new Map(previous.tombstones);
   // Indexes of the entities the history does not have: only theirs (and changed ones) are decoded whole.
   const fresh: number[] = [];
   const modified: string[] = [];
 
+  // Each entity's id, and its stored entry when it changed (undefined: the history's entry stands). A
+  // re-read mostly lists the history's entities in its order: an id is then compared in place with the
+  // history's next key, and that key (hashed once already) stands for it, nothing decoded or hashed.
   const count = packedCount(packed);
+  const ids: (string | undefined)[] = new Array(count);
+  const changes = new Map<number, HistoryEntity>();
+  const keys = [...previous.entities.keys()];
+  let at = 0;
+  let matched = 0;
   for (let i = 0; i < count; i += 1) {
     if (i % stride === stride - 1) yield;
-    const id = packedId(packed, i);
-    const held = previous.entities.get(id);
-    // Same hash: keep the stored entry (and its DTSTAMP), so DTSTAMP churn is no change (SPEC "GET").
-    if (held && hasPackedHash(packed, i, held.hash)) {
-      entities.set(id, held);
-    } else if (held) {
-      entities.set(id, stored(unpackEntity(packed, i), version));
-      modified.push(id);
+    const key = keys[at];
+    let id: string;
+    if (key !== undefined && hasPackedId(packed, i, key)) {
+      id = key;
+      at += 1;
     } else {
-      fresh.push(i);
+      id = packedId(packed, i);
+      // One removed entity before it: the history's order resumes after its key.
+      if (keys[at + 1] === id) at += 2;
     }
+    const held = previous.entities.get(id);
+    if (!held) {
+      fresh.push(i);
+      continue;
+    }
+    ids[i] = id;
+    matched += 1;
+    // Same hash: keep the stored entry (and its DTSTAMP), so DTSTAMP churn is no change (SPEC "GET").
+    if (!hasPackedHash(packed, i, held.hash)) {
+      changes.set(i, stored(unpackEntity(packed, i), version));
+      modified.push(id);
+    }
+  }
+
+  const frameChanged = !history || packed.frame.hash !== previous.frame.hash;
+  if (!frameChanged && fresh.length === 0 && modified.length === 0 && matched === previous.entities.size) {
+    // Every entity the history has, each unchanged, in any order: the stored history stands.
+    const fingerprint = options.fingerprint;
+    const same = fingerprint === undefined || fingerprint === previous.fingerprint;
+    const kept = same ? previous : { ...previous, fingerprint };
+    return { history: kept, changed: false, added: [], modified, removed: [], rekeyed: 0 };
+  }
+  const entities = new Map<string, HistoryEntity>();
+  for (let i = 0; i < count; i += 1) {
+    if (i % stride === stride - 1) yield;
+    const id = ids[i];
+    if (id !== undefined) entities.set(id, changes.get(i) ?? previous.entities.get(id) as HistoryEntity);
   }
 
   // SPEC "Guarantees": an exporter that mints new UIDs on every request sends the same events under
@@ -187,7 +220,6 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     if (tombstones.delete(entity.id)) unburied = true;
   }
 
-  const frameChanged = !history || packed.frame.hash !== previous.frame.hash;
   const zones = new Map(previous.zones);
   // A remembered zone is the one of the last snapshot that had it.
   if (frameChanged && zones.size > 0) {

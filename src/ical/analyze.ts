@@ -54,10 +54,15 @@ export class ComponentSummary implements GroupMember {
   // read after read (reuse.ts), and so is what its entity's hashes, stub and tag line cost.
   #alone: { entity: EntitySummary; line: string } | undefined;
 
+  /** The id of the entity this component belongs to (groupMembers: the UID, or a content identity). */
+  get id(): string {
+    return this.uid ?? `content:${this.contentHash}`;
+  }
+
   /** The entity of this component alone, and its content tag line. */
   alone(): { entity: EntitySummary; line: string } {
     if (!this.#alone) {
-      const entity = entityOf(this.uid ?? `content:${this.contentHash}`, [this]);
+      const entity = entityOf(this.id, [this]);
       this.#alone = { entity, line: tagLine(entity) };
     }
     return this.#alone;
@@ -119,32 +124,42 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
   let skippedLines: number;
   let complete = true;
   let nextMemo: BlockMemo<ComponentSummary> | undefined;
+  let alone = false;
   const reused = options.keepMemo === false && memo === undefined ? undefined : scanReusing(decoded.text, memo, make);
   if (reused) {
     ({ properties, timezones, skippedLines } = reused);
     summaries = reused.values;
-    nextMemo = reused.memo;
+    alone = memo?.distinct === true && isEachAlone(summaries, reused.unsure);
   } else {
     summaries = [];
     const frame = scanCalendar(decoded.text, (component) => summaries.push(make(component)));
     ({ properties, timezones, skippedLines, complete } = frame);
   }
   const frameHash = componentHash({ type: 'VCALENDAR', lines: properties, children: timezones });
-  const groups = groupMembers(summaries);
   const entities: EntitySummary[] = [];
   const lines: string[] = [];
-  for (const { id, members } of groups) {
-    const [master] = members as [ComponentSummary, ...ComponentSummary[]];
-    if (members.length === 1) {
-      const { entity, line } = master.alone();
+  if (alone) {
+    // Each component is an entity of its own, as groupMembers would find: no grouping map is made.
+    for (const summary of summaries) {
+      const { entity, line } = summary.alone();
       entities.push(entity);
       lines.push(line);
-    } else {
-      const entity = entityOf(id, members);
-      entities.push(entity);
-      lines.push(tagLine(entity));
+    }
+  } else {
+    for (const { id, members } of groupMembers(summaries)) {
+      const [master] = members as [ComponentSummary, ...ComponentSummary[]];
+      if (members.length === 1) {
+        const { entity, line } = master.alone();
+        entities.push(entity);
+        lines.push(line);
+      } else {
+        const entity = entityOf(id, members);
+        entities.push(entity);
+        lines.push(tagLine(entity));
+      }
     }
   }
+  if (reused) nextMemo = { ...reused.memo, distinct: entities.length === summaries.length };
   return {
     complete,
     encoding: decoded.encoding,
@@ -158,6 +173,27 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
     tag: tagOfLines(frameHash, lines),
     memo: nextMemo,
   };
+}
+
+// True when no two components share an id, given that all but the `unsure` ones are distinct components
+// of the last read (whose ids were pairwise distinct): only the unsure ones' ids can collide.
+function isEachAlone(summaries: readonly ComponentSummary[], unsure: readonly number[]): boolean {
+  if (unsure.length === 0) return true;
+  // Past this many, a set of them costs about what grouping does.
+  if (unsure.length > summaries.length / 8) return false;
+  const ids = new Set<string>();
+  for (const i of unsure) ids.add((summaries[i] as ComponentSummary).id);
+  if (ids.size < unsure.length) return false;
+  let next = 0;
+  for (let i = 0; i < summaries.length; i += 1) {
+    if (i === unsure[next]) {
+      next += 1;
+      continue;
+    }
+    // Its entity was made last read (it was alone then): its id is that entity's, hashed once already.
+    if (ids.has((summaries[i] as ComponentSummary).alone().entity.id)) return false;
+  }
+  return true;
 }
 
 // One entity of these members (master first, as groupMembers orders them).

@@ -5,21 +5,51 @@
 // splitCalendar whole, so the result is always exactly what splitCalendar gives.
 import { type Component, type ContentLine, entityTypes, type SplitCalendar, splitCalendar } from './split.ts';
 
-/** One block of a read: where its text lies without DTSTAMP lines (`segments`, start and end pairs into
- * the read's text, from `segment` on), what was made of it (a VTIMEZONE stays a component) and the lines its
- * split skipped. */
-type MemoEntry<T> = {
-  segment: number;
-  segments: number;
-  length: number;
-  value: T | undefined;
-  timezone: Component | undefined;
-  skipped: number;
+/**
+ * The blocks of one read in file order, located in that read's text (held so the next read compares
+ * against it in place: no per-block key string is made or hashed). Kept as columns, not an object per
+ * block: a 10,000-event feed's memo is a few arrays, which the collector does not walk object by object.
+ * `distinct`, when the caller set it: no two of the read's values share an identity (analyze.ts: each
+ * component was an entity of its own).
+ */
+export type BlockMemo<T> = {
+  text: string;
+  /** How many blocks. */
+  count: number;
+  /** `blockInts` per block: its first segment, how many it has, its length without DTSTAMP lines, the
+   * lines its split skipped, and 1 for a VTIMEZONE (which stays a component). */
+  blocks: Int32Array;
+  /** What was made of each block: `make`'s value, or a VTIMEZONE's component. */
+  made: (T | Component)[];
+  /** Start and end pairs into `text`: where each block's text lies without its DTSTAMP lines. */
+  segments: Int32Array;
+  distinct?: boolean;
 };
 
-/** The blocks of one read in file order, located in that read's text (held so the next read compares
- * against it in place: no per-block key string is made or hashed). */
-export type BlockMemo<T> = { text: string; entries: MemoEntry<T>[]; segments: number[] };
+const blockInts = 5;
+
+/** A memo of no blocks. */
+function emptyMemo<T>(): BlockMemo<T> {
+  return { text: '', count: 0, blocks: new Int32Array(0), made: [], segments: new Int32Array(0) };
+}
+
+/** How many bytes a memo's columns take (its text and what was made of its blocks aside). */
+export function memoColumnBytes(memo: BlockMemo<unknown>): number {
+  return memo.blocks.byteLength + memo.segments.byteLength + 8 * memo.made.length;
+}
+
+// A growable column of integers.
+type Ints = { data: Int32Array; length: number };
+
+function push(ints: Ints, value: number): void {
+  if (ints.length === ints.data.length) {
+    const grown = new Int32Array(2 * ints.data.length + 64);
+    grown.set(ints.data);
+    ints.data = grown;
+  }
+  ints.data[ints.length] = value;
+  ints.length += 1;
+}
 
 /** The blocks of one read as components (what splitReusing keeps). */
 export type ComponentMemo = BlockMemo<Component>;
@@ -27,11 +57,14 @@ export type ComponentMemo = BlockMemo<Component>;
 /** What splitReusing gives: the split calendar, the memo for the next read, and how much it reused. */
 export type ReusedSplit = { calendar: SplitCalendar; memo: ComponentMemo; reused: number; parsed: number };
 
-/** What scanReusing gives: the frame, what `make` made of each entity component, the memo, and counts. */
+/** What scanReusing gives: the frame, what `make` made of each entity component, the memo, and counts.
+ * `unsure` lists the indexes into `values` of those not taken from a block of the last read once and only
+ * once (parsed now, or a block that came twice): the others are distinct values of the last read. */
 export type ReusedScan<T> = {
   properties: ContentLine[];
   timezones: Component[];
   values: T[];
+  unsure: number[];
   skippedLines: number;
   memo: BlockMemo<T>;
   reused: number;
@@ -45,7 +78,7 @@ const endMarkers: ReadonlyMap<string, string> = new Map([...blockTypes].map((typ
 /** Splits `text` like splitCalendar, reusing `memo`'s components for unchanged blocks. */
 export function splitReusing(text: string, memo: ComponentMemo | undefined): ReusedSplit {
   const scanned = scanReusing(text, memo, (component) => component);
-  if (!scanned) return { calendar: splitCalendar(text), memo: { text: '', entries: [], segments: [] }, reused: 0, parsed: 0 };
+  if (!scanned) return { calendar: splitCalendar(text), memo: emptyMemo(), reused: 0, parsed: 0 };
   const { properties, timezones, values, skippedLines } = scanned;
   return {
     calendar: { complete: true, properties, timezones, components: values, skippedLines },
@@ -78,80 +111,91 @@ const maxCandidates = 8;
 type Located = { first: number; count: number; length: number };
 
 /**
- * Finds a block's entry among the last read's. Blocks are compared where they lie, in this read's text and
- * the last read's: a key string per block made V8 copy each block's text and hash it on every read (most of
- * the split of a re-read 10,000-event feed). Most blocks come where the last read had them, one booking
- * changed or added aside, so the blocks after the last one found are compared first. A block missed before
- * the index exists is parsed again: the same component, a little more work.
+ * Finds a block's entry among the last read's (its index, -1 for none). Blocks are compared where they
+ * lie, in this read's text and the last read's: a key string per block made V8 copy each block's text and
+ * hash it on every read (most of the split of a re-read 10,000-event feed). Most blocks come where the last
+ * read had them, one booking changed or added aside, so the blocks after the last one found are compared
+ * first. A block missed before the index exists is parsed again: the same component, a little more work.
  */
-type Finder<T> = (block: Located) => MemoEntry<T> | undefined;
-type UidIndex = { first: Map<string, number>; next: Int32Array };
+type Finder = (block: Located) => number;
+/** The last read's blocks by a hash of their UID: `heads` gives a bucket's first block, `next` the next
+ * block of the same bucket in file order, `hashes` each block's full hash (-1 ends a chain). */
+type UidIndex = { heads: Int32Array; next: Int32Array; hashes: Int32Array };
 
-function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments: readonly number[]): Finder<T> {
-  const entries = memo?.entries ?? [];
-  const old = memo?.text ?? '';
-  const oldSegments = memo?.segments ?? [];
+function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments: Ints): Finder {
+  const { count, blocks, text: old, segments: oldSegments } = memo ?? emptyMemo<T>();
   let at = 0;
   let misses = 0;
   let index: UidIndex | undefined;
-  const same = (block: Located, entry: MemoEntry<T>) => entry.length === block.length
-    && sameText(text, segments, block.first, block.count, old, oldSegments, entry.segment, entry.segments);
+  const same = (block: Located, i: number) => blocks[blockInts * i + 2] === block.length
+    && sameText(text, segments.data, block.first, block.count, old, oldSegments, blocks[blockInts * i] as number,
+      blocks[blockInts * i + 1] as number);
   return (block) => {
     // Once the feed counts as reordered, only the next block in the last read's order is tried before the index.
     const near = index ? 1 : nearby;
-    for (let i = at; i < at + near && i < entries.length; i += 1) {
-      const entry = entries[i] as MemoEntry<T>;
-      if (same(block, entry)) {
+    for (let i = at; i < at + near && i < count; i += 1) {
+      if (same(block, i)) {
         at = i + 1;
-        return entry;
+        return i;
       }
     }
     if (!index) {
       misses += 1;
-      if (misses <= missesBeforeIndex) return undefined;
-      index = indexByUid(old, oldSegments, entries);
+      if (misses <= missesBeforeIndex) return -1;
+      index = indexByUid(old, oldSegments, blocks, count);
     }
-    let candidate = index.first.get(uidOf(text, segments, block.first, block.count)) ?? -1;
-    for (let tried = 0; candidate !== -1 && tried < maxCandidates; tried += 1) {
-      const entry = entries[candidate] as MemoEntry<T>;
-      if (same(block, entry)) {
+    const hash = uidHash(text, segments.data, block.first, block.count);
+    let candidate = index.heads[hash & (index.heads.length - 1)] ?? -1;
+    for (let tried = 0; candidate !== -1 && tried < maxCandidates; candidate = index.next[candidate] ?? -1) {
+      // Another UID in the same bucket is no candidate.
+      if (index.hashes[candidate] !== hash) continue;
+      tried += 1;
+      if (same(block, candidate)) {
         at = candidate + 1;
-        return entry;
+        return candidate;
       }
-      candidate = index.next[candidate] ?? -1;
     }
-    return undefined;
+    return -1;
   };
 }
 
-// The last read's blocks by the UID line they carry ('' without one), each key chaining its blocks in order.
-function indexByUid<T>(text: string, segments: readonly number[], entries: readonly MemoEntry<T>[]): UidIndex {
-  const first = new Map<string, number>();
-  const next = new Int32Array(entries.length);
-  // From the last block back: each key's chain then runs in file order.
-  for (let i = entries.length - 1; i >= 0; i -= 1) {
-    const entry = entries[i] as MemoEntry<T>;
-    const uid = uidOf(text, segments, entry.segment, entry.segments);
-    next[i] = first.get(uid) ?? -1;
-    first.set(uid, i);
+// The last read's blocks by a hash of the UID line they carry ('' without one), each bucket chaining its
+// blocks in order. A hash, not a Map of UID strings: no string is cut out of the text per block.
+function indexByUid(text: string, segments: Int32Array, blocks: Int32Array, count: number): UidIndex {
+  let size = 16;
+  while (size < 2 * count) size *= 2;
+  const heads = new Int32Array(size).fill(-1);
+  const next = new Int32Array(count);
+  const hashes = new Int32Array(count);
+  // From the last block back: each bucket's chain then runs in file order.
+  for (let i = count - 1; i >= 0; i -= 1) {
+    const hash = uidHash(text, segments, blocks[blockInts * i] as number, blocks[blockInts * i + 1] as number);
+    const bucket = hash & (size - 1);
+    hashes[i] = hash;
+    next[i] = heads[bucket] as number;
+    heads[bucket] = i;
   }
-  return { first, next };
+  return { heads, next, hashes };
 }
 
-// The raw value of a block's first `UID:` line, unfolded or not: only a hint, blocks are compared in full.
-function uidOf(text: string, segments: readonly number[], first: number, count: number): string {
+// FNV-1a of the raw value of a block's first `UID:` line, unfolded or not (0 offset basis for none): only
+// a hint, blocks are compared in full.
+function uidHash(text: string, segments: Int32Array, first: number, count: number): number {
   const start = segments[2 * first] as number;
   const end = segments[2 * (first + count) - 1] as number;
+  let hash = 0x811c9dc5 | 0;
   const at = text.indexOf('\nUID:', start);
-  if (at === -1 || at >= end) return '';
+  if (at === -1 || at >= end) return hash;
   const eol = text.indexOf('\n', at + 5);
-  const stop = eol === -1 || eol > end ? end : eol;
-  return text.slice(at + 5, text[stop - 1] === '\r' ? stop - 1 : stop);
+  let stop = eol === -1 || eol > end ? end : eol;
+  if (text.charCodeAt(stop - 1) === 0x0d) stop -= 1;
+  for (let i = at + 5; i < stop; i += 1) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash;
 }
 
 // True when two blocks' segments hold the same characters (their lengths are known equal).
-function sameText(a: string, aSegments: readonly number[], aFirst: number, aCount: number, b: string,
-  bSegments: readonly number[], bFirst: number, bCount: number): boolean {
+function sameText(a: string, aSegments: Int32Array, aFirst: number, aCount: number, b: string,
+  bSegments: Int32Array, bFirst: number, bCount: number): boolean {
   let i = 2 * aFirst;
   let j = 2 * bFirst;
   const aStop = 2 * (aFirst + aCount);
@@ -185,11 +229,19 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   const firstEnd = text.indexOf('\n', start);
   if (firstEnd === -1 || !/^BEGIN:VCALENDAR\r?$/.test(text.slice(start, firstEnd))) return undefined;
 
-  const segments: number[] = [];
+  // Sized for about the last read's blocks: the columns seldom grow.
+  const segments: Ints = { data: new Int32Array(memo ? memo.segments.length + 64 : 4096), length: 0 };
+  const blocks: Ints = { data: new Int32Array(memo ? blockInts * (memo.count + 16) : 2048), length: 0 };
+  const made: (T | Component)[] = [];
+  // Where the current block lies (locate fills it in): one object for the whole scan, not one per block.
+  const located: Located = { first: 0, count: 0, length: 0 };
   const find = createFinder(memo, text, segments);
-  // Blocks this read parsed, for a block that comes twice: the last read did not have it either.
-  const fresh = new Map<string, MemoEntry<T>>();
-  const next: MemoEntry<T>[] = [];
+  // Which of the last read's blocks this read took already: a second taker is not a distinct value.
+  const taken = new Uint8Array(memo?.count ?? 0);
+  const unsure: number[] = [];
+  // Blocks this read parsed (their index in this read), for a block that comes twice: the last read did
+  // not have it either.
+  const fresh = new Map<string, number>();
   const values: T[] = [];
   const timezones: Component[] = [];
   const frameLines: string[] = [];
@@ -207,39 +259,51 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
     const contentEnd = text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd;
     // A BEGIN line is read without slicing the line: this runs once per block.
     if (text.startsWith('BEGIN:', pos)) {
-      const type = text.slice(pos + 6, contentEnd);
-      // A lone CR ends lines only for splitCalendar.
-      if (type.includes('\r') || !blockTypes.has(type)) return undefined;
-      const block = blockAt(text, pos, lineEnd, type);
-      if (!block) return undefined;
+      // Any other type (a lone CR in it included: it ends lines only for splitCalendar) needs splitCalendar.
+      const type = typeAt(text, pos + 6, contentEnd);
+      if (type === undefined) return undefined;
+      const end = blockEnd(text, pos, lineEnd, type);
+      if (end === -1) return undefined;
       if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
-      const located = locate(text, pos, block.end, stampAt, segments);
-      stampAt = located.stampAt;
-      const known = find(located) ?? (fresh.size > 0 ? fresh.get(stampless(text, segments, located)) : undefined);
-      let entry: MemoEntry<T>;
-      const { first, count, length } = located;
-      if (known) {
-        // A new entry located in this read's text: the last read's text is then let go.
-        entry = { segment: first, segments: count, length, value: known.value, timezone: known.timezone,
-          skipped: known.skipped };
+      stampAt = locate(text, pos, end, stampAt, segments, located);
+      const found = find(located);
+      const again = found === -1 && fresh.size > 0 ? fresh.get(stampless(text, segments.data, located)) ?? -1 : -1;
+      if (found === -1 || taken[found] === 1) {
+        if (type !== 'VTIMEZONE') unsure.push(values.length);
+      } else {
+        taken[found] = 1;
+      }
+      // A block found is that block's component, located in this read's text: the last read's is let go.
+      let value: T | Component;
+      let skipped: number;
+      if (found !== -1 && memo) {
+        value = memo.made[found] as T | Component;
+        skipped = memo.blocks[blockInts * found + 3] as number;
+        reused += 1;
+      } else if (again !== -1) {
+        value = made[again] as T | Component;
+        skipped = blocks.data[blockInts * again + 3] as number;
         reused += 1;
       } else {
-        const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, block.end)}\nEND:VCALENDAR\n`);
+        const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, end)}\nEND:VCALENDAR\n`);
         const component = type === 'VTIMEZONE' ? split.timezones[0] : split.components[0];
         if (!component || split.components.length + split.timezones.length !== 1) return undefined;
-        entry = type === 'VTIMEZONE'
-          ? { segment: first, segments: count, length, value: undefined, timezone: component,
-              skipped: split.skippedLines }
-          : { segment: first, segments: count, length, value: make(component), timezone: undefined,
-              skipped: split.skippedLines };
-        fresh.set(stampless(text, segments, located), entry);
+        value = type === 'VTIMEZONE' ? component : make(component);
+        skipped = split.skippedLines;
+        fresh.set(stampless(text, segments.data, located), made.length);
         parsed += 1;
       }
-      next.push(entry);
-      if (entry.timezone) timezones.push(entry.timezone);
-      else values.push(entry.value as T);
-      skippedLines += entry.skipped;
-      pos = block.next;
+      push(blocks, located.first);
+      push(blocks, located.count);
+      push(blocks, located.length);
+      push(blocks, skipped);
+      push(blocks, type === 'VTIMEZONE' ? 1 : 0);
+      made.push(value);
+      if (type === 'VTIMEZONE') timezones.push(value as Component);
+      else values.push(value as T);
+      skippedLines += skipped;
+      const afterEnd = text.indexOf('\n', end);
+      pos = afterEnd === -1 ? text.length : afterEnd + 1;
       afterBlock = true;
       continue;
     }
@@ -266,8 +330,9 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
     properties: frame.properties,
     timezones,
     values,
+    unsure,
     skippedLines: skippedLines + frame.skippedLines,
-    memo: { text, entries: next, segments },
+    memo: { text, count: made.length, blocks: blocks.data, made, segments: segments.data },
     reused,
     parsed,
   };
@@ -275,11 +340,11 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
 
 /**
  * Appends to `segments` the block [start, end) without its DTSTAMP content lines (and their folded
- * continuations): lines that start exactly `DTSTAMP:` or `DTSTAMP;`. `stampAt` is the first `\nDTSTAMP`
- * at or after `start` (-1: none); the one after the block is given back for the next block.
+ * continuations): lines that start exactly `DTSTAMP:` or `DTSTAMP;`, and says where in `into`. `stampAt`
+ * is the first `\nDTSTAMP` at or after `start` (-1: none); the one after the block is given back.
  */
-function locate(text: string, start: number, end: number, stampAt: number, segments: number[]):
-  Located & { stampAt: number } {
+function locate(text: string, start: number, end: number, stampAt: number, segments: Ints,
+  into: Located): number {
   const first = segments.length / 2;
   let length = 0;
   let from = start;
@@ -288,7 +353,8 @@ function locate(text: string, start: number, end: number, stampAt: number, segme
     const c = text[at + 8];
     if (c === ':' || c === ';') {
       if (at + 1 > from) {
-        segments.push(from, at + 1);
+        push(segments, from);
+        push(segments, at + 1);
         length += at + 1 - from;
       }
       let eol = text.indexOf('\n', at + 1);
@@ -300,14 +366,18 @@ function locate(text: string, start: number, end: number, stampAt: number, segme
     }
   }
   if (end > from) {
-    segments.push(from, end);
+    push(segments, from);
+    push(segments, end);
     length += end - from;
   }
-  return { first, count: segments.length / 2 - first, length, stampAt: at };
+  into.first = first;
+  into.count = segments.length / 2 - first;
+  into.length = length;
+  return at;
 }
 
 // A located block's text without DTSTAMP lines, as one string (only for blocks the last read lacked).
-function stampless(text: string, segments: readonly number[], block: Located): string {
+function stampless(text: string, segments: Int32Array, block: Located): string {
   let out = '';
   for (let i = block.first; i < block.first + block.count; i += 1) {
     out += text.slice(segments[2 * i] as number, segments[2 * i + 1] as number);
@@ -315,20 +385,27 @@ function stampless(text: string, segments: readonly number[], block: Located): s
   return out;
 }
 
-/** The block from a BEGIN line to its END line; undefined when another top-level BEGIN comes first. */
-function blockAt(text: string, pos: number, lineEnd: number, type: string): { end: number; next: number } | undefined {
+// The block type named on a BEGIN line from `from` to `to` (its CR aside), undefined for any other: read in
+// place, no slice per block.
+function typeAt(text: string, from: number, to: number): string | undefined {
+  for (const type of blockTypes) if (type.length === to - from && text.startsWith(type, from)) return type;
+  return undefined;
+}
+
+/** Where the block from a BEGIN line ends (after its END line's content); -1 when another top-level BEGIN
+ * comes first. */
+function blockEnd(text: string, pos: number, lineEnd: number, type: string): number {
   const marker = endMarkers.get(type) ?? `\nEND:${type}`;
   const end = text.indexOf(marker, lineEnd);
-  if (end === -1) return undefined;
+  if (end === -1) return -1;
   const after = end + marker.length;
   const c = text[after];
-  if (c !== undefined && c !== '\r' && c !== '\n') return undefined;
+  if (c !== undefined && c !== '\r' && c !== '\n') return -1;
   // splitCalendar closes an unterminated entity at the next entity or VTIMEZONE: leave that to it.
   for (let at = text.indexOf('\nBEGIN:', lineEnd); at !== -1 && at < end; at = text.indexOf('\nBEGIN:', at + 1)) {
     const nestedEnd = text.indexOf('\n', at + 1);
     const nested = text.slice(at + 7, nestedEnd === -1 ? text.length : nestedEnd).replace(/\r$/, '');
-    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return undefined;
+    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return -1;
   }
-  const eol = text.indexOf('\n', after);
-  return { end: after, next: eol === -1 ? text.length : eol + 1 };
+  return after;
 }

@@ -25,8 +25,9 @@ export function fingerprint(body: Buffer): string {
 const scratchBytes = 64 * 1024;
 const scratch = Buffer.allocUnsafeSlow(scratchBytes);
 
-// Hashing runs at about 1.5 GB/s: a 1 MiB piece is well under a millisecond.
-const pieceBytes = 1024 * 1024;
+// A piece between two turns of the event loop: hashing runs at about 1.5 GB/s, but a body of nothing but
+// DTSTAMP lines is stepped through a line at a time (800,000 of them, 20 MB: ~13 ms a MiB).
+const pieceBytes = 256 * 1024;
 
 /** fingerprint() for a body of any size without holding the event loop: hashed a piece at a time. */
 export async function fingerprintAsync(body: Buffer): Promise<string> {
@@ -78,9 +79,13 @@ function keptHasher(body: Buffer, buffer: Buffer): { step(limit: number): boolea
       put(to);
       if (from < at + 1) break;
       // A DTSTAMP line is short: its end is looked for byte by byte (a call per line was a third of the cost).
+      // The bytes skipped count against the budget too: a hostile feed's one DTSTAMP line of 20 MB is stepped
+      // through in pieces like any other bytes.
       let end = lineEnd(body, at + 1);
       while (end !== -1 && (body[end + 1] === space || body[end + 1] === tab)) end = lineEnd(body, end + 1);
-      from = end === -1 ? body.length : end + 1;
+      const next = end === -1 ? body.length : end + 1;
+      budget -= next - from;
+      from = next;
       at = end === -1 ? -1 : body.indexOf(marker, end);
     }
     return false;
@@ -92,8 +97,12 @@ function keptHasher(body: Buffer, buffer: Buffer): { step(limit: number): boolea
   return { step, digest };
 }
 
+// A DTSTAMP line is looked through byte by byte this far; a longer one (a hostile feed) natively.
+const shortLineBytes = 256;
+
 // The index of the next line feed at or after `from`, or -1.
 function lineEnd(body: Buffer, from: number): number {
-  for (let i = from; i < body.length; i += 1) if (body[i] === lf) return i;
-  return -1;
+  const until = Math.min(body.length, from + shortLineBytes);
+  for (let i = from; i < until; i += 1) if (body[i] === lf) return i;
+  return until === body.length ? -1 : body.indexOf(lf, until);
 }

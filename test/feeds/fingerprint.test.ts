@@ -35,3 +35,26 @@ test('fingerprintAsync gives fingerprint\'s answer for a body of several MiB, ha
   assert.ok(many.length > 3 * 1024 * 1024);
   assert.equal(await fingerprintAsync(many), fingerprint(many));
 });
+
+test('a hostile body (one DTSTAMP line of 20 MB, or nothing but DTSTAMP lines) is hashed in pieces, the event '
+  + 'loop running between them', async () => {
+  const long = Buffer.concat([Buffer.from('BEGIN:VCALENDAR\r\nDTSTAMP:'), Buffer.alloc(20 * 1024 * 1024, 0x41),
+    Buffer.from('\r\nEND:VCALENDAR\r\n')]);
+  const many = Buffer.from(`BEGIN:VCALENDAR\r\n${'DTSTAMP:20260101T000000Z\r\n'.repeat(800_000)}END:VCALENDAR\r\n`);
+  // The long line is skipped by one native search (no bytes of it hashed); the many lines, a piece at a time.
+  assert.equal(await fingerprintAsync(long), fingerprint(long));
+  for (const body of [many]) {
+    let turns = 0;
+    let running = true;
+    const count = () => {
+      turns += 1;
+      if (running) setImmediate(count);
+    };
+    setImmediate(count);
+    const print = await fingerprintAsync(body);
+    running = false;
+    assert.equal(print, fingerprint(body));
+    // 20 MB of skipped lines, counted in pieces of 256 KiB: the loop ran between them.
+    assert.ok(turns >= 40, `${turns} turns of the event loop`);
+  }
+});

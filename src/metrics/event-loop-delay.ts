@@ -4,15 +4,19 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Registry } from './registry.ts';
 
+// How often the loop is sampled.
+const resolutionMs = 10;
+
 /** Registers `icalpush_event_loop_delay_seconds{stat}`; close() stops the sampling. */
 export function createEventLoopDelayMetric(registry: Registry): { close(): void } {
-  // 10 ms sampling: the delay seen is at least the block's length minus one sample.
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  // The histogram records the time between two of its timer's turns, the sampling period included: that is
+  // taken off, so an idle loop reads 0.
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
   histogram.enable();
   registry.gauge('icalpush_event_loop_delay_seconds',
     'Event loop delay since the previous scrape, by stat: max, p99, mean (Node\'s monitorEventLoopDelay).', ['stat'],
     (gauge) => {
-      const seconds = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
+      const seconds = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - resolutionMs) / 1000 : 0);
       gauge.labels('max').set(seconds(histogram.max));
       gauge.labels('p99').set(seconds(histogram.percentile(99)));
       gauge.labels('mean').set(seconds(histogram.mean));

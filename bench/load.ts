@@ -10,6 +10,7 @@ import { activeForMs } from '../src/push/activity.ts';
 import type { ListingPlan } from '../src/push/plans.ts';
 import { createWatch, type WatchReadOutcome } from '../src/push/watch.ts';
 import { rereadAfterTriggerMs } from '../src/push/rereads.ts';
+import { prng } from './fixtures/decide-data.ts';
 import { createSimClock } from './fixtures/sim-clock.ts';
 import { fmt } from './passthrough.ts';
 
@@ -37,17 +38,8 @@ const scenarios: Scenario[] = [
   { name: '(e) adaptive 60s / 15m, maxRate 25/s', watch: { intervalMs: 60_000, idleIntervalMs: 900_000, maxRatePerSecond: 25 } },
 ];
 
-/** A seeded PRNG (mulberry32): the same day every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+// A seeded PRNG: the same day every run.
+const random = prng;
 const exponential = (rand: () => number, meanMs: number) => -Math.log(1 - rand()) * meanMs;
 
 type Booking = { listing: number; at: number; trigger: boolean; active: boolean };

@@ -426,18 +426,21 @@ export function createApp(config: Config, deps: AppDeps): App {
     // Built and compared in slices, while requests are served from the map in force.
     const nextPlans = await buildListingPlans(next, clock);
     const changes = await mapChanges(current.config.listings, next.listings);
-    if (closePromise !== undefined) return { ok: false, at: at(), problems: ['shutting down'] };
-    // From here to the end, one turn of the event loop: no request sees half a map.
     const restartNeeded = keysNeedingRestart(config, result.config);
+    const nextHeaderNames = headerNamesOf(next);
+    if (closePromise !== undefined) return { ok: false, at: at(), problems: ['shutting down'] };
+    // The swap, in one turn of the event loop: no request sees half a map.
     plans.replace(nextPlans);
-    pushed.reconfigure(next);
-    ownHeaderNames = headerNamesOf(next);
+    const forgetting = pushed.reconfigure(next);
+    ownHeaderNames = nextHeaderNames;
     const outcome: ReloadOutcome = { ok: true, at: at(), listings: nextPlans.byId.size, ...changes, restartNeeded };
     current = { config: next, map: result.map, loadedAt: clock.now(), reloads: current.reloads + 1,
       lastReload: outcome };
     logger.info({ listings: outcome.listings, ...changes, ...(restartNeeded.length > 0 ? { restartNeeded } : {}) },
       'config reloaded');
     if (restartNeeded.length > 0) logger.warn({ keys: restartNeeded }, 'changed keys take effect at the next restart');
+    // What was kept of listings and peers removed is forgotten after the swap, in slices; the next reload waits.
+    await forgetting;
     return outcome;
   });
 

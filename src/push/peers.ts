@@ -17,6 +17,7 @@ import { headerText, type OutboundClient } from '../http/clients.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
 import type { Logger } from '../log.ts';
 import { createSingleFlight } from '../util/single-flight.ts';
+import { eachInSlices } from '../util/yield.ts';
 import { type PackedAnalysis, packedCount, unpackEntity } from '../work/feed-tasks.ts';
 import { nightsRequestAt } from './plans.ts';
 
@@ -71,8 +72,9 @@ export type PeerReader = {
   read(peer: Peer): Promise<PeerRead>;
   /** The last snapshot of a peer, if it was ever read. */
   snapshot(peer: Peer): PeerSnapshot | undefined;
-  /** After a reload: forgets what it keeps of peers no longer in the map (a listing removed, a URL changed). */
-  prune(peers: Iterable<Peer>): void;
+  /** After a reload: forgets what it keeps of peers no longer in the map (a listing removed, a URL changed), in
+   * slices of the event loop. */
+  prune(peers: Iterable<Peer>): Promise<void>;
 };
 
 // A freed night explains our own cancellation for this long after the peer's read saw it go.
@@ -275,11 +277,17 @@ export function createPeerReader(options: PeerReaderOptions): PeerReader {
   return {
     read: (peer) => running(key(peer), () => readOnce(peer)),
     snapshot: (peer) => snapshots.get(key(peer)),
-    prune(live) {
-      const keep = new Set([...live].map(key));
-      for (const id of snapshots.keys()) if (!keep.has(id)) snapshots.delete(id);
-      for (const id of offersEnhanced) if (!keep.has(id)) offersEnhanced.delete(id);
-      for (const id of copies.keys()) if (!keep.has(id)) copies.delete(id);
+    async prune(live) {
+      const keep = new Set<string>();
+      await eachInSlices(live, (peer) => {
+        keep.add(key(peer));
+      });
+      // Keys listed first: entries deleted while iterating would be skipped or seen twice.
+      await eachInSlices([...snapshots.keys()], (id) => {
+        if (!keep.has(id)) snapshots.delete(id);
+      });
+      for (const id of [...offersEnhanced]) if (!keep.has(id)) offersEnhanced.delete(id);
+      for (const id of [...copies.keys()]) if (!keep.has(id)) copies.delete(id);
     },
   };
 }

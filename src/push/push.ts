@@ -81,8 +81,9 @@ export type Push = {
    * it is not in the map. */
   listing(id: string): Promise<Record<string, unknown> | undefined>;
   start(): void;
-  /** A reload put a new config in force: the triggers follow it (the map is read from `plans` at each use). */
-  reconfigure(next: Pick<Config, 'push'>): void;
+  /** A reload put a new config in force: the triggers follow it (the map is read from `plans` at each use); what
+   * was kept of listings and peers no longer in the map is forgotten, after, in slices (the promise). */
+  reconfigure(next: Pick<Config, 'push'>): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -367,9 +368,13 @@ export function createPush(options: PushOptions): Push {
     reconfigure(next) {
       triggers = compileTriggers(next.push.triggers);
       // The debounce state and last decisions of listings that stay are kept; those of listings removed go.
+      // Forgetting is no part of the swap: it runs after, in slices.
+      const map = plansNow();
       receiver.prune();
-      for (const id of states.keys()) if (!plansNow().has(id)) states.delete(id);
-      peers.prune([...plansNow().values()].flatMap((plan) => plan.peers));
+      for (const id of [...states.keys()]) if (!map.has(id)) states.delete(id);
+      return peers.prune((function* livePeers() {
+        for (const plan of map.values()) yield* plan.peers;
+      })());
     },
     async close() {
       closed = true;

@@ -137,26 +137,32 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
 
   // Each entity's id, and its stored entry when it changed (undefined: the history's entry stands). A
   // re-read mostly lists the history's entities in its order: an id is then compared in place with the
-  // history's next key, and that key (hashed once already) stands for it, nothing decoded or hashed.
+  // history's next key, and that key (hashed once already) and its entry stand for it, nothing decoded,
+  // hashed or looked up.
   const count = packedCount(packed);
   const ids: (string | undefined)[] = new Array(count);
   const changes = new Map<number, HistoryEntity>();
-  const keys = [...previous.entities.keys()];
+  const { keys, values } = orderOf(previous.entities);
+  // True while each entity so far is the history's at the same position.
+  let inOrder = true;
   let at = 0;
   let matched = 0;
   for (let i = 0; i < count; i += 1) {
     if (i % stride === stride - 1) yield;
     const key = keys[at];
     let id: string;
+    let held: HistoryEntity | undefined;
     if (key !== undefined && hasPackedId(packed, i, key)) {
       id = key;
+      held = values[at];
       at += 1;
     } else {
+      inOrder = false;
       id = packedId(packed, i);
       // One removed entity before it: the history's order resumes after its key.
       if (keys[at + 1] === id) at += 2;
+      held = previous.entities.get(id);
     }
-    const held = previous.entities.get(id);
     if (!held) {
       fresh.push(i);
       continue;
@@ -178,11 +184,26 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     const kept = same ? previous : { ...previous, fingerprint };
     return { history: kept, changed: false, added: [], modified, removed: [], rekeyed: 0 };
   }
-  const entities = new Map<string, HistoryEntity>();
-  for (let i = 0; i < count; i += 1) {
-    if (i % stride === stride - 1) yield;
-    const id = ids[i];
-    if (id !== undefined) entities.set(id, changes.get(i) ?? previous.entities.get(id) as HistoryEntity);
+  let entities: Map<string, HistoryEntity>;
+  // The read is the history's entities in its order, some changed in place: the history's map copied with
+  // the changes set keeps every key where it was (what building it in the read's order gives), and
+  // nothing was added, re-keyed or removed. The order's columns go on with it, the changed entries set.
+  const inPlace = inOrder && count === keys.length;
+  if (inPlace) {
+    entities = new Map(previous.entities);
+    const nextValues = values.slice();
+    for (const [i, entry] of changes) {
+      entities.set(keys[i] as string, entry);
+      nextValues[i] = entry;
+    }
+    orders.set(entities, { keys, values: nextValues });
+  } else {
+    entities = new Map<string, HistoryEntity>();
+    for (let i = 0; i < count; i += 1) {
+      if (i % stride === stride - 1) yield;
+      const id = ids[i];
+      if (id !== undefined) entities.set(id, changes.get(i) ?? previous.entities.get(id) as HistoryEntity);
+    }
   }
 
   // SPEC "Guarantees": an exporter that mints new UIDs on every request sends the same events under
@@ -232,7 +253,8 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const removed: string[] = [];
   const dtstamp = utcStamp(now);
   let looked = 0;
-  for (const id of previous.entities.keys()) {
+  // Nothing was removed from a read in place.
+  for (const id of inPlace ? [] : previous.entities.keys()) {
     if (++looked % stride === 0) yield;
     if (entities.has(id)) continue;
     const held = previous.entities.get(id) as HistoryEntity;
@@ -268,6 +290,23 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   };
   if (options.maxTombstones !== undefined) next = capTombstones(next, options.maxTombstones);
   return { history: next, changed: true, added, modified, removed, rekeyed };
+}
+
+/** A history's entity keys and entries in its order, as arrays (see orderOf). */
+type Order = { keys: readonly string[]; values: readonly HistoryEntity[] };
+
+// Each entities map's order, made at most once per map (a read in place hands its own on): what a re-read
+// in the history's order walks instead of looking each id up. Two references per entity, which
+// historyBytesInSlices counts.
+const orders = new WeakMap<ReadonlyMap<string, HistoryEntity>, Order>();
+
+function orderOf(entities: ReadonlyMap<string, HistoryEntity>): Order {
+  let order = orders.get(entities);
+  if (!order) {
+    order = { keys: [...entities.keys()], values: [...entities.values()] };
+    orders.set(entities, order);
+  }
+  return order;
 }
 
 // A removed entity's tombstone: its DTSTART's TZID kept with that VTIMEZONE put in `zones`, or, when no
@@ -471,7 +510,8 @@ export async function currentTextsInSlices(history: FeedHistory): Promise<string
 export async function historyBytesInSlices(history: FeedHistory): Promise<number> {
   let bytes = 1_000;
   await eachInSlices(history.entities.values(), (entity) => {
-    bytes += 2 * (entity.text.length + entity.stub.length) + 300;
+    // The entry, and its two references in the history's order (orderOf).
+    bytes += 2 * (entity.text.length + entity.stub.length) + 316;
   });
   await eachInSlices(history.tombstones.values(), (tombstone) => {
     bytes += 2 * tombstone.text.length + 100;

@@ -68,6 +68,11 @@ export class ComponentSummary implements GroupMember {
     return this.#alone;
   }
 
+  /** The entity of this component alone when made already (alone() makes it). */
+  madeAlone(): EntitySummary | undefined {
+    return this.#alone?.entity;
+  }
+
   /** About what this summary keeps in memory, in bytes. */
   get bytes(): number {
     return 2 * this.text.length + 400;

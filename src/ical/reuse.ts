@@ -267,6 +267,9 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
       if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
       stampAt = locate(text, pos, end, stampAt, segments, located);
       const found = find(located);
+      // A block found is, DTSTAMP lines aside, a block of the last read, which had no nested one: a BEGIN
+      // line is never a DTSTAMP line, so one here would be in the last read's block too.
+      if (found === -1 && hasNestedBlock(text, lineEnd, end)) return undefined;
       const again = found === -1 && fresh.size > 0 ? fresh.get(stampless(text, segments.data, located)) ?? -1 : -1;
       if (found === -1 || taken[found] === 1) {
         if (type !== 'VTIMEZONE') unsure.push(values.length);
@@ -392,8 +395,8 @@ function typeAt(text: string, from: number, to: number): string | undefined {
   return undefined;
 }
 
-/** Where the block from a BEGIN line ends (after its END line's content); -1 when another top-level BEGIN
- * comes first. */
+/** Where the block from a BEGIN line ends (after its first END line's content, which hasNestedBlock
+ * checks no other top-level BEGIN comes before); -1 for none. */
 function blockEnd(text: string, pos: number, lineEnd: number, type: string): number {
   const marker = endMarkers.get(type) ?? `\nEND:${type}`;
   const end = text.indexOf(marker, lineEnd);
@@ -401,11 +404,16 @@ function blockEnd(text: string, pos: number, lineEnd: number, type: string): num
   const after = end + marker.length;
   const c = text[after];
   if (c !== undefined && c !== '\r' && c !== '\n') return -1;
-  // splitCalendar closes an unterminated entity at the next entity or VTIMEZONE: leave that to it.
+  return after;
+}
+
+/** True when a block type's (or VCALENDAR's) BEGIN line lies between a block's BEGIN line end and its
+ * `end`: splitCalendar closes an unterminated entity at the next entity or VTIMEZONE, so that is left to it. */
+function hasNestedBlock(text: string, lineEnd: number, end: number): boolean {
   for (let at = text.indexOf('\nBEGIN:', lineEnd); at !== -1 && at < end; at = text.indexOf('\nBEGIN:', at + 1)) {
     const nestedEnd = text.indexOf('\n', at + 1);
     const nested = text.slice(at + 7, nestedEnd === -1 ? text.length : nestedEnd).replace(/\r$/, '');
-    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return -1;
+    if (blockTypes.has(nested.toUpperCase()) || nested.toUpperCase() === 'VCALENDAR') return true;
   }
-  return after;
+  return false;
 }

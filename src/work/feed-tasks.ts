@@ -2,7 +2,8 @@
 // boundary: one transferred byte buffer with offsets instead of thousands of cloned strings, so the
 // event loop only ever decodes the entities it needs (a changed one, not the ten thousand others).
 import { LRUCache } from 'lru-cache';
-import { analyzeCalendar, type CalendarAnalysis, calendarNights, ComponentSummary, type FrameSummary, type NightsResult } from '../ical/analyze.ts';
+import { analyzeCalendar, type CalendarAnalysis, calendarNights, ComponentSummary, type EntitySummary,
+  type FrameSummary, type NightsResult } from '../ical/analyze.ts';
 import { type BlockMemo, memoColumnBytes } from '../ical/reuse.ts';
 
 /** What to read of one feed body. */
@@ -130,58 +131,138 @@ export async function runAnalyze(task: AnalyzeTask, cache: FeedCache): Promise<T
 function memoBytes(memo: BlockMemo<ComponentSummary>): number {
   // The read's text (which the memo holds to compare the next read's blocks against), and its columns.
   let bytes = 2 * memo.text.length + memoColumnBytes(memo);
-  // An entity's summary, and its packed bytes (kept with it, see recordOf): about its text again.
+  const entities: EntitySummary[] = [];
   for (let i = 0; i < memo.count; i += 1) {
     const value = memo.made[i];
-    bytes += 100 + (value instanceof ComponentSummary ? value.bytes + value.text.length + 300 : 200);
+    if (!(value instanceof ComponentSummary)) {
+      bytes += 300;
+      continue;
+    }
+    // An entity's summary; its packed record is counted with the slab it lies in (see pack).
+    bytes += 100 + value.bytes;
+    const entity = value.madeAlone();
+    if (entity) entities.push(entity);
+    else bytes += value.text.length + 300;
+  }
+  const { slabs, recordBytes } = slabsOf(entities);
+  let slabBytes = 0;
+  for (const slab of slabs) slabBytes += slab.byteLength;
+  // A slab lives as long as one record in it is kept: once the slabs are mostly records no longer kept,
+  // the kept ones are let go, to be encoded again (into one slab) by the next read.
+  if (slabBytes <= 2 * recordBytes + 64 * 1024) return bytes + slabBytes + 100 * entities.length;
+  for (const e of entities) {
+    records.delete(e);
+    bytes += e.text.length + 300;
   }
   return bytes;
 }
 
-type PackableEntity = { id: string; hash: string; content: string; text: string; stub: string };
-
-/** One entity as packed: id, hashes, text and stub as bytes, and where its text and stub start. */
-type PackedRecord = { bytes: Buffer; text: number; stub: number };
+/** One entity as packed: id, hashes, text and stub as bytes, `length` of them from `start` in `slab`, and
+ * where its text and stub start. */
+type PackedRecord = { slab: Uint8Array; start: number; length: number; text: number; stub: number };
 
 // Most entities of a re-read are the very objects of the last read (analyze.ts keeps them with the
 // blocks): their bytes are encoded once, and packing them again is a copy, not ten thousand encodings.
-const records = new WeakMap<PackableEntity, PackedRecord>();
+// The records one packing encodes lie one after the other in one slab, in file order: the entities a
+// re-read takes unchanged are copied a run of consecutive records at a time.
+const records = new WeakMap<EntitySummary, PackedRecord>();
 
-function recordOf(e: PackableEntity): PackedRecord {
-  let record = records.get(e);
-  if (!record) {
-    const idBytes = Buffer.byteLength(e.id, 'utf8');
-    const textBytes = Buffer.byteLength(e.text, 'utf8');
-    const bytes = Buffer.allocUnsafe(idBytes + 2 * hashLength + textBytes + Buffer.byteLength(e.stub, 'utf8'));
-    let at = bytes.write(e.id, 0, 'utf8');
-    at += bytes.write(e.hash, at, 'latin1');
-    at += bytes.write(e.content, at, 'latin1');
-    const text = at;
-    at += bytes.write(e.text, at, 'utf8');
-    record = { bytes, text, stub: at };
-    bytes.write(e.stub, at, 'utf8');
-    records.set(e, record);
-  }
-  return record;
+// The bytes an entity's record takes.
+function recordLength(e: EntitySummary): number {
+  return Buffer.byteLength(e.id, 'utf8') + 2 * hashLength + Buffer.byteLength(e.text, 'utf8')
+    + Buffer.byteLength(e.stub, 'utf8');
 }
 
-function pack(entities: readonly PackableEntity[]) {
-  const packed = entities.map(recordOf);
+// Encodes the records of the entities at `indexes` into one slab of `total` bytes, one after the other,
+// into `packed`; those of entities of one member (the ones analyze.ts keeps, see pack) are kept.
+function encodeRecords(entities: readonly EntitySummary[], indexes: readonly number[], lengths: readonly number[],
+  total: number, packed: PackedRecord[]): void {
+  const slab = Buffer.allocUnsafeSlow(total);
+  let start = 0;
+  indexes.forEach((index, i) => {
+    const e = entities[index] as EntitySummary;
+    let at = start + slab.write(e.id, start, 'utf8');
+    at += slab.write(e.hash, at, 'latin1');
+    at += slab.write(e.content, at, 'latin1');
+    const text = at - start;
+    at += slab.write(e.text, at, 'utf8');
+    slab.write(e.stub, at, 'utf8');
+    const length = lengths[i] as number;
+    const record = { slab, start, length, text, stub: at - start };
+    packed[index] = record;
+    if (e.members.length === 1) records.set(e, record);
+    start += length;
+  });
+}
+
+// An entity of one member is its component's, kept with it read after read (analyze.ts): its record is
+// kept. One of several is made anew by each read: its record goes into a slab of its own that goes with
+// the read, not into one that a kept record would hold on to.
+function pack(entities: readonly EntitySummary[]) {
+  const packed: PackedRecord[] = new Array(entities.length);
+  const single: number[] = [];
+  const singleLengths: number[] = [];
+  let singleBytes = 0;
+  const several: number[] = [];
+  const severalLengths: number[] = [];
+  let severalBytes = 0;
+  entities.forEach((e, i) => {
+    const record = records.get(e);
+    if (record) {
+      packed[i] = record;
+      return;
+    }
+    const length = recordLength(e);
+    if (e.members.length === 1) {
+      single.push(i);
+      singleLengths.push(length);
+      singleBytes += length;
+    } else {
+      several.push(i);
+      severalLengths.push(length);
+      severalBytes += length;
+    }
+  });
+  if (single.length > 0) encodeRecords(entities, single, singleLengths, singleBytes, packed);
+  if (several.length > 0) encodeRecords(entities, several, severalLengths, severalBytes, packed);
   let total = 0;
-  for (const record of packed) total += record.bytes.length;
+  for (const record of packed) total += record.length;
   const data = Buffer.allocUnsafeSlow(total);
   const offsets = new Int32Array(entities.length * 4);
   let at = 0;
-  packed.forEach((record, i) => {
+  // The run of consecutive records of one slab being gathered, copied in one set when it ends.
+  let slab: Uint8Array | undefined;
+  let runStart = 0;
+  let runEnd = 0;
+  for (let i = 0; i < packed.length; i += 1) {
+    const record = packed[i] as PackedRecord;
+    if (record.slab !== slab || record.start !== runEnd) {
+      if (slab) data.set(slab.subarray(runStart, runEnd), at - (runEnd - runStart));
+      slab = record.slab;
+      runStart = record.start;
+    }
+    runEnd = record.start + record.length;
     offsets[4 * i] = at;
     offsets[4 * i + 1] = at + record.text;
     offsets[4 * i + 2] = at + record.stub;
-    // TypedArray set, not Buffer copy: the same bytes without Buffer's checks on each of ten thousand calls.
-    data.set(record.bytes, at);
-    at += record.bytes.length;
+    at += record.length;
     offsets[4 * i + 3] = at;
-  });
+  }
+  if (slab) data.set(slab.subarray(runStart, runEnd), at - (runEnd - runStart));
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offsets };
+}
+
+/** The slabs the records of these entities lie in, and how many bytes the records themselves take. */
+function slabsOf(entities: Iterable<EntitySummary>): { slabs: Set<Uint8Array>; recordBytes: number } {
+  const slabs = new Set<Uint8Array>();
+  let recordBytes = 0;
+  for (const e of entities) {
+    const record = records.get(e);
+    if (!record) continue;
+    slabs.add(record.slab);
+    recordBytes += record.length;
+  }
+  return { slabs, recordBytes };
 }
 
 /** The `index`-th entity of a packed analysis; strings are fresh copies (no slice keeps the buffer alive). */

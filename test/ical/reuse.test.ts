@@ -45,6 +45,7 @@ test('splitReusing parses only the blocks whose text changed, DTSTAMP aside', ()
 });
 
 test('splitReusing hands anything but the plain layout to splitCalendar', () => {
+  const plain = splitReusing(feed('20260101T000000Z'), undefined);
   for (const text of [
     feed('20260101T000000Z').toLowerCase(),
     feed('20260101T000000Z').replaceAll('\r\n', '\r'),
@@ -54,6 +55,10 @@ test('splitReusing hands anything but the plain layout to splitCalendar', () => 
     const result = splitReusing(text, undefined);
     assert.deepEqual(result.calendar, splitCalendar(text));
     assert.equal(result.parsed + result.reused, 0);
+    // With the plain read's blocks at hand too: an unterminated block is none of them.
+    const reread = splitReusing(text, plain.memo);
+    assert.deepEqual(reread.calendar, splitCalendar(text));
+    assert.equal(reread.parsed + reread.reused, 0);
   }
 });
 

@@ -91,6 +91,9 @@ export type EntitySummary = {
   /** `TYPE\n` then the folded UID and DTSTART lines of the master: what its tombstone is made of. */
   stub: string;
   members: ComponentSummary[];
+  /** What packing keeps of the entity to pack it again (work/feed-tasks.ts); set on an entity of one
+   * member, which is its component's read after read. */
+  packed: object | undefined;
 };
 
 /** The frame of a feed (SPEC "entity": VCALENDAR properties and VTIMEZONEs are the frame). */
@@ -212,6 +215,7 @@ function entityOf(id: string, members: ComponentSummary[]): EntitySummary {
     text: single ? master.text : members.map((m) => m.text).join(''),
     stub: `${master.type}\n${foldLine(`UID:${master.uid ?? id}`)}\r\n${master.dtstart}`,
     members,
+    packed: undefined,
   };
 }
 

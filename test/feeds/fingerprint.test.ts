@@ -58,3 +58,11 @@ test('a hostile body (one DTSTAMP line of 20 MB, or nothing but DTSTAMP lines) i
     assert.ok(turns >= 40, `${turns} turns of the event loop`);
   }
 });
+
+test('fingerprint: kept text longer than its scratch buffer, between DTSTAMP lines and after the last', async () => {
+  const long = (stamp: string) => Buffer.from(`BEGIN:VCALENDAR\r\nX-A:${'a'.repeat(100_000)}\r\nDTSTAMP:${stamp}\r\n`
+    + `X-B:${'b'.repeat(70_000)}\r\nDTSTAMP:${stamp}\r\nX-C:${'c'.repeat(200_000)}\r\nEND:VCALENDAR\r\n`);
+  assert.equal(fingerprint(long('1')), fingerprint(long('22')));
+  assert.equal(fingerprint(long('1')), await fingerprintAsync(long('1')));
+  assert.notEqual(fingerprint(long('1')), fingerprint(Buffer.from(long('1').toString().replace('X-C:c', 'X-C:d'))));
+});

@@ -105,9 +105,8 @@ export type NotModifiedRead = {
   history: FeedHistory;
 };
 
-/** When a feed was last read with an answer that showed its content (a calendar or a 304), and when that
- * content last changed (absent while it never did: the first snapshot is no change); in memory, bounded. */
-export type RecentRead = { readAt: number; changedAt?: number };
+/** When a feed was last read with an answer that showed its content (a calendar or a 304); in memory, bounded. */
+export type RecentRead = { readAt: number };
 
 /** A calendar answer kept for maxAge, with the content tag the snapshot had for it. */
 export type KeptAnswer = UpstreamAnswer & { readonly tag: string };
@@ -770,7 +769,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     const fingerprint = await fingerprintAsync(fetched.body);
     try {
       const read = await serialized(feed.key, () => apply(feed, fetched, fingerprint));
-      if (read.kind === 'calendar') recentReads.set(feed.key, recentRead(fetched.fetchedAt, read.changedAt, read.history));
+      if (read.kind === 'calendar') recentReads.set(feed.key, { readAt: fetched.fetchedAt });
       // Only what a maxAge answer sends, only when one may be sent (a body kept is its size in memory),
       // and only an answer the snapshot stands for: its bytes go out with the snapshot's ETag.
       if (options.keepAnswers !== false && read.kind === 'calendar' && read.history && !read.held && !read.unversioned
@@ -898,7 +897,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     } else {
       await saveState(feed.key, state, false);
     }
-    recentReads.set(feed.key, recentRead(answer.fetchedAt, history.changedAt, history));
+    recentReads.set(feed.key, { readAt: answer.fetchedAt });
     return { kind: 'not-modified', tag: history.tag, changedAt: history.changedAt, history };
   }
 
@@ -992,11 +991,6 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     },
   };
   return engine;
-}
-
-/** A feed's last read: its content changed at `changedAt` unless it is the first version (a baseline). */
-function recentRead(readAt: number, changedAt: number, history: FeedHistory | undefined): RecentRead {
-  return history === undefined || history.version > 1 ? { readAt, changedAt } : { readAt };
 }
 
 function pathOf(target: string): string {

@@ -136,9 +136,10 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const modified: string[] = [];
 
   // Each entity's id, and its stored entry when it changed (undefined: the history's entry stands). A
-  // re-read mostly lists the history's entities in its order: an id is then compared in place with the
-  // history's next key, and that key (hashed once already) and its entry stand for it, nothing decoded,
-  // hashed or looked up.
+  // re-read mostly lists the history's entities in its order: its hash is then compared in place with the
+  // entry of the history's next key, and that key (hashed once already) and its entry stand for it,
+  // nothing decoded, hashed or looked up. An equal hash is the same id: the hash covers the UID line, and
+  // an entity without one is keyed by its hash (entities.ts); only a changed entity's id is compared.
   const count = packedCount(packed);
   const ids: (string | undefined)[] = new Array(count);
   const changes = new Map<number, HistoryEntity>();
@@ -152,6 +153,12 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     const key = keys[at];
     let id: string;
     let held: HistoryEntity | undefined;
+    if (key !== undefined && hasPackedHash(packed, i, (values[at] as HistoryEntity).hash)) {
+      ids[i] = key;
+      at += 1;
+      matched += 1;
+      continue;
+    }
     if (key !== undefined && hasPackedId(packed, i, key)) {
       id = key;
       held = values[at];

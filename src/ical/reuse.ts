@@ -117,7 +117,14 @@ type Located = { first: number; count: number; length: number };
  * read had them, one booking changed or added aside, so the blocks after the last one found are compared
  * first. A block missed before the index exists is parsed again: the same component, a little more work.
  */
-type Finder = (block: Located) => number;
+type Finder = {
+  /** The last read's block looked for: among those after the last one found, then by UID. */
+  find(block: Located): number;
+  /** The last read's block right after the last one found (-1: none): the first one `find` tries. */
+  next(): number;
+  /** Says `next()` was this read's block (matchBlock found it): the next search starts after it. */
+  took(i: number): void;
+};
 /** The last read's blocks by a hash of their UID: `heads` gives a bucket's first block, `next` the next
  * block of the same bucket in file order, `hashes` each block's full hash (-1 ends a chain). */
 type UidIndex = { heads: Int32Array; next: Int32Array; hashes: Int32Array };
@@ -130,7 +137,7 @@ function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments:
   const same = (block: Located, i: number) => blocks[blockInts * i + 2] === block.length
     && sameText(text, segments.data, block.first, block.count, old, oldSegments, blocks[blockInts * i] as number,
       blocks[blockInts * i + 1] as number);
-  return (block) => {
+  const find = (block: Located) => {
     // Once the feed counts as reordered, only the next block in the last read's order is tried before the index.
     const near = index ? 1 : nearby;
     for (let i = at; i < at + near && i < count; i += 1) {
@@ -157,6 +164,85 @@ function createFinder<T>(memo: BlockMemo<T> | undefined, text: string, segments:
     }
     return -1;
   };
+  return {
+    find,
+    next: () => (at < count ? at : -1),
+    took: (i) => {
+      at = i + 1;
+    },
+  };
+}
+
+// Where the line from `pos` ends: its line feed, or the end of the text.
+function lineEndAt(text: string, pos: number): number {
+  const eol = text.indexOf('\n', pos);
+  return eol === -1 ? text.length : eol;
+}
+
+// True when a DTSTAMP content line starts at `at` (what locate leaves out).
+function isStampLine(text: string, at: number): boolean {
+  if (!text.startsWith('DTSTAMP', at)) return false;
+  const c = text[at + 7];
+  return c === ':' || c === ';';
+}
+
+/**
+ * Where the block starting at `pos` ends when it is, DTSTAMP lines aside, the last read's block `i`; -1
+ * when it is not. Most blocks of a re-read are the last read's next one: this reads the block once, along
+ * the last read's segments, where finding its END line, its DTSTAMP lines and then comparing it took six
+ * searches. The answer is what blockEnd, locate and `find` give: between the segments (whose texts are
+ * compared) lie DTSTAMP lines in both reads, which hold no END line, so the first END line after the BEGIN
+ * line is at the same place in both. Appends the block's segments and fills `into`, as locate does; on -1,
+ * appends nothing.
+ */
+function matchBlock(text: string, pos: number, old: string, oldSegments: Int32Array, blocks: Int32Array, i: number,
+  segments: Ints, into: Located): number {
+  const oldFirst = blocks[blockInts * i] as number;
+  const oldCount = blocks[blockInts * i + 1] as number;
+  const mark = segments.length;
+  let from = pos;
+  let p = pos;
+  for (let s = 0; s < oldCount; s += 1) {
+    const start = oldSegments[2 * (oldFirst + s)] as number;
+    const end = oldSegments[2 * (oldFirst + s) + 1] as number;
+    if (s > 0) {
+      // The last read left DTSTAMP lines out here (and had nothing else between its segments): so must this.
+      if (!isStampLine(text, p)) {
+        segments.length = mark;
+        return -1;
+      }
+      push(segments, from);
+      push(segments, p);
+      do {
+        let eol = text.indexOf('\n', p);
+        while (eol !== -1 && (text[eol + 1] === ' ' || text[eol + 1] === '\t')) eol = text.indexOf('\n', eol + 1);
+        if (eol === -1) {
+          segments.length = mark;
+          return -1;
+        }
+        p = eol + 1;
+      } while (isStampLine(text, p));
+      from = p;
+    }
+    // Two slices compared: V8 compares them in place.
+    if (text.slice(p, p + end - start) !== old.slice(start, end)) {
+      segments.length = mark;
+      return -1;
+    }
+    p += end - start;
+  }
+  // The END line's name ends there, as blockEnd asks.
+  const c = text[p];
+  if (c !== undefined && c !== '\r' && c !== '\n') {
+    segments.length = mark;
+    return -1;
+  }
+  push(segments, from);
+  push(segments, p);
+  into.first = mark / 2;
+  into.count = (segments.length - mark) / 2;
+  into.length = blocks[blockInts * i + 2] as number;
+  return p;
 }
 
 // The last read's blocks by a hash of the UID line they carry ('' without one), each bucket chaining its
@@ -235,7 +321,7 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   const made: (T | Component)[] = [];
   // Where the current block lies (locate fills it in): one object for the whole scan, not one per block.
   const located: Located = { first: 0, count: 0, length: 0 };
-  const find = createFinder(memo, text, segments);
+  const finder = createFinder(memo, text, segments);
   // Which of the last read's blocks this read took already: a second taker is not a distinct value.
   const taken = new Uint8Array(memo?.count ?? 0);
   const unsure: number[] = [];
@@ -252,24 +338,40 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   let afterBlock = false;
   // The next DTSTAMP line start at or after `pos`, found once for all the blocks before it.
   let stampAt = -2;
+  // Whether the blocks come in the last read's order here: matchBlock tries the next block only then.
+  let inStep = true;
   let pos = firstEnd + 1;
   while (pos < text.length) {
-    const eol = text.indexOf('\n', pos);
-    const lineEnd = eol === -1 ? text.length : eol;
-    const contentEnd = text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd;
     // A BEGIN line is read without slicing the line: this runs once per block.
     if (text.startsWith('BEGIN:', pos)) {
-      // Any other type (a lone CR in it included: it ends lines only for splitCalendar) needs splitCalendar.
-      const type = typeAt(text, pos + 6, contentEnd);
-      if (type === undefined) return undefined;
-      const end = blockEnd(text, pos, lineEnd, type);
-      if (end === -1) return undefined;
-      if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
-      stampAt = locate(text, pos, end, stampAt, segments, located);
-      const found = find(located);
-      // A block found is, DTSTAMP lines aside, a block of the last read, which had no nested one: a BEGIN
-      // line is never a DTSTAMP line, so one here would be in the last read's block too.
-      if (found === -1 && hasNestedBlock(text, lineEnd, end)) return undefined;
+      const expected = memo ? finder.next() : -1;
+      let end = expected === -1 || !memo || !inStep ? -1
+        : matchBlock(text, pos, memo.text, memo.segments, memo.blocks, expected, segments, located);
+      let found: number;
+      let type: string | undefined;
+      if (end !== -1 && memo) {
+        // The last read's next block (its type too): the DTSTAMP line to look for next is looked for again.
+        found = expected;
+        finder.took(expected);
+        type = memo.blocks[blockInts * expected + 4] === 1 ? 'VTIMEZONE' : 'entity';
+        stampAt = -2;
+      } else {
+        const lineEnd = lineEndAt(text, pos);
+        // Any other type (a lone CR in it included: it ends lines only for splitCalendar) needs splitCalendar.
+        type = typeAt(text, pos + 6, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
+        if (type === undefined) return undefined;
+        end = blockEnd(text, pos, lineEnd, type);
+        if (end === -1) return undefined;
+        if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
+        stampAt = locate(text, pos, end, stampAt, segments, located);
+        found = finder.find(located);
+        // Found further on or by UID, the feed is out of the last read's order here: the next block is
+        // matchBlock's again only when it is found close after where it was looked for.
+        if (found !== -1) inStep = expected !== -1 && found >= expected && found < expected + nearby;
+        // A block found is, DTSTAMP lines aside, a block of the last read, which had no nested one: a BEGIN
+        // line is never a DTSTAMP line, so one here would be in the last read's block too.
+        if (found === -1 && hasNestedBlock(text, lineEnd, end)) return undefined;
+      }
       const again = found === -1 && fresh.size > 0 ? fresh.get(stampless(text, segments.data, located)) ?? -1 : -1;
       if (found === -1 || taken[found] === 1) {
         if (type !== 'VTIMEZONE') unsure.push(values.length);
@@ -310,7 +412,8 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
       afterBlock = true;
       continue;
     }
-    const line = text.slice(pos, contentEnd);
+    const lineEnd = lineEndAt(text, pos);
+    const line = text.slice(pos, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
     // A lone CR ends lines only for splitCalendar.
     if (line.includes('\r')) return undefined;
     const head = line.slice(0, 6).toUpperCase();

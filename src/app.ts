@@ -19,6 +19,9 @@ import { createNotifier } from './push/notifier.ts';
 import { buildListingPlans, createListingPlans, createLivePlans } from './push/plans.ts';
 import { createPropagationMetric, createPush, type Push } from './push/push.ts';
 import { createAdminHandler } from './http/admin.ts';
+import { createConsoleHandler } from './console/console-handler.ts';
+import { createConsoleModel } from './console/console-model.ts';
+import { createMinuteRecorder } from './console/minute-series.ts';
 import { createPassthrough, type PassthroughDecoration } from './http/proxy.ts';
 import { createTrustedProxies } from './http/trust-proxy.ts';
 import { createRouter, requestPath, type Route } from './http/router.ts';
@@ -246,7 +249,24 @@ export function createApp(config: Config, deps: AppDeps): App {
       void hooks.register(feed.key, value, seen);
     },
   });
+  // The console's series are sampled from the registry once a minute: nothing is added to a request's path.
+  const recorder = createMinuteRecorder({ registry, clock });
+  const consoleModel = createConsoleModel({
+    clock,
+    recorder,
+    plans: () => plans.byId,
+    summaries: (ids) => pushed.summaries(ids),
+    peers: () => pushed.peerStatuses(),
+    listing: (id) => pushed.listing(id),
+    pending: () => notifier.pending(),
+    feeds: () => feeds.states(),
+    replica: () => ({ id: replicas.id, store: store.kind, live: replicas.live() }),
+    map: () => mapStatus(),
+    redact,
+    holdSpanMs: config.snapshots.hold.span,
+  });
   const admin = createAdminHandler({
+    console: createConsoleHandler({ model: consoleModel, recorder, now: () => clock.now() }),
     store,
     registry,
     clock,
@@ -482,6 +502,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         await within(background, left());
         await pool.close();
         eventLoopDelay.close();
+        recorder.close();
         await upstream.destroy();
         await replicas.close();
         await store.close();

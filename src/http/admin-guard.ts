@@ -1,5 +1,7 @@
 // Who may use the non-health admin endpoints (SPEC "Admin"): the holder of `admin.token` when
-// one is set, otherwise only loopback clients. Only the socket address counts, never a header.
+// one is set, otherwise only loopback clients. Only the socket address counts, never a header. The token
+// comes as `Authorization: Bearer <token>`, or, from a browser on the console, as the password of Basic
+// credentials.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
@@ -28,6 +30,19 @@ function digest(value: string): Buffer {
 }
 
 const bearer = /^bearer +/i;
+const basic = /^basic +/i;
+
+// The token a request presents: a bearer token, or the password of Basic credentials (what a browser sends
+// to the console after its login prompt; the user name is not checked). Undefined for neither.
+function presentedToken(header: string): string | undefined {
+  const asBearer = bearer.exec(header);
+  if (asBearer) return header.slice(asBearer[0].length);
+  const asBasic = basic.exec(header);
+  if (!asBasic) return undefined;
+  const decoded = Buffer.from(header.slice(asBasic[0].length).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon === -1 ? undefined : decoded.slice(colon + 1);
+}
 
 /** Creates the guard for `token` (undefined: loopback clients only). */
 export function createAdminGuard(token: string | undefined): AdminGuard {
@@ -40,11 +55,11 @@ export function createAdminGuard(token: string | undefined): AdminGuard {
   const expected = digest(token);
   return (req) => {
     const header = req.headers.authorization;
-    const scheme = header === undefined ? null : bearer.exec(header);
-    if (header === undefined || scheme === null) {
+    const token = header === undefined ? undefined : presentedToken(header);
+    if (token === undefined) {
       return new IcalpushError('ADMIN_UNAUTHORIZED', 'missing bearer token');
     }
-    const presented = digest(header.slice(scheme[0].length));
+    const presented = digest(token);
     return timingSafeEqual(presented, expected)
       ? undefined
       : new IcalpushError('ADMIN_UNAUTHORIZED', 'wrong bearer token');

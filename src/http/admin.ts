@@ -6,6 +6,7 @@ import { IcalpushError } from '../errors.ts';
 import { expositionContentType, renderExposition } from '../metrics/exposition.ts';
 import type { Registry } from '../metrics/registry.ts';
 import type { Store } from '../store/store.ts';
+import type { ConsoleHandler } from '../console/console-handler.ts';
 import { createAdminGuard } from './admin-guard.ts';
 import { sendError, sendJson, sendText } from './respond.ts';
 
@@ -22,6 +23,8 @@ export type AdminDeps = {
   reload?: () => Promise<{ ok: boolean }>;
   /** GET /_icalpush/listings/{id}: the listing, its peers and its decision log; undefined: unknown id. */
   listing?: (id: string) => Promise<unknown>;
+  /** The operator console (/_icalpush/ and its pages), behind the same guard. */
+  console?: ConsoleHandler;
   /** `admin.token`; without one the guarded endpoints answer loopback clients only. */
   token?: string | undefined;
   /** True once shutdown began: readiness fails so load balancers drain us. */
@@ -115,8 +118,18 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
     const isProbe = path === '/_icalpush/healthz' || path === '/_icalpush/readyz';
     // Guard before the 404, so an unauthorized client cannot map which endpoints exist.
     const refusal = isProbe ? undefined : guard(req);
+    const isConsole = deps.console?.handles(path) === true;
     if (refusal !== undefined) {
-      sendError(res, refusal);
+      if (isConsole) deps.console?.refuse(req, res, refusal);
+      else sendError(res, refusal);
+      return;
+    }
+    if (isConsole) {
+      try {
+        await withTimeout(deps.console?.handle(req, res, path) ?? Promise.resolve(), readyTimeoutMs);
+      } catch (err) {
+        sendError(res, new IcalpushError('STORE_UNAVAILABLE', 'console not readable', { cause: err }));
+      }
       return;
     }
     const changedMatch = /^\/_icalpush\/listings\/([^/]+)\/changed$/.exec(path);

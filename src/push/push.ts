@@ -77,6 +77,10 @@ export type Push = {
   knows(listing: string): boolean;
   /** Per-listing push state for /_icalpush/status. */
   status(): Promise<Record<string, unknown>>;
+  /** The console's rows for these listings (those in the map, in the order given): last decision and peers. */
+  summaries(ids: readonly string[]): Promise<ListingSummary[]>;
+  /** Every peer of every listing as status shows it (in memory: no decision log is read). */
+  peerStatuses(): PeerStatus[];
   /** One listing for GET /_icalpush/listings/{id}: its map entry, state and decision log; undefined when
    * it is not in the map. */
   listing(id: string): Promise<Record<string, unknown> | undefined>;
@@ -86,6 +90,21 @@ export type Push = {
   reconfigure(next: Pick<Config, 'push'>): Promise<void>;
   close(): Promise<void>;
 };
+
+/** A peer of a listing as status and the console show it (URL redacted). */
+export type PeerStatus = {
+  name: string;
+  url: string;
+  notify: boolean;
+  lastRead?: string;
+  readBy?: string;
+  busyNights?: number;
+  lastNotification?: string;
+  lastError?: { at: number; reason: string };
+};
+
+/** One listing's row of the console's table. */
+export type ListingSummary = { id: string; zone?: string; lastDecision?: Decision; peers: PeerStatus[] };
 
 type ListingState = {
   lastDecision?: Decision;
@@ -221,6 +240,16 @@ export function createPush(options: PushOptions): Push {
     await options.decisions.record(plan.id, decision, announced);
   }
 
+  /** The listing's last decision: in memory, or looked up in the log once (after a restart it is there). */
+  async function lastDecisionOf(listing: string): Promise<Decision | undefined> {
+    const state = stateOf(listing);
+    if (!state.decisionLoaded) {
+      state.lastDecision ??= (await options.decisions.list(listing))[0];
+      state.decisionLoaded = true;
+    }
+    return state.lastDecision;
+  }
+
   /** True when the last notification of that peer failed and none succeeded since (in memory). */
   function lastFailed(listing: string, url: string): boolean {
     const sent = notifier.peerState(listing)[url];
@@ -235,7 +264,7 @@ export function createPush(options: PushOptions): Push {
   }
 
   /** A listing's peers for status: last read, last notification, last error (URLs redacted). */
-  function peersOf(plan: ListingPlan): Record<string, unknown>[] {
+  function peersOf(plan: ListingPlan): PeerStatus[] {
     const peerStates = notifier.peerState(plan.id);
     return plan.peers.map((peer) => {
       const snap = peers.snapshot(peer);
@@ -326,19 +355,33 @@ export function createPush(options: PushOptions): Push {
       // One pass over the outbox for all listings, not one per listing.
       const pending = Map.groupBy(await notifier.pending(), (item) => item.listing);
       for (const plan of plansNow().values()) {
-        const state = stateOf(plan.id);
-        if (!state.decisionLoaded) {
-          state.lastDecision ??= (await options.decisions.list(plan.id))[0];
-          state.decisionLoaded = true;
-        }
+        const lastDecision = await lastDecisionOf(plan.id);
         out[plan.id] = {
           peers: peersOf(plan),
           pending: pending.get(plan.id) ?? [],
-          ...(state.lastDecision ? { lastDecision: state.lastDecision } : {}),
+          ...(lastDecision ? { lastDecision } : {}),
           ...lastRefreshOf(plan.id),
         };
       }
       return out;
+    },
+    peerStatuses() {
+      const out: PeerStatus[] = [];
+      for (const plan of plansNow().values()) out.push(...peersOf(plan));
+      return out;
+    },
+    async summaries(ids) {
+      const map = plansNow();
+      const listed = ids.flatMap((id) => {
+        const plan = map.get(id);
+        return plan ? [plan] : [];
+      });
+      const decisions = await Promise.all(listed.map((plan) => lastDecisionOf(plan.id)));
+      return listed.map((plan, i) => {
+        const lastDecision = decisions[i];
+        return { id: plan.id, ...(plan.zone ? { zone: plan.zone } : {}), ...(lastDecision ? { lastDecision } : {}),
+          peers: peersOf(plan) };
+      });
     },
     async listing(id) {
       const plan = plansNow().get(id);

@@ -285,11 +285,16 @@ test('admin paths are never proxied', async (t) => {
     res.end('upstream');
   });
   const { url } = await startApp(t, upstream.url);
-  for (const path of ['/_icalpush/nope', '/_icalpush', '/_icalpush/healthz/extra']) {
+  for (const path of ['/_icalpush/nope', '/_icalpush/healthz/extra']) {
     const res = await request(`${url}${path}`);
     assert.equal(res.statusCode, 404, path);
     await res.body.dump();
   }
+  // The console is at /_icalpush/ itself.
+  const bare = await request(`${url}/_icalpush`);
+  assert.equal(bare.statusCode, 308);
+  assert.equal(bare.headers.location, '/_icalpush/');
+  await bare.body.dump();
   assert.equal(hits, 0);
 });
 

@@ -42,7 +42,7 @@ export type MinuteRecorder = {
   series(minutes?: number): MinuteSeries;
   /** Sums of a counter over the last `minutes` (the minute under way included), by key ('' for a sum). */
   totals(counter: FollowedCounter, minutes: number): Record<string, number>;
-  /** Takes one sample now (the timer does it every minute). */
+  /** Takes one sample now, into the minute under way (the timer does it at every minute's end). */
   sample(): void;
   close(): void;
 };
@@ -160,9 +160,11 @@ export function createMinuteRecorder(options: MinuteRecorderOptions): MinuteReco
     sampledMinute = Math.max(sampledMinute, minute);
   }
 
-  function sample(): void {
-    const minute = Math.floor(clock.now() / minuteMs);
-    advanceTo(minute);
+  // Takes the increases since the last sample into `into` (the minute now by default; never one before the
+  // last sample's: a late timer adds to the minute under way).
+  function sample(into = Math.floor(clock.now() / minuteMs)): void {
+    advanceTo(into);
+    const minute = sampledMinute;
     const families = collect();
     for (const name of keys) {
       const spec: CounterSpec = followed[name];
@@ -197,7 +199,8 @@ export function createMinuteRecorder(options: MinuteRecorderOptions): MinuteReco
     if (closed) return;
     const now = clock.now();
     timer = clock.setTimeout(() => {
-      sample();
+      // At a minute's end: what came since the last sample belongs to the minute that ended.
+      sample(Math.floor((clock.now() - 1) / minuteMs));
       schedule();
     }, minuteMs - (now % minuteMs) || minuteMs);
   }
@@ -267,7 +270,7 @@ export function createMinuteRecorder(options: MinuteRecorderOptions): MinuteReco
       }
       return out;
     },
-    sample,
+    sample: () => sample(),
     close() {
       closed = true;
       clock.clearTimeout(timer);

@@ -79,11 +79,24 @@ test('with a token, a request without Authorization gets 401 and a Bearer challe
 test('with a token, a wrong token gets 401 and is not echoed', async (t) => {
   const upstream = await startServer(t, (_req, res) => res.end());
   const { url } = await startApp(t, upstream.url, { admin: { token } });
-  for (const authorization of [`Bearer ${token}x`, 'Bearer wrong', `Basic ${token}`, token, 'Bearer ']) {
+  const basic = (credentials: string) => `Basic ${Buffer.from(credentials).toString('base64')}`;
+  for (const authorization of [`Bearer ${token}x`, 'Bearer wrong', `Basic ${token}`, token, 'Bearer ',
+    basic(`${token}:`), basic(`ops:${token}x`), basic(token), 'Basic !!!']) {
     const res = await request(`${url}/_icalpush/metrics`, { headers: { authorization } });
     assert.equal(res.statusCode, 401, authorization);
     assert.equal(res.headers['www-authenticate'], 'Bearer');
     assert.equal(await res.body.text(), 'unauthorized\n');
+  }
+});
+
+test('with a token, Basic credentials with the token as password (what a browser sends) are let in', async (t) => {
+  const upstream = await startServer(t, (_req, res) => res.end());
+  const { url } = await startApp(t, upstream.url, { admin: { token } });
+  for (const user of ['ops', '', 'any:thing']) {
+    const authorization = `Basic ${Buffer.from(`${user.replace(':', '')}:${token}`).toString('base64')}`;
+    const res = await request(`${url}/_icalpush/metrics`, { headers: { authorization } });
+    assert.equal(res.statusCode, 200, user);
+    await res.body.dump();
   }
 });
 

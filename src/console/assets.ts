@@ -17,6 +17,10 @@ main{padding:16px 24px 48px;max-width:1280px}h1{font-size:1.6rem;margin:.3em 0}h
 .stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:10px;margin:12px 0}
 .stat{border:1px solid var(--line);border-radius:6px;padding:8px 12px;background:var(--panel)}
 .stat dt{font-size:.85em;color:var(--muted)}.stat dd{margin:0;font-size:1.35rem;font-weight:600}.stat dd small{display:block;font-size:.75rem;font-weight:400}
+.stat dd time{font-size:.8rem;font-weight:500}time{white-space:nowrap}td code{overflow-wrap:anywhere}
+.plot .dot{stroke:none}.plot circle.s-1{fill:var(--s1)}.plot circle.s-2{fill:var(--s2)}.plot circle.s-3{fill:var(--s3)}
+.plot circle.s-4{fill:var(--s4)}.plot circle.s-ok{fill:var(--ok)}.plot circle.s-warn{fill:var(--warn)}.plot circle.s-bad{fill:var(--bad)}
+.plot circle.s-budget{fill:var(--budget)}.plot .line.s-warn,.plot .line.s-bad{stroke-dasharray:6 3}
 .stat.bad{border-color:var(--bad)}.stat.bad dd{color:var(--bad)}.stat.warn{border-color:var(--warn)}
 table{border-collapse:collapse;width:100%;margin:8px 0}caption{text-align:left;color:var(--muted);padding:4px 0}
 th,td{border-bottom:1px solid var(--line);padding:6px 8px;text-align:left;vertical-align:top}thead th{font-size:.85em;color:var(--muted)}
@@ -36,7 +40,7 @@ button{font:inherit;padding:4px 12px;border-radius:4px;border:1px solid var(--li
 .s-1{stroke:var(--s1);background:var(--s1)}.s-2{stroke:var(--s2);background:var(--s2)}.s-3{stroke:var(--s3);background:var(--s3)}
 .s-4{stroke:var(--s4);background:var(--s4)}.s-ok{stroke:var(--ok);background:var(--ok)}.s-warn{stroke:var(--warn);background:var(--warn)}
 .s-bad{stroke:var(--bad);background:var(--bad)}.s-budget{stroke:var(--budget);background:var(--budget)}
-.legend{list-style:none;display:inline-flex;flex-wrap:wrap;gap:4px 14px;margin:0 0 0 12px;padding:0;font-size:.85em}
+.legend{list-style:none;display:flex;flex-wrap:wrap;gap:4px 14px;margin:2px 0 0;padding:0;font-size:.85em}
 .swatch{display:inline-block;width:14px;height:3px;margin-right:5px;vertical-align:middle}
 .timeline{list-style:none;padding:0;margin:0;border-left:2px solid var(--line)}
 .decision{margin:0 0 12px;padding:4px 0 4px 14px;position:relative}

@@ -39,7 +39,7 @@ const assets: Record<string, { type: string; body: string }> = {
   'console.js': { type: 'text/javascript; charset=utf-8', body: consoleJs },
 };
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>,
+function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string | string[]>,
   body: string): void {
   res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
   res.end(req.method === 'HEAD' ? undefined : body);
@@ -109,8 +109,10 @@ export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
     },
     refuse(req, res, refusal) {
       const status = refusal.code === 'ADMIN_UNAUTHORIZED' ? 401 : 403;
-      const headers: Record<string, string> = status === 401
-        ? { ...pageHeaders, 'www-authenticate': 'Basic realm="icalpush console", charset="UTF-8", Bearer' } : pageHeaders;
+      // Two header lines: a browser reads a Basic challenge only from a line of its own.
+      const headers: Record<string, string | string[]> = status === 401
+        ? { ...pageHeaders, 'www-authenticate': ['Basic realm="icalpush console", charset="UTF-8"', 'Bearer'] }
+        : pageHeaders;
       send(req, res, status, headers, messagePage(status === 401 ? 'Sign in' : 'Forbidden', status === 401
         ? 'The console needs the admin token: give it as the password (any user name), or as a bearer token.'
         : 'The console answers loopback clients only when no admin token is set.'));

@@ -91,6 +91,7 @@ function stat(label: string, value: Html | string | number, note?: Html | string
   return html`<div class="stat${tone ? ` ${tone}` : ''}"><dt>${label}</dt><dd>${value}${note ? html`<small>${note}</small>` : ''}</dd></div>`;
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const round = (n: number) => (n >= 10 ? String(Math.round(n)) : String(Math.round(n * 10) / 10));
 const seconds = (n: number | null) => (n === null ? '—' : n >= 90 ? `${round(n / 60)} min` : `${round(n)} s`);
 
@@ -151,10 +152,11 @@ ${stat('Peers', o.peers, o.errors.failingPeers > 0 ? `${o.errors.failingPeers} f
 ${stat('Sent, last hour', n.hour.sent, `${n.day.sent} in 24 h`)}
 ${stat('Failed, last hour', failedHour, `${failedDay} in 24 h · ${n.hour.retried} retried`, failedHour > 0 ? 'bad' : undefined)}
 ${stat('Pending', n.pending, n.overdue > 0 ? `${n.overdue} overdue` : 'none overdue', n.overdue > 0 ? 'warn' : undefined)}
-${stat('Booking → peer HEAD, last hour', seconds(o.propagation.hour.p99), o.propagation.hour.count > 0
-  ? `p99 · p50 ${seconds(o.propagation.hour.p50)} · ${o.propagation.hour.count} HEADs` : 'no HEAD sent')}
-${stat('Upstream reads', `${round(o.reads.lastHourPerMinute)}/min`, budget === null ? `watch ${round(o.reads.watchLastHourPerMinute)}/min, no budget`
-  : `watch ${round(o.reads.watchLastHourPerMinute)}/min of ${round(budget)}/min budget`)}
+${stat('Booking → peer HEAD, p99 last hour', seconds(o.propagation.hour.p99), o.propagation.hour.count > 0
+  ? `p50 ${seconds(o.propagation.hour.p50)} · ${plural(o.propagation.hour.count, 'HEAD')}` : 'no HEAD sent')}
+${stat('Upstream reads, last hour', `${round(o.reads.lastHourPerMinute)}/min`, budget === null
+  ? `watch ${round(o.reads.watchLastHourPerMinute)}/min, unbounded`
+  : budget === 0 ? 'watch off' : `watch ${round(o.reads.watchLastHourPerMinute)}/min of a ${round(budget)}/min budget`)}
 ${stat('Inbound HEADs, last hour', o.inboundHeads.hour, `${o.inboundHeads.day} in 24 h`)}
 ${stat('Held drops', o.held.length, o.held.some((h) => h.overdue) ? 'held past their span' : undefined, o.held.length > 0 ? 'warn' : undefined)}
 ${stat('Upstream errors, last hour', o.errors.upstreamHour, `${o.errors.upstreamDay} in 24 h · ${o.errors.feedsFailing} feeds failing`, o.errors.upstreamHour > 0 ? 'warn' : undefined)}

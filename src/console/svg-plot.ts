@@ -43,25 +43,28 @@ function formatValue(value: number): string {
   return String(Math.round(value * 1000) / 1000);
 }
 
-// The points of one line, broken where values are missing (a path of move-to and line-to commands).
-function pathOf(values: readonly (number | null)[], yMax: number): string {
+// The points of one line, broken where values are missing (a path of move-to and line-to commands); a value
+// alone between gaps is a dot (a run of one point draws nothing).
+function pathOf(values: readonly (number | null)[], yMax: number): { d: string; dots: [number, number][] } {
   const plotWidth = width - left - right;
   const plotHeight = height - top - bottom;
   const n = values.length;
   const x = (i: number) => left + (n <= 1 ? plotWidth : (i * plotWidth) / (n - 1));
   const y = (v: number) => top + plotHeight - (Math.min(v, yMax) / yMax) * plotHeight;
-  let d = '';
-  let drawing = false;
-  for (let i = 0; i < n; i += 1) {
+  const has = (i: number) => {
     const v = values[i];
-    if (v === null || v === undefined || !Number.isFinite(v)) {
-      drawing = false;
-      continue;
-    }
+    return v !== null && v !== undefined && Number.isFinite(v);
+  };
+  let d = '';
+  const dots: [number, number][] = [];
+  for (let i = 0; i < n; i += 1) {
+    if (!has(i)) continue;
+    const v = values[i] as number;
+    const drawing = i > 0 && has(i - 1);
+    if (!drawing && !has(i + 1)) dots.push([x(i), y(v)]);
     d += `${drawing ? 'L' : 'M'}${x(i).toFixed(1)} ${y(v).toFixed(1)}`;
-    drawing = true;
   }
-  return d;
+  return { d, dots };
 }
 
 /** The plot as an inline SVG figure with its legend. */
@@ -101,7 +104,11 @@ export function linePlot(options: PlotOptions): Html {
     return html`<line class="grid" x1="${left}" y1="${y.toFixed(1)}" x2="${width - right}" y2="${y.toFixed(1)}"/>
 <text class="tick" x="${left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end">${formatValue(v)}</text>`;
   });
-  const paths = lines.map((line) => html`<path class="line ${line.className}${line.dashed ? ' dashed' : ''}" d="${pathOf(line.values, yMax)}"/>`);
+  const paths = lines.map((line) => {
+    const { d, dots } = pathOf(line.values, yMax);
+    return html`<path class="line ${line.className}${line.dashed ? ' dashed' : ''}" d="${d}"/>${dots.map(([cx, cy]) =>
+      html`<circle class="dot ${line.className}" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="3"/>`)}`;
+  });
   const legend = lines.map((line) => html`<li><span class="swatch ${line.className}${line.dashed ? ' dashed' : ''}"></span>${line.name}</li>`);
   const ended = new Date(options.endMs).toISOString().slice(0, 16).replace('T', ' ');
   return html`<figure class="plot">

@@ -27,6 +27,8 @@ test('a plot is an image with a title and a description of each line, gaps left 
   const path = document.querySelector('path.s-1')?.getAttribute('d') ?? '';
   // Two runs: the missing minute breaks the line.
   assert.equal(path.match(/M/g)?.length, 2);
+  // A value alone between gaps (the last one) would draw nothing as a path: it is a dot.
+  assert.equal(document.querySelectorAll('circle.s-1').length, 1);
   assert.equal(document.querySelector('path.s-2')?.getAttribute('d'), '');
   assert.deepEqual([...document.querySelectorAll('.legend li')].map((li) => li.textContent), ['sent', 'failed']);
 });

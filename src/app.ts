@@ -8,7 +8,7 @@ import type { Config } from './config/schema.ts';
 import { createFeedAnalyzer } from './feeds/analyzer.ts';
 import { createChangeLog } from './feeds/change-log.ts';
 import { createFeedEngine, type FeedEngine } from './feeds/engine.ts';
-import { createFeedMetrics } from './feeds/feed-metrics.ts';
+import { createFeedMetrics, registerHeldDropsGauge } from './feeds/feed-metrics.ts';
 import { createFeedFetcher } from './feeds/fetch.ts';
 import { createFeedHandler } from './feeds/serve.ts';
 import { statusReport } from './feeds/status.ts';
@@ -237,6 +237,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   feeds.onChange((change) => hooks.fire(change.feed.key, change.tag));
   feeds.onChange((change) => pushed.onFeedChange(change));
   feeds.onHold((held) => pushed.onHeld(held));
+  registerHeldDropsGauge(registry, () => feeds.heldDrops());
   const feedHandler = createFeedHandler({
     engine: feeds,
     metrics: feedMetrics,

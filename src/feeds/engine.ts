@@ -159,6 +159,10 @@ export type HeldDrop = {
   nights?: { before?: StoredNights; after: StoredNights };
 };
 
+/** Drops held as this process last saw them: within their span, or past it (not read again since the span
+ * ran out, so the drop is neither applied nor discarded: SPEC "Guarantees"). */
+export type HeldDropCounts = { withinSpan: number; pastSpan: number };
+
 /** The engine the HTTP layer, push and the status endpoint use. */
 export type FeedEngine = {
   /** Reads the feed from the upstream (shared with concurrent reads) and applies the answer. */
@@ -188,6 +192,8 @@ export type FeedEngine = {
   onChange(listener: ChangeListener): void;
   /** Calls `listener` when a drop starts being held (push records it: a change that did not notify). */
   onHold(listener: (held: HeldDrop) => void): void;
+  /** The drops this process last saw held, split by whether they are past `hold.spanMs` (the metric). */
+  heldDrops(): HeldDropCounts;
   /** Processes the journaled changes left by a previous run (a crash) again. */
   recover(): Promise<number>;
   /** Resolves when every change handed to the processor so far is processed (tests, shutdown). */
@@ -257,6 +263,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
   // Host or Accept-Language) may answer out of order; the older answer must not undo the newer one.
   const appliedSequence = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
   const recentReads = new LRUCache<string, RecentRead>({ max: Math.min(maxFeeds, 100_000) });
+  // When each held drop began, by feed, as the states this process saved say (for heldDrops()).
+  const holds = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
   // When each feed's last whole answer (a 200) was applied: conditional reads go on only while it is recent.
   const wholeReads = new LRUCache<string, number>({ max: Math.min(maxFeeds, 100_000) });
   const startedAt = clock.now();
@@ -310,6 +318,8 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
 
   async function saveState(key: string, state: FeedState, force: boolean): Promise<void> {
     stateCache.set(key, state);
+    if (state.hold) holds.set(key, state.hold.since);
+    else holds.delete(key);
     const last = persistedReadAt.get(key) ?? Number.NEGATIVE_INFINITY;
     if (!force && state.lastReadAt - last < readStampIntervalMs) return;
     await statesNs.set(key, state, ttlMs);
@@ -367,6 +377,7 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
       await histories.remove(key);
       stateCache.delete(key);
       historyCache.delete(key);
+      holds.delete(key);
     });
     if (census) {
       census.feeds -= 1;
@@ -958,6 +969,12 @@ export function createFeedEngine(options: FeedEngineOptions): FeedEngine {
     },
     onHold(listener) {
       holdListeners.push(listener);
+    },
+    heldDrops() {
+      const now = clock.now();
+      let pastSpan = 0;
+      for (const since of holds.values()) if (now - since >= hold.spanMs) pastSpan += 1;
+      return { withinSpan: holds.size - pastSpan, pastSpan };
     },
     async recover() {
       if (!options.changeLog) return 0;

@@ -1,7 +1,8 @@
 // The feed engine's metrics (SPEC "Admin"): upstream reads by outcome, answers by variant and kind,
-// bytes the sidecar saved its clients, held answers, and compressions. Series are resolved once, here.
+// bytes the sidecar saved its clients, held answers and drops, and compressions. Series are resolved once, here.
 import type { Compression } from '../http/compress.ts';
 import type { Registry } from '../metrics/registry.ts';
+import type { HeldDropCounts } from './engine.ts';
 
 /** How a feed request was answered (the `answer` label). */
 export type FeedAnswer = 'full' | 'delta' | 'not_modified' | 'conflict' | 'passthrough' | 'error';
@@ -72,4 +73,20 @@ export function createFeedMetrics(registry: Registry): FeedMetrics {
     rekeyed: (count) => rekeySeries.inc(count),
     compressed: (coding) => compressionSeries[coding].inc(),
   };
+}
+
+/** The name of the held-drops gauge. */
+export const heldDropsMetricName = 'icalpush_feed_held_drops';
+
+/** Registers `icalpush_feed_held_drops{state}` (`within_span`, `past_span`), sampling `held` at each scrape. A drop
+ * is decided at the feed's next read, so one past its span means nothing has read the feed since (SPEC
+ * "Guarantees": a drop is applied once it persisted for the span). */
+export function registerHeldDropsGauge(registry: Registry, held: () => HeldDropCounts): void {
+  registry.gauge(heldDropsMetricName,
+    'Sudden feed drops being held, as this replica last saved them, by state: within_span, past_span (the span '
+    + 'ran out and no read has applied or discarded the drop yet).', ['state'], (gauge) => {
+      const { withinSpan, pastSpan } = held();
+      gauge.labels('within_span').set(withinSpan);
+      gauge.labels('past_span').set(pastSpan);
+    });
 }

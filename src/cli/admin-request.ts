@@ -1,6 +1,6 @@
-// A request from the command line to the running sidecar's admin endpoints (`notify`, `reload`): found at the
-// config's `listen` address (a wildcard reached on loopback), with its admin token. The running process owns
-// the outbox and the map; the command only asks it.
+// A request from the command line to the running sidecar's admin endpoints (`notify`, `reload`, `status`): found
+// at the config's `listen` address (a wildcard reached on loopback), with its admin token. The running process
+// owns the outbox and the map; the command only asks it.
 import { parseListen } from '../http/listen-address.ts';
 import { systemClock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
@@ -12,16 +12,30 @@ export type AdminAnswer =
   | { kind: 'unreachable'; base: string; cause: string };
 
 /** POSTs to `path` (under /_icalpush/) of the sidecar that `config` describes; never rejects. */
-export async function postToSidecar(config: Pick<Config, 'listen' | 'admin'>, path: string,
+export function postToSidecar(config: Pick<Config, 'listen' | 'admin'>, path: string,
   deadlineMs = 10_000): Promise<AdminAnswer & { base: string }> {
+  return askSidecar(config, 'POST', path, deadlineMs);
+}
+
+/** GETs `path` (under /_icalpush/) of the sidecar that `config` describes; never rejects. */
+export function getFromSidecar(config: Pick<Config, 'listen' | 'admin'>, path: string,
+  deadlineMs = 10_000): Promise<AdminAnswer & { base: string }> {
+  return askSidecar(config, 'GET', path, deadlineMs);
+}
+
+async function askSidecar(config: Pick<Config, 'listen' | 'admin'>, method: 'GET' | 'POST', path: string,
+  deadlineMs: number): Promise<AdminAnswer & { base: string }> {
   const { host, port } = parseListen(config.listen);
   const reach = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
   const base = `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`;
   const client = createOutboundClient({ clock: systemClock, connectTimeoutMs: 10_000 });
   try {
     const res = await client.request(`${base}/_icalpush/${path}`, {
-      method: 'POST',
-      headers: config.admin.token ? { authorization: `Bearer ${config.admin.token}` } : {},
+      method,
+      headers: {
+        ...(method === 'GET' ? { accept: 'application/json' } : {}),
+        ...(config.admin.token ? { authorization: `Bearer ${config.admin.token}` } : {}),
+      },
       deadlineMs,
       maxBodyBytes: 1024 * 1024,
     });

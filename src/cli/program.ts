@@ -1,6 +1,6 @@
-// The command line (commander): `serve`, `check` and `notify`, each with --config, and `replay` over
-// captured export files; --help on every one. Commands return what happened; only main.ts exits the
-// process or handles signals.
+// The command line (commander): `serve`, `check`, `notify`, `reload` and `status`, each with --config, and
+// `replay` over captured export files; --help on every one. Commands return what happened; only main.ts exits
+// the process or handles signals.
 import { Command } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCheck } from './check.ts';
@@ -77,6 +77,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
     });
 
   program
+    .command('status')
+    .description('show what the running sidecar is doing: the overview, or one listing with --listing')
+    .option('-l, --listing <id>', 'one listing: its peers, pending notifications and decision timeline')
+    .option('--json', 'print the sidecar\'s JSON as it answered it')
+    .option('-c, --config <file>', configHelp)
+    .addHelpText('after', statusHelp)
+    .action(async (options: { listing?: string; json?: boolean; config?: string }) => {
+      const { runStatus } = await import('./status.ts');
+      outcome = { exitCode: await runStatus(options, options.config ?? defaultConfigPath(io.env), io) };
+    });
+
+  program
     .command('replay')
     .description('run the push decision model over captured exports, one line per step')
     .argument('<file...>', 'export files of the listing\'s own feed, in capture order')
@@ -107,6 +119,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<CliOut
   }
   return outcome;
 }
+
+const statusHelp = `
+Reads GET /_icalpush/overview (or /_icalpush/listings/ID) of the sidecar at the config's \`listen\`, with its
+admin.token. Listing times are in the listing's time zone (UTC when it has none).
+Exit 0 shown, 1 not reachable, refused (401/403) or not a listing of the sidecar, 2 bad config.
+`;
 
 // A repeatable option's values, in order.
 function collect(value: string, previous: string[] | undefined): string[] {

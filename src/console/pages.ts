@@ -69,11 +69,10 @@ export function ago(value: string | undefined, nowMs: number): string {
   if (!value) return '';
   const s = Math.round((nowMs - Date.parse(value)) / 1000);
   if (!Number.isFinite(s)) return '';
-  if (s < 0) return 'in the future';
-  if (s < 90) return `${s} s ago`;
-  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
-  if (s < 48 * 3600) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86_400)} d ago`;
+  const a = Math.abs(s);
+  const span = a < 90 ? `${a} s` : a < 90 * 60 ? `${Math.round(a / 60)} min` : a < 48 * 3600
+    ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86_400)} d`;
+  return s < 0 ? `in ${span}` : `${span} ago`;
 }
 
 const healthText: Record<PeerHealth, string> = { ok: 'ok', failing: 'failing', unknown: 'not yet seen' };
@@ -216,6 +215,11 @@ function runs(label: string, list: readonly string[] | undefined): Html {
   return html`<div><dt>${label}</dt><dd>${list.map((r) => html`<code class="nights">${r}</code> `)}</dd></div>`;
 }
 
+// What each kind of activity (push/activity.ts) is called on a listing's page.
+const activityNames: Record<string, string> = {
+  change: 'Last change of its nights', trigger: 'Last trigger', inbound: 'Last inbound HEAD', operator: 'Last operator notify',
+};
+
 /** One listing's page: the decision timeline, peers, pending notifications, inbound HEADs and refreshes. */
 export function listingPage(d: ListingDetail, nowMs: number): string {
   const zone = d.today.zone;
@@ -272,9 +276,9 @@ ${pending.length > 0 ? html`<table><caption>Notifications waiting to be sent, wi
 <tbody>${pending}</tbody></table>` : html`<p class="none">Nothing waiting.</p>`}
 </section>
 <section aria-labelledby="inbound-h">
-<h2 id="inbound-h">Inbound HEADs and refreshes</h2>
+<h2 id="inbound-h">Activity: changes, triggers, inbound HEADs, refreshes</h2>
 <dl class="facts">
-${activity.map(([kind, v]) => html`<div><dt>Last ${kind === 'inbound' ? 'inbound HEAD' : kind}</dt><dd>${at(v)} <small>${ago(v, nowMs)}</small></dd></div>`)}
+${activity.map(([kind, v]) => html`<div><dt>${activityNames[kind] ?? `Last ${kind}`}</dt><dd>${at(v)} <small>${ago(v, nowMs)}</small></dd></div>`)}
 <div><dt>Last refresh</dt><dd>${d.lastRefresh ? html`${at(d.lastRefresh.at)} <small>${d.lastRefresh.outcome ?? ''}</small>` : html`<span class="none">none</span>`}</dd></div>
 </dl>
 </section>

@@ -250,14 +250,15 @@ export function createApp(config: Config, deps: AppDeps): App {
       void hooks.register(feed.key, value, seen);
     },
   });
-  // The console's series are sampled from the registry once a minute: nothing is added to a request's path.
+  // The console's series are sampled from the registry once a minute and when a console page is drawn (the metrics
+  // it follows only): nothing is added to a feed request's path.
   const recorder = createMinuteRecorder({ registry, clock });
   const consoleModel = createConsoleModel({
     clock,
     recorder,
     plans: () => plans.byId,
     summaries: (ids) => pushed.summaries(ids),
-    peers: () => pushed.peerStatuses(),
+    peerCounts: () => pushed.peerCounts(),
     listing: (id) => pushed.listing(id),
     pending: () => notifier.pending(),
     feeds: () => feeds.states(),

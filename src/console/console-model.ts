@@ -17,8 +17,8 @@ export type ConsoleSources = {
   /** The connection map in force. */
   plans(): ReadonlyMap<string, ListingPlan>;
   summaries(ids: readonly string[]): Promise<ListingSummary[]>;
-  /** Every peer of every listing, as status shows it. */
-  peers(): PeerStatus[];
+  /** Distinct peer calendars, and the listings' peers failing now. */
+  peerCounts(): { peers: number; failing: number };
   /** GET /_icalpush/listings/{id}'s object: the listing, its peers, pending work and decision log. */
   listing(id: string): Promise<Record<string, unknown> | undefined>;
   pending(): Promise<PendingNotification[]>;
@@ -116,9 +116,7 @@ export function createConsoleModel(sources: ConsoleSources): ConsoleModel {
     async overview() {
       const now = clock.now();
       const plans = sources.plans();
-      const peerUrls = new Set<string>();
-      for (const plan of plans.values()) for (const peer of plan.peers) peerUrls.add(peer.url);
-      let failingPeers = 0;
+      const peerCounts = sources.peerCounts();
       const [pending, feeds] = await Promise.all([sources.pending(), sources.feeds()]);
       const series = recorder.series(60);
       const sum = (values: readonly (number | null)[]) => values.reduce<number>((a, v) => a + (v ?? 0), 0);
@@ -141,14 +139,13 @@ export function createConsoleModel(sources: ConsoleSources): ConsoleModel {
         entities: f.hold?.entities ?? 0,
         overdue: now - (f.hold?.since ?? now) > sources.holdSpanMs,
       }));
-      for (const peer of sources.peers()) if (peerHealth(peer) === 'failing') failingPeers += 1;
       return {
         generatedAt: iso(now),
         replica: sources.replica(),
         map: sources.map(),
         listings: plans.size,
         feeds: feeds.length,
-        peers: peerUrls.size,
+        peers: peerCounts.peers,
         notifications: {
           hour: outcomes(recorder.totals('notifications', 60)),
           day: outcomes(recorder.totals('notifications', 24 * 60)),
@@ -166,7 +163,7 @@ export function createConsoleModel(sources: ConsoleSources): ConsoleModel {
         errors: {
           upstreamHour: recorder.totals('errors', 60)[''] ?? 0,
           upstreamDay: recorder.totals('errors', 24 * 60)[''] ?? 0,
-          failingPeers,
+          failingPeers: peerCounts.failing,
           feedsFailing: feeds.filter((f) => f.lastError && f.lastError.at >= f.lastReadAt).length,
         },
       };

@@ -24,6 +24,7 @@ export type FollowedCounter = keyof typeof followed;
 
 const latencyMetric = 'icalpush_push_propagation_seconds';
 const latencyStage = 'notified';
+const budgetMetric = 'icalpush_watch_budget_reads_per_second';
 
 /** A snapshot of the series: oldest minute first; `endMs` is the end of the newest minute. */
 export type MinuteSeries = {
@@ -146,8 +147,12 @@ export function createMinuteRecorder(options: MinuteRecorderOptions): MinuteReco
     return ring;
   };
 
+  // Only the metrics followed: collecting runs gauges' callbacks, and one (the event loop delay's) starts a new
+  // window each time it is read, which a console request must not do to a Prometheus scrape.
+  const names: ReadonlySet<string> = new Set([...Object.values(followed).map((spec) => spec.metric), latencyMetric,
+    budgetMetric]);
   function collect(): Map<string, MetricFamily> {
-    return new Map(registry.collect().map((family) => [family.name, family]));
+    return new Map(registry.collect(names).map((family) => [family.name, family]));
   }
 
   // Clears the minutes a sample skipped (a stopped clock, a suspended process): they had no value.
@@ -191,7 +196,7 @@ export function createMinuteRecorder(options: MinuteRecorderOptions): MinuteReco
         latency.last[i] = total;
       }
     }
-    const perSecond = scalar(families, 'icalpush_watch_budget_reads_per_second')?.series[0]?.value;
+    const perSecond = scalar(families, budgetMetric)?.series[0]?.value;
     budget.set(minute, perSecond === undefined || !Number.isFinite(perSecond) ? Number.NaN : perSecond * 60);
   }
 

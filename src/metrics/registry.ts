@@ -64,8 +64,9 @@ export type Registry = {
   histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): Histogram;
   /** A gauge; `collect`, when given, runs before every read so the gauge can sample its source. */
   gauge(name: string, help: string, labelNames?: readonly string[], collect?: (gauge: Gauge) => void): Gauge;
-  /** Every metric in registration order, after running the gauges' collect callbacks. */
-  collect(): MetricFamily[];
+  /** Every metric in registration order, after running the gauges' collect callbacks; with `only`, just those
+   * metrics (no other gauge's callback runs: one that starts a new window on each read is left alone). */
+  collect(only?: ReadonlySet<string>): MetricFamily[];
 };
 
 /** Options for createRegistry. */
@@ -140,7 +141,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const maxSeries = options.maxSeries ?? defaultMaxSeries;
   if (!Number.isInteger(maxSeries) || maxSeries < 1) throw new Error('maxSeries must be a positive integer');
   const names = new Set<string>();
-  const readers: Array<() => MetricFamily> = [];
+  const readers: Array<{ name: string; read: () => MetricFamily }> = [];
   const overflowFor = (metric: string) => () => {
     // The overflow counter's own label is a metric name: bounded by the code, never by input.
     if (metric !== seriesOverflowMetricName) overflow.labels(metric).inc();
@@ -158,13 +159,13 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
         },
       };
     }, overflowFor(name));
-    readers.push(() => ({
+    readers.push({ name, read: () => ({
       type: 'counter',
       name,
       help,
       labelNames,
       series: Array.from(table.all(), ({ labelValues, series }) => ({ labelValues, value: series.cell.value })),
-    }));
+    }) });
     return { labels: (...values) => table.get(values) };
   }
 
@@ -198,7 +199,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
         };
       }, overflowFor(name));
       const gauge: Gauge = { labels: (...values) => table.get(values) };
-      readers.push(() => {
+      readers.push({ name, read: () => {
         collect?.(gauge);
         return {
           type: 'gauge',
@@ -207,7 +208,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
           labelNames,
           series: Array.from(table.all(), ({ labelValues, series }) => ({ labelValues, value: series.cell.value })),
         };
-      });
+      } });
       return gauge;
     },
 
@@ -236,7 +237,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
           },
         };
       }, overflowFor(name));
-      readers.push(() => ({
+      readers.push({ name, read: () => ({
         type: 'histogram',
         name,
         help,
@@ -247,11 +248,11 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
           const bucketCounts = state.counts.map((n) => (running += n));
           return { labelValues, bucketCounts, sum: state.sum, count: state.count };
         }),
-      }));
+      }) });
       return { labels: (...values) => table.get(values) };
     },
 
-    collect: () => readers.map((read) => read()),
+    collect: (only) => readers.flatMap((reader) => (only && !only.has(reader.name) ? [] : [reader.read()])),
   };
 
   return registry;

@@ -79,8 +79,9 @@ export type Push = {
   status(): Promise<Record<string, unknown>>;
   /** The console's rows for these listings (those in the map, in the order given): last decision and peers. */
   summaries(ids: readonly string[]): Promise<ListingSummary[]>;
-  /** Every peer of every listing as status shows it (in memory: no decision log is read). */
-  peerStatuses(): PeerStatus[];
+  /** How many peer calendars the map names (distinct URLs) and how many of the listings' peers are failing: their
+   * last notification or read failed and none succeeded since (in memory, nothing formatted). */
+  peerCounts(): { peers: number; failing: number };
   /** One listing for GET /_icalpush/listings/{id}: its map entry, state and decision log; undefined when
    * it is not in the map. */
   listing(id: string): Promise<Record<string, unknown> | undefined>;
@@ -240,6 +241,9 @@ export function createPush(options: PushOptions): Push {
     await options.decisions.record(plan.id, decision, announced);
   }
 
+  // How many distinct peer URLs each map names, counted once per map (a reload brings a new one).
+  const distinctPeers = new WeakMap<ReadonlyMap<string, ListingPlan>, number>();
+
   /** The listing's last decision: in memory, or looked up in the log once (after a restart it is there). */
   async function lastDecisionOf(listing: string): Promise<Decision | undefined> {
     const state = stateOf(listing);
@@ -365,10 +369,27 @@ export function createPush(options: PushOptions): Push {
       }
       return out;
     },
-    peerStatuses() {
-      const out: PeerStatus[] = [];
-      for (const plan of plansNow().values()) out.push(...peersOf(plan));
-      return out;
+    peerCounts() {
+      const map = plansNow();
+      let peerUrls = distinctPeers.get(map);
+      if (peerUrls === undefined) {
+        const urls = new Set<string>();
+        for (const plan of map.values()) for (const peer of plan.peers) urls.add(peer.url);
+        peerUrls = urls.size;
+        distinctPeers.set(map, peerUrls);
+      }
+      let failing = 0;
+      for (const plan of map.values()) {
+        if (plan.peers.length === 0) continue;
+        const sent = notifier.peerState(plan.id);
+        for (const peer of plan.peers) {
+          const snap = peers.snapshot(peer);
+          const state = sent[peer.url];
+          const errorAt = (snap?.lastError ?? state?.lastError)?.at;
+          if (errorAt !== undefined && errorAt > Math.max(state?.lastNotifiedAt ?? 0, snap?.readAt ?? 0)) failing += 1;
+        }
+      }
+      return { peers: peerUrls, failing };
     },
     async summaries(ids) {
       const map = plansNow();

@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark, one after another, each printing its table.
 // `npm run bench -- passthrough` (or `store`, `feeds`, `compression`, `push`, `hostile`, `decide`,
-// `replicas`, `map`, `load`) runs one. Not part of the test suite.
+// `replicas`, `map`, `load`, `console`) runs one. Not part of the test suite.
 import { main as compression } from './compression.ts';
+import { main as consoleBench } from './console.ts';
 import { main as decide } from './decide.ts';
 import { main as feeds } from './feeds.ts';
 import { main as hostile } from './hostile.ts';
@@ -13,7 +14,7 @@ import { main as replicas } from './replicas.ts';
 import { main as store } from './store.ts';
 
 const benches: Record<string, () => Promise<string>> = {
-  passthrough, store, feeds, compression, push, hostile, decide, replicas, map, load,
+  passthrough, store, feeds, compression, push, hostile, decide, replicas, map, load, console: consoleBench,
 };
 const chosen = process.argv.slice(2);
 for (const name of chosen.length ? chosen : Object.keys(benches)) {

@@ -106,6 +106,8 @@ export type ListingDetail = {
   pending: PendingNotification[];
   activity: Record<string, string | undefined>;
   lastRefresh?: { at?: string; outcome?: string; [key: string]: unknown };
+  /** The last inbound HEADs and refreshes (this replica's), newest first. */
+  inbound?: { heads: string[]; refreshes: { at: string; outcome: string }[] };
   decisions: (Decision & { repeats?: number; firstAt?: string })[];
 };
 

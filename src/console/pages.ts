@@ -215,6 +215,21 @@ function runs(label: string, list: readonly string[] | undefined): Html {
   return html`<div><dt>${label}</dt><dd>${list.map((r) => html`<code class="nights">${r}</code> `)}</dd></div>`;
 }
 
+// The last inbound HEADs and refreshes, side by side, newest first.
+function recentTable(d: ListingDetail, at: (value: string | undefined) => Html, nowMs: number): Html {
+  const heads = d.inbound?.heads ?? [];
+  const refreshes = d.inbound?.refreshes ?? [];
+  if (heads.length + refreshes.length === 0) return html`<p class="none">No inbound HEAD since this replica started.</p>`;
+  const rows = Array.from({ length: Math.max(heads.length, refreshes.length) }, (_, i) => {
+    const head = heads[i];
+    const refresh = refreshes[i];
+    return html`<tr><td>${head ? html`${at(head)} <small>${ago(head, nowMs)}</small>` : ''}</td>
+<td>${refresh ? html`${at(refresh.at)} <small>${refresh.outcome}</small>` : ''}</td></tr>`;
+  });
+  return html`<table id="recent-inbound"><caption>The last inbound HEADs and the refreshes they caused (debounced HEADs share one), newest first</caption>
+<thead><tr><th scope="col">Inbound HEAD</th><th scope="col">Refresh</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 // What each kind of activity (push/activity.ts) is called on a listing's page.
 const activityNames: Record<string, string> = {
   change: 'Last change of its nights', trigger: 'Last trigger', inbound: 'Last inbound HEAD', operator: 'Last operator notify',
@@ -281,6 +296,7 @@ ${pending.length > 0 ? html`<table><caption>Notifications waiting to be sent, wi
 ${activity.map(([kind, v]) => html`<div><dt>${activityNames[kind] ?? `Last ${kind}`}</dt><dd>${at(v)} <small>${ago(v, nowMs)}</small></dd></div>`)}
 <div><dt>Last refresh</dt><dd>${d.lastRefresh ? html`${at(d.lastRefresh.at)} <small>${d.lastRefresh.outcome ?? ''}</small>` : html`<span class="none">none</span>`}</dd></div>
 </dl>
+${recentTable(d, at, nowMs)}
 </section>
 <section aria-labelledby="timeline-h">
 <h2 id="timeline-h">Decisions</h2>

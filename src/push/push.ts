@@ -423,6 +423,8 @@ export function createPush(options: PushOptions): Push {
         pending: await notifier.pending(id),
         activity: Object.fromEntries(Object.entries(activity).map(([kind, ms]) => [kind, iso(ms)])),
         ...lastRefreshOf(plan.id),
+        inbound: (({ heads, refreshes }) => ({ heads: heads.map((ms) => iso(ms) as string), refreshes }))(
+          receiver.recent(plan.id)),
         decisions: (await options.decisions.list(id)).map(({ change: _id, ...decision }) => decision),
       };
     },

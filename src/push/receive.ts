@@ -40,6 +40,8 @@ export type Receiver = {
   changeDecided(listing: string, kind: string): void;
   /** The last refresh called for the listing, for status. */
   lastRefresh(listing: string): { at: string; outcome: string } | undefined;
+  /** The listing's last inbound HEADs (ms) and refreshes, newest first, at most `recentKept` of each (in memory). */
+  recent(listing: string): { heads: number[]; refreshes: { at: string; outcome: string }[] };
   /** After a reload: forgets the listings no longer in the map (their trailing runs are cancelled). */
   prune(): void;
   close(): void;
@@ -54,7 +56,20 @@ type RunState = {
   /** The inbound HEAD whose refresh was called and whose import has not shown in the own feed yet (ms). */
   importSince?: number;
   lastRefresh?: { at: string; outcome: string };
+  /** The last inbound HEADs (ms) and refreshes, oldest first, `recentKept` at most (what the console shows). */
+  heads?: number[];
+  refreshes?: { at: string; outcome: string }[];
 };
+
+// Inbound HEADs and refreshes kept per listing for the console.
+const recentKept = 10;
+
+function keepRecent<T>(list: T[] | undefined, item: T): T[] {
+  const out = list ?? [];
+  out.push(item);
+  if (out.length > recentKept) out.splice(0, out.length - recentKept);
+  return out;
+}
 
 // An imported change this long after the refresh is no longer taken for that refresh's import.
 const importWindowMs = rereadAfterRefreshMs.at(-1)! + 30_000;
@@ -99,6 +114,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       const outcome = await refresh(plan.id);
       counters.refreshes.labels(outcome === 'ok' ? 'ok' : outcome === 'not-configured' ? 'not_configured' : 'failed').inc();
       state.lastRefresh = { at: new Date(clock.now()).toISOString(), outcome };
+      state.refreshes = keepRecent(state.refreshes, state.lastRefresh);
       if (outcome === 'ok') options.propagation?.labels('refreshed').observe((clock.now() - since) / 1000);
       else if (state.importSince === since) delete state.importSince;
       logger.info({ listing: plan.id, reason: reason ?? 'no peers', refresh: outcome }, 'inbound notification: refresh');
@@ -145,6 +161,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     const state = stateOf(listing);
     const now = clock.now();
     state.firstHeadAt ??= now;
+    state.heads = keepRecent(state.heads, now);
     if (options.gate !== undefined) {
       const { gate } = options;
       void throughGate(gate, plan, state).catch((err: unknown) => {
@@ -191,6 +208,10 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       delete state.importSince;
     },
     lastRefresh: (listing) => states.get(listing)?.lastRefresh,
+    recent(listing) {
+      const state = states.get(listing);
+      return { heads: [...state?.heads ?? []].reverse(), refreshes: [...state?.refreshes ?? []].reverse() };
+    },
     prune() {
       const current = plans();
       for (const [id, state] of states) {

@@ -113,6 +113,11 @@ test('console: every page for an admin, a refusal for others, what the state hol
     assert.match(document.querySelector('#peers-h + table tbody tr:nth-child(2)')?.textContent ?? '', /503/);
     const pending = texts(document, '#pending-h + table tbody th');
     assert.deepEqual(pending, ['vrbo']);
+    const lisbon = await get(`${base}/console/listings/lisbon`, mesh.auth);
+    const recent = [...lisbon.document.querySelectorAll('#recent-inbound tbody tr')];
+    assert.equal(recent.length, 1, 'its one inbound HEAD, and the refresh it caused');
+    assert.match(recent[0]?.textContent ?? '', /2026-12-01 23:35:\d\d WET[\s\S]*not-configured/);
+    assert.match(lisbon.document.querySelector('#inbound-h + dl')?.textContent ?? '', /Last inbound HEAD/);
     const house = await get(`${base}/console/listings/house`, mesh.auth);
     assert.match(house.document.querySelector('.timeline .decision .rule')?.textContent ?? '', /drop-held/);
     const missing = await get(`${base}/console/listings/nope`, mesh.auth);

@@ -1,7 +1,7 @@
 // A platform in a state worth looking at, through the real app on a fake clock, for the console's tests:
 // `rome` (Europe/Rome) got a booking made on the platform (primary) and notified two peers, one of which
 // answers 503 (failing, its notification pending a retry); `lisbon` imported a stay its peer shows
-// (imported); `house`'s export suddenly dropped every stay (a held drop). An admin token is set, and
+// (imported) and then got an inbound HEAD from it; `house`'s export suddenly dropped every stay (a held drop). An admin token is set, and
 // feed and peer URLs carry secrets in their queries that no page may show.
 import type { TestContext } from 'node:test';
 import { request } from 'undici';
@@ -41,6 +41,7 @@ export async function startConsoleMesh(t: TestContext): Promise<ConsoleMesh> {
     res.writeHead(404).end();
   });
   const lisbonStay = { uid: 'HMX42@booking', start: day(20), end: day(24) };
+  const bookingStays = [lisbonStay];
   const heads: Record<string, number> = {};
   const peer = await startServer(t, (req, res) => {
     const path = req.url?.split('?')[0] ?? '';
@@ -50,7 +51,7 @@ export async function startConsoleMesh(t: TestContext): Promise<ConsoleMesh> {
       return;
     }
     res.writeHead(200, { 'content-type': 'text/calendar' })
-      .end(path === '/booking/lisbon.ics' ? staysCalendar([lisbonStay]) : staysCalendar([]));
+      .end(path === '/booking/lisbon.ics' ? staysCalendar(bookingStays) : staysCalendar([]));
   });
   const peerUrl = (name: string, listing: string) => `${peer.url}/${name}/${listing}.ics?s=peer-secret-5d07`;
   const app = await startApp(t, upstream.url, {
@@ -84,5 +85,10 @@ export async function startConsoleMesh(t: TestContext): Promise<ConsoleMesh> {
   clock.advance(5_000);
   await eventually(() => (heads['/airbnb/rome.ics'] ?? 0) >= 1 && (heads['/vrbo/rome.ics'] ?? 0) >= 1, 10_000);
   await eventually(() => app.logs.some((l) => typeof l.msg === 'string' && /^push notification will be retried/.test(l.msg)), 10_000);
+  // lisbon's peer takes another booking and pushes: an inbound HEAD, its peer read (changed) and a refresh.
+  bookingStays.push({ uid: 'HMX43@booking', start: day(30), end: day(33) });
+  const head = await request(`${app.url}/calendar/lisbon.ics`, { method: 'HEAD' });
+  await head.body.dump();
+  await eventually(() => app.logs.some((l) => l.msg === 'inbound notification: refresh' && l.listing === 'lisbon'), 10_000);
   return { app, clock, auth, heads };
 }

@@ -1,8 +1,8 @@
 // A platform in a state worth looking at, through the real app on a fake clock, for the console's tests:
 // `rome` (Europe/Rome) got a booking made on the platform (primary) and notified two peers, one of which
 // answers 503 (failing, its notification pending a retry); `lisbon` imported a stay its peer shows
-// (imported) and then got an inbound HEAD from it; `house`'s export suddenly dropped every stay (a held drop). An admin token is set, and
-// feed and peer URLs carry secrets in their queries that no page may show.
+// (imported), then got an inbound HEAD from it; `house`'s export suddenly dropped every stay (a held drop).
+// An admin token is set, and feed and peer URLs carry secrets in their queries that no page may show.
 import type { TestContext } from 'node:test';
 import { request } from 'undici';
 import { createFakeClock, type FakeClock } from '../store/fake-clock.ts';

@@ -191,27 +191,26 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     const kept = same ? previous : { ...previous, fingerprint };
     return { history: kept, changed: false, added: [], modified, removed: [], rekeyed: 0 };
   }
-  let entities: Map<string, HistoryEntity>;
+  let entities: ReadonlyMap<string, HistoryEntity>;
   // The read is the history's entities in its order, some changed in place: the history's map copied with
   // the changes set keeps every key where it was (what building it in the read's order gives), and
   // nothing was added, re-keyed or removed. The order's columns go on with it, the changed entries set.
   const inPlace = inOrder && count === keys.length;
   if (inPlace) {
-    entities = new Map(previous.entities);
     const nextValues = values.slice();
-    for (const [i, entry] of changes) {
-      entities.set(keys[i] as string, entry);
-      nextValues[i] = entry;
-    }
-    orders.set(entities, { keys, values: nextValues });
+    for (const [i, entry] of changes) nextValues[i] = entry;
+    entities = new KeptKeys(indexOf(previous.entities, keys), keys, nextValues);
   } else {
-    entities = new Map<string, HistoryEntity>();
+    const built = new Map<string, HistoryEntity>();
     for (let i = 0; i < count; i += 1) {
       if (i % stride === stride - 1) yield;
       const id = ids[i];
-      if (id !== undefined) entities.set(id, changes.get(i) ?? previous.entities.get(id) as HistoryEntity);
+      if (id !== undefined) built.set(id, changes.get(i) ?? previous.entities.get(id) as HistoryEntity);
     }
+    entities = built;
   }
+  // Twins found below join the map being built (a read in place has none: nothing was added).
+  const adding = entities instanceof Map ? entities : undefined;
 
   // SPEC "Guarantees": an exporter that mints new UIDs on every request sends the same events under
   // new ids. A new entity whose content (UID aside) equals a vanished one's is that entity: it keeps
@@ -238,11 +237,11 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     const twin = vanished.get(entity.content)?.pop();
     const held = twin === undefined ? undefined : previous.entities.get(twin);
     if (twin !== undefined && held) {
-      entities.set(twin, held);
+      adding?.set(twin, held);
       rekeyed += 1;
       continue;
     }
-    entities.set(entity.id, stored(entity, version));
+    adding?.set(entity.id, stored(entity, version));
     added.push(entity.id);
     // An entity that comes back is served as an entity again; its tombstone would contradict it.
     if (tombstones.delete(entity.id)) unburied = true;
@@ -299,6 +298,78 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   return { history: next, changed: true, added, modified, removed, rekeyed };
 }
 
+/**
+ * The entities of a version that a read in place made: the keys of the version before (and the index of their
+ * positions) shared with it, the entries its own. A re-read that changed one of 10,000 entities then costs a copy
+ * of one array, not of a 10,000-entry map. Read-only, like every history's map.
+ */
+class KeptKeys implements ReadonlyMap<string, HistoryEntity> {
+  readonly index: ReadonlyMap<string, number>;
+  readonly order: Order;
+  constructor(index: ReadonlyMap<string, number>, keys: readonly string[], values: readonly HistoryEntity[]) {
+    this.index = index;
+    this.order = { keys, values };
+  }
+
+  get size(): number {
+    return this.order.keys.length;
+  }
+
+  get(id: string): HistoryEntity | undefined {
+    const at = this.index.get(id);
+    return at === undefined ? undefined : this.order.values[at];
+  }
+
+  has(id: string): boolean {
+    return this.index.has(id);
+  }
+
+  keys(): MapIterator<string> {
+    return this.order.keys[Symbol.iterator]();
+  }
+
+  values(): MapIterator<HistoryEntity> {
+    return this.order.values[Symbol.iterator]();
+  }
+
+  * entries(): MapIterator<[string, HistoryEntity]> {
+    const { keys, values } = this.order;
+    for (let i = 0; i < keys.length; i += 1) yield [keys[i] as string, values[i] as HistoryEntity];
+  }
+
+  [Symbol.iterator](): MapIterator<[string, HistoryEntity]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: HistoryEntity, key: string, map: ReadonlyMap<string, HistoryEntity>) => void,
+    thisArg?: unknown): void {
+    const { keys, values } = this.order;
+    for (let i = 0; i < keys.length; i += 1) {
+      callback.call(thisArg, values[i] as HistoryEntity, keys[i] as string, this);
+    }
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Map';
+  }
+}
+
+// Each key's position: the version before's when it kept its keys too, else made once per map (and kept with it,
+// like its order: every version read in place after it shares it).
+const indexes = new WeakMap<ReadonlyMap<string, HistoryEntity>, ReadonlyMap<string, number>>();
+
+function indexOf(entities: ReadonlyMap<string, HistoryEntity>, keys: readonly string[]): ReadonlyMap<string, number> {
+  if (entities instanceof KeptKeys) return entities.index;
+  let index = indexes.get(entities);
+  if (!index) {
+    const made = new Map<string, number>();
+    for (let i = 0; i < keys.length; i += 1) made.set(keys[i] as string, i);
+    index = made;
+    indexes.set(entities, index);
+  }
+  return index;
+}
+
 /** A history's entity keys and entries in its order, as arrays (see orderOf). */
 type Order = { keys: readonly string[]; values: readonly HistoryEntity[] };
 
@@ -308,6 +379,7 @@ type Order = { keys: readonly string[]; values: readonly HistoryEntity[] };
 const orders = new WeakMap<ReadonlyMap<string, HistoryEntity>, Order>();
 
 function orderOf(entities: ReadonlyMap<string, HistoryEntity>): Order {
+  if (entities instanceof KeptKeys) return entities.order;
   let order = orders.get(entities);
   if (!order) {
     order = { keys: [...entities.keys()], values: [...entities.values()] };

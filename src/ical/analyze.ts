@@ -120,12 +120,15 @@ export type CalendarAnalysis = {
   memo: BlockMemo<ComponentSummary> | undefined;
 };
 
+// What a component becomes: one function for every read, so the scan that calls it keeps one call target (a
+// closure made per read made its optimized code bail out on every read and be compiled again, ~80 ms).
+const summarize = (component: Component) => new ComponentSummary(component);
+
 /** Decodes, splits and summarizes a feed body; never throws on its content. With `keepMemo: false`
  * (a feed too big to keep blocks of) nothing is kept for a next read, so the split streams. */
 export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSummary>,
   options: { keepMemo?: boolean } = {}): CalendarAnalysis {
   const decoded = decodeFeed(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-  const make = (component: Component) => new ComponentSummary(component);
   let properties: ContentLine[];
   let timezones: Component[];
   let summaries: ComponentSummary[];
@@ -133,14 +136,15 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
   let complete = true;
   let nextMemo: BlockMemo<ComponentSummary> | undefined;
   let alone = false;
-  const reused = options.keepMemo === false && memo === undefined ? undefined : scanReusing(decoded.text, memo, make);
+  const reused = options.keepMemo === false && memo === undefined ? undefined
+    : scanReusing(decoded.text, memo, summarize);
   if (reused) {
     ({ properties, timezones, skippedLines } = reused);
     summaries = reused.values;
-    alone = memo?.distinct === true && isEachAlone(summaries, reused.unsure);
+    alone = memo?.distinct === true && isEachAlone(summaries, reused.unsure, reused.left);
   } else {
     summaries = [];
-    const frame = scanCalendar(decoded.text, (component) => summaries.push(make(component)));
+    const frame = scanCalendar(decoded.text, (component) => summaries.push(summarize(component)));
     ({ properties, timezones, skippedLines, complete } = frame);
   }
   const frameHash = componentHash({ type: 'VCALENDAR', lines: properties, children: timezones });
@@ -184,9 +188,22 @@ export function analyzeCalendar(body: Uint8Array, memo?: BlockMemo<ComponentSumm
 }
 
 // True when no two components share an id, given that all but the `unsure` ones are distinct components
-// of the last read (whose ids were pairwise distinct): only the unsure ones' ids can collide.
-function isEachAlone(summaries: readonly ComponentSummary[], unsure: readonly number[]): boolean {
+// of the last read (whose ids were pairwise distinct): only the unsure ones' ids can collide. `left` are the
+// last read's components this read did not take: when each unsure one has the id of a different one of those
+// (a booking changed in place), it has an id none of the taken ones has, and nothing else is looked at.
+function isEachAlone(summaries: readonly ComponentSummary[], unsure: readonly number[],
+  left: readonly ComponentSummary[]): boolean {
   if (unsure.length === 0) return true;
+  if (unsure.length <= left.length && left.length <= 64) {
+    const leftIds = new Set(left.map((summary) => summary.id));
+    const seen = new Set<string>();
+    for (const i of unsure) {
+      const id = (summaries[i] as ComponentSummary).id;
+      if (!leftIds.has(id) || seen.has(id)) break;
+      seen.add(id);
+    }
+    if (seen.size === unsure.length) return true;
+  }
   // Past this many, a set of them costs about what grouping does.
   if (unsure.length > summaries.length / 8) return false;
   const ids = new Set<string>();

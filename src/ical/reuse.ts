@@ -65,6 +65,8 @@ export type ReusedScan<T> = {
   timezones: Component[];
   values: T[];
   unsure: number[];
+  /** What the last read made of its entity blocks that this read did not take (a block changed or gone). */
+  left: T[];
   skippedLines: number;
   memo: BlockMemo<T>;
   reused: number;
@@ -308,107 +310,157 @@ function sameText(a: string, aSegments: Int32Array, aFirst: number, aCount: numb
   return i >= aStop && j >= bStop;
 }
 
+/**
+ * One scan's state and its two ways of taking a block. Most blocks of a re-read are the last read's next one:
+ * `takeExpected`, small, takes those; `takeBlock` does everything else. Two methods called per block rather
+ * than one loop holding both: V8 optimizes each soon after it gets hot, within the first read, where one big
+ * loop was compiled again and again, on the compiler's thread, over later reads (60–80 ms each time).
+ */
+class Scan<T> {
+  readonly text: string;
+  readonly memo: BlockMemo<T> | undefined;
+  readonly make: (component: Component) => T;
+  // Sized for about the last read's blocks: the columns seldom grow.
+  readonly segments: Ints;
+  readonly blocks: Ints;
+  readonly made: (T | Component)[] = [];
+  // Where the current block lies (locate fills it in): one object for the whole scan, not one per block.
+  readonly located: Located = { first: 0, count: 0, length: 0 };
+  readonly finder: Finder;
+  // Which of the last read's blocks this read took already: a second taker is not a distinct value.
+  readonly taken: Uint8Array;
+  readonly unsure: number[] = [];
+  // Blocks this read parsed (their index in this read), for a block that comes twice: the last read did
+  // not have it either.
+  readonly fresh = new Map<string, number>();
+  readonly values: T[] = [];
+  readonly timezones: Component[] = [];
+  skippedLines = 0;
+  reused = 0;
+  parsed = 0;
+  // The next DTSTAMP line start at or after the position, found once for all the blocks before it.
+  stampAt = -2;
+  // Whether the blocks come in the last read's order here: takeExpected tries the next block only then.
+  inStep = true;
+
+  constructor(text: string, memo: BlockMemo<T> | undefined, make: (component: Component) => T) {
+    this.text = text;
+    this.memo = memo;
+    this.make = make;
+    this.segments = { data: new Int32Array(memo ? memo.segments.length + 64 : 4096), length: 0 };
+    this.blocks = { data: new Int32Array(memo ? blockInts * (memo.count + 16) : 2048), length: 0 };
+    this.finder = createFinder(memo, text, this.segments);
+    this.taken = new Uint8Array(memo?.count ?? 0);
+  }
+
+  /** The block at `pos` when it is the last read's next one (matchBlock): taken, and where the next line
+   * starts; -2 when it is not (takeBlock then looks). */
+  takeExpected(pos: number): number {
+    const { memo } = this;
+    const expected = this.finder.next();
+    if (!memo || expected === -1) return -2;
+    const end = matchBlock(this.text, pos, memo.text, memo.segments, memo.blocks, expected, this.segments,
+      this.located);
+    if (end === -1) return -2;
+    this.finder.took(expected);
+    // The DTSTAMP line to look for next is looked for again.
+    this.stampAt = -2;
+    const timezone = memo.blocks[blockInts * expected + 4] === 1;
+    if (this.taken[expected] === 1) {
+      if (!timezone) this.unsure.push(this.values.length);
+    } else {
+      this.taken[expected] = 1;
+    }
+    this.reused += 1;
+    this.record(memo.made[expected] as T | Component, memo.blocks[blockInts * expected + 3] as number, timezone);
+    return this.after(end);
+  }
+
+  /** Any block at `pos`: found near or by UID among the last read's, or parsed; where the next line starts, or
+   * -1 when the text needs splitCalendar. */
+  takeBlock(pos: number): number {
+    const { text, memo, segments, located } = this;
+    const expected = memo ? this.finder.next() : -1;
+    const lineEnd = lineEndAt(text, pos);
+    // Any other type (a lone CR in it included: it ends lines only for splitCalendar) needs splitCalendar.
+    const type = typeAt(text, pos + 6, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
+    if (type === undefined) return -1;
+    const end = blockEnd(text, pos, lineEnd, type);
+    if (end === -1) return -1;
+    if (this.stampAt !== -1 && this.stampAt < pos) this.stampAt = text.indexOf('\nDTSTAMP', pos);
+    this.stampAt = locate(text, pos, end, this.stampAt, segments, located);
+    const found = this.finder.find(located);
+    // Found further on or by UID, the feed is out of the last read's order here: the next block is
+    // takeExpected's again only when it is found close after where it was looked for.
+    if (found !== -1) this.inStep = expected !== -1 && found >= expected && found < expected + nearby;
+    // A block found is, DTSTAMP lines aside, a block of the last read, which had no nested one: a BEGIN
+    // line is never a DTSTAMP line, so one here would be in the last read's block too.
+    if (found === -1 && hasNestedBlock(text, lineEnd, end)) return -1;
+    const timezone = type === 'VTIMEZONE';
+    const again = found === -1 && this.fresh.size > 0
+      ? this.fresh.get(stampless(text, segments.data, located)) ?? -1 : -1;
+    if (found === -1 || this.taken[found] === 1) {
+      if (!timezone) this.unsure.push(this.values.length);
+    } else {
+      this.taken[found] = 1;
+    }
+    // A block found is that block's component, located in this read's text: the last read's is let go.
+    if (found !== -1 && memo) {
+      this.reused += 1;
+      this.record(memo.made[found] as T | Component, memo.blocks[blockInts * found + 3] as number, timezone);
+    } else if (again !== -1) {
+      this.reused += 1;
+      this.record(this.made[again] as T | Component, this.blocks.data[blockInts * again + 3] as number, timezone);
+    } else {
+      const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, end)}\nEND:VCALENDAR\n`);
+      const component = timezone ? split.timezones[0] : split.components[0];
+      if (!component || split.components.length + split.timezones.length !== 1) return -1;
+      this.fresh.set(stampless(text, segments.data, located), this.made.length);
+      this.parsed += 1;
+      this.record(timezone ? component : this.make(component), split.skippedLines, timezone);
+    }
+    return this.after(end);
+  }
+
+  // Appends the located block and what was made of it.
+  record(value: T | Component, skipped: number, timezone: boolean): void {
+    const { blocks, located } = this;
+    push(blocks, located.first);
+    push(blocks, located.count);
+    push(blocks, located.length);
+    push(blocks, skipped);
+    push(blocks, timezone ? 1 : 0);
+    this.made.push(value);
+    if (timezone) this.timezones.push(value as Component);
+    else this.values.push(value as T);
+    this.skippedLines += skipped;
+  }
+
+  // Where the line after a block's END line starts.
+  after(end: number): number {
+    const afterEnd = this.text.indexOf('\n', end);
+    return afterEnd === -1 ? this.text.length : afterEnd + 1;
+  }
+}
+
 function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component: Component) => T):
   ReusedScan<T> | undefined {
   const start = text.indexOf('BEGIN:VCALENDAR');
   if (start === -1 || (start > 0 && text[start - 1] !== '\n')) return undefined;
   const firstEnd = text.indexOf('\n', start);
   if (firstEnd === -1 || !/^BEGIN:VCALENDAR\r?$/.test(text.slice(start, firstEnd))) return undefined;
-
-  // Sized for about the last read's blocks: the columns seldom grow.
-  const segments: Ints = { data: new Int32Array(memo ? memo.segments.length + 64 : 4096), length: 0 };
-  const blocks: Ints = { data: new Int32Array(memo ? blockInts * (memo.count + 16) : 2048), length: 0 };
-  const made: (T | Component)[] = [];
-  // Where the current block lies (locate fills it in): one object for the whole scan, not one per block.
-  const located: Located = { first: 0, count: 0, length: 0 };
-  const finder = createFinder(memo, text, segments);
-  // Which of the last read's blocks this read took already: a second taker is not a distinct value.
-  const taken = new Uint8Array(memo?.count ?? 0);
-  const unsure: number[] = [];
-  // Blocks this read parsed (their index in this read), for a block that comes twice: the last read did
-  // not have it either.
-  const fresh = new Map<string, number>();
-  const values: T[] = [];
-  const timezones: Component[] = [];
+  const state = new Scan(text, memo, make);
   const frameLines: string[] = [];
-  let skippedLines = 0;
-  let reused = 0;
-  let parsed = 0;
   let complete = false;
   let afterBlock = false;
-  // The next DTSTAMP line start at or after `pos`, found once for all the blocks before it.
-  let stampAt = -2;
-  // Whether the blocks come in the last read's order here: matchBlock tries the next block only then.
-  let inStep = true;
   let pos = firstEnd + 1;
   while (pos < text.length) {
     // A BEGIN line is read without slicing the line: this runs once per block.
     if (text.startsWith('BEGIN:', pos)) {
-      const expected = memo ? finder.next() : -1;
-      let end = expected === -1 || !memo || !inStep ? -1
-        : matchBlock(text, pos, memo.text, memo.segments, memo.blocks, expected, segments, located);
-      let found: number;
-      let type: string | undefined;
-      if (end !== -1 && memo) {
-        // The last read's next block (its type too): the DTSTAMP line to look for next is looked for again.
-        found = expected;
-        finder.took(expected);
-        type = memo.blocks[blockInts * expected + 4] === 1 ? 'VTIMEZONE' : 'entity';
-        stampAt = -2;
-      } else {
-        const lineEnd = lineEndAt(text, pos);
-        // Any other type (a lone CR in it included: it ends lines only for splitCalendar) needs splitCalendar.
-        type = typeAt(text, pos + 6, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
-        if (type === undefined) return undefined;
-        end = blockEnd(text, pos, lineEnd, type);
-        if (end === -1) return undefined;
-        if (stampAt !== -1 && stampAt < pos) stampAt = text.indexOf('\nDTSTAMP', pos);
-        stampAt = locate(text, pos, end, stampAt, segments, located);
-        found = finder.find(located);
-        // Found further on or by UID, the feed is out of the last read's order here: the next block is
-        // matchBlock's again only when it is found close after where it was looked for.
-        if (found !== -1) inStep = expected !== -1 && found >= expected && found < expected + nearby;
-        // A block found is, DTSTAMP lines aside, a block of the last read, which had no nested one: a BEGIN
-        // line is never a DTSTAMP line, so one here would be in the last read's block too.
-        if (found === -1 && hasNestedBlock(text, lineEnd, end)) return undefined;
-      }
-      const again = found === -1 && fresh.size > 0 ? fresh.get(stampless(text, segments.data, located)) ?? -1 : -1;
-      if (found === -1 || taken[found] === 1) {
-        if (type !== 'VTIMEZONE') unsure.push(values.length);
-      } else {
-        taken[found] = 1;
-      }
-      // A block found is that block's component, located in this read's text: the last read's is let go.
-      let value: T | Component;
-      let skipped: number;
-      if (found !== -1 && memo) {
-        value = memo.made[found] as T | Component;
-        skipped = memo.blocks[blockInts * found + 3] as number;
-        reused += 1;
-      } else if (again !== -1) {
-        value = made[again] as T | Component;
-        skipped = blocks.data[blockInts * again + 3] as number;
-        reused += 1;
-      } else {
-        const split = splitCalendar(`BEGIN:VCALENDAR\n${text.slice(pos, end)}\nEND:VCALENDAR\n`);
-        const component = type === 'VTIMEZONE' ? split.timezones[0] : split.components[0];
-        if (!component || split.components.length + split.timezones.length !== 1) return undefined;
-        value = type === 'VTIMEZONE' ? component : make(component);
-        skipped = split.skippedLines;
-        fresh.set(stampless(text, segments.data, located), made.length);
-        parsed += 1;
-      }
-      push(blocks, located.first);
-      push(blocks, located.count);
-      push(blocks, located.length);
-      push(blocks, skipped);
-      push(blocks, type === 'VTIMEZONE' ? 1 : 0);
-      made.push(value);
-      if (type === 'VTIMEZONE') timezones.push(value as Component);
-      else values.push(value as T);
-      skippedLines += skipped;
-      const afterEnd = text.indexOf('\n', end);
-      pos = afterEnd === -1 ? text.length : afterEnd + 1;
+      let next = memo && state.inStep ? state.takeExpected(pos) : -2;
+      if (next === -2) next = state.takeBlock(pos);
+      if (next === -1) return undefined;
+      pos = next;
       afterBlock = true;
       continue;
     }
@@ -432,15 +484,23 @@ function scan<T>(text: string, memo: BlockMemo<T> | undefined, make: (component:
   if (!complete) return undefined;
   const frame = splitCalendar(`BEGIN:VCALENDAR\n${frameLines.map((l) => `${l}\n`).join('')}END:VCALENDAR\n`);
   if (frame.components.length + frame.timezones.length > 0) return undefined;
+  const left: T[] = [];
+  if (memo) {
+    for (let i = 0; i < memo.count; i += 1) {
+      if (state.taken[i] !== 1 && memo.blocks[blockInts * i + 4] !== 1) left.push(memo.made[i] as T);
+    }
+  }
   return {
     properties: frame.properties,
-    timezones,
-    values,
-    unsure,
-    skippedLines: skippedLines + frame.skippedLines,
-    memo: { text, count: made.length, blocks: blocks.data, made, segments: segments.data },
-    reused,
-    parsed,
+    timezones: state.timezones,
+    values: state.values,
+    unsure: state.unsure,
+    left,
+    skippedLines: state.skippedLines + frame.skippedLines,
+    memo: { text, count: state.made.length, blocks: state.blocks.data, made: state.made,
+      segments: state.segments.data },
+    reused: state.reused,
+    parsed: state.parsed,
   };
 }
 

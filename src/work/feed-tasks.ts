@@ -209,11 +209,12 @@ function pack(entities: readonly EntitySummary[]) {
   const several: number[] = [];
   const severalLengths: number[] = [];
   let severalBytes = 0;
-  entities.forEach((e, i) => {
+  for (let i = 0; i < entities.length; i += 1) {
+    const e = entities[i] as EntitySummary;
     const record = recordOf(e);
     if (record) {
       packed[i] = record;
-      return;
+      continue;
     }
     const length = recordLength(e);
     if (e.members.length === 1) {
@@ -225,7 +226,7 @@ function pack(entities: readonly EntitySummary[]) {
       severalLengths.push(length);
       severalBytes += length;
     }
-  });
+  }
   if (single.length > 0) encodeRecords(entities, single, singleLengths, singleBytes, packed);
   if (several.length > 0) encodeRecords(entities, several, severalLengths, severalBytes, packed);
   let total = 0;

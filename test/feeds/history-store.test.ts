@@ -12,6 +12,12 @@ import { createCrashStore } from '../helpers/crash-store.ts';
 import { calendarOf, stay } from '../helpers/hostile.ts';
 import { createFakeClock } from '../store/fake-clock.ts';
 
+// A history with its entities as a plain Map: a version read in place shares its keys with the one before
+// (history.ts), which is the same content in another shape.
+function plain<T extends { entities: ReadonlyMap<string, unknown> } | undefined>(history: T): T {
+  return (history === undefined ? history : { ...history, entities: new Map(history.entities) }) as T;
+}
+
 const now = Date.UTC(2026, 0, 1);
 const ttlMs = 60 * 86_400_000;
 const logger = createLogger({ level: 'silent' });
@@ -51,7 +57,7 @@ test('a saved history loads back equal, entities, tombstones and all', async (t)
   await histories.save('/f.ics', first, undefined, ttlMs);
   await histories.save('/f.ics', second, first, ttlMs);
   const loaded = await createHistoryStore(store, logger).load('/f.ics');
-  assert.deepEqual(loaded, second);
+  assert.deepEqual(plain(loaded), plain(second));
   assert.equal(loaded?.tombstones.size, 10);
 });
 
@@ -84,7 +90,7 @@ test('a history loaded late (an older head) is never saved over a newer one; nor
   assert.equal(await histories.compare('/f.ics', stale), 'changed');
   assert.equal(await histories.compare('/f.ics', second), 'current');
   assert.equal(await histories.save('/f.ics', read(second, 50, 5, now + 3000), { ...second }, ttlMs), 'conflict');
-  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), second);
+  assert.deepEqual(plain(await createHistoryStore(store, logger).load('/f.ics')), plain(second));
 });
 
 test('two writers of one feed: the second save over the same head is a conflict and writes nothing', async (t) => {
@@ -102,13 +108,13 @@ test('two writers of one feed: the second save over the same head is a conflict 
   assert.equal(await a.save('/f.ics', fromA, first, ttlMs), 'saved');
   assert.equal(await b.compare('/f.ics', base), 'changed');
   assert.equal(await b.save('/f.ics', fromB, base, ttlMs), 'conflict');
-  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), fromA, 'the winner’s history, whole');
+  assert.deepEqual(plain(await createHistoryStore(store, logger).load('/f.ics')), plain(fromA), 'the winner’s history, whole');
   // The loser re-reads, then its save goes through over the winner's head.
   const reread = await b.load('/f.ics');
-  assert.deepEqual(reread, fromA);
+  assert.deepEqual(plain(reread), plain(fromA));
   const next = read(fromA, 50, 5, now + 3000);
   assert.equal(await b.save('/f.ics', next, reread, ttlMs), 'saved');
-  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), next);
+  assert.deepEqual(plain(await createHistoryStore(store, logger).load('/f.ics')), plain(next));
   // Two first saves of a feed nobody had: one wins.
   const outcomes = await Promise.all([a.save('/g.ics', first, undefined, ttlMs), b.save('/g.ics', fromB, undefined, ttlMs)]);
   assert.deepEqual(outcomes.toSorted(), ['conflict', 'saved']);
@@ -124,7 +130,7 @@ test('a crash after the new pages and before the new head leaves the previous hi
   const histories = createHistoryStore(crash.store, logger);
   const before = await histories.load('/f.ics');
   await assert.rejects(histories.save('/f.ics', read(first, 3000, 7, now + 1000), before, ttlMs));
-  assert.deepEqual(await createHistoryStore(real, logger).load('/f.ics'), first);
+  assert.deepEqual(plain(await createHistoryStore(real, logger).load('/f.ics')), plain(first));
 });
 
 test('pages nothing changed in are rewritten before their TTL: a feed changing every 10 days keeps its history', async (t) => {
@@ -141,7 +147,7 @@ test('pages nothing changed in are rewritten before their TTL: a feed changing e
     await histories.save('/f.ics', next, history, ttlMs, { now: clock.now() });
     history = next;
   }
-  assert.deepEqual(await createHistoryStore(store, logger).load('/f.ics'), history, 'whole after 100 days');
+  assert.deepEqual(plain(await createHistoryStore(store, logger).load('/f.ics')), plain(history), 'whole after 100 days');
 });
 
 test('a history re-made with the same content (a new fingerprint) still saves only the pages that changed', async (t) => {

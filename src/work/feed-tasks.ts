@@ -27,9 +27,10 @@ export type PackedAnalysis = {
   frame: FrameSummary;
   tag: string;
   count: number;
-  /** Per entity: id, then 43 + 43 characters of hash and content hash, then text, then tombstone stub. */
-  data?: Uint8Array;
-  /** Four per entity: start of id, start of text, start of stub, end. */
+  /** The slabs the entities' records lie in, shared with the worker that wrote them (never written again):
+   * per entity its id, then 43 + 43 characters of hash and content hash, then text, then tombstone stub. */
+  slabs?: SharedArrayBuffer[];
+  /** Five per entity: its slab, start of id, start of text, start of stub, end. */
   offsets?: Int32Array;
   nights?: NightsResult;
   deleted?: string[];
@@ -88,7 +89,7 @@ function packAnalysis(analysis: CalendarAnalysis, maxEntities: number, evenIncom
   };
   if ((analysis.complete || evenIncomplete) && analysis.entities.length <= maxEntities) {
     const packed = pack(analysis.entities);
-    value.data = packed.data;
+    value.slabs = packed.slabs;
     value.offsets = packed.offsets;
   }
   return value;
@@ -101,7 +102,8 @@ export async function runAnalyze(task: AnalyzeTask, cache: FeedCache): Promise<T
   const analysis = analyzeCalendar(task.body, keepMemo ? cached?.memo : undefined, { keepMemo });
   const value = packAnalysis(analysis, task.maxEntities);
   const transfer: ArrayBuffer[] = [];
-  if (value.data && value.offsets) transfer.push(value.data.buffer as ArrayBuffer, value.offsets.buffer as ArrayBuffer);
+  // The slabs are shared, not moved: the worker keeps the records it will take again next read.
+  if (value.offsets) transfer.push(value.offsets.buffer as ArrayBuffer);
   let nights = cached?.nights;
   if (task.nights && analysis.complete) {
     const { today, days, zone } = task.nights;
@@ -159,13 +161,14 @@ function memoBytes(memo: BlockMemo<ComponentSummary>): number {
 
 /** One entity as packed: id, hashes, text and stub as bytes, `length` of them from `start` in `slab`, and
  * where its text and stub start. */
-type PackedRecord = { slab: Uint8Array; start: number; length: number; text: number; stub: number };
+type PackedRecord = { slab: Buffer; start: number; length: number; text: number; stub: number };
 
 // Most entities of a re-read are the very objects of the last read (analyze.ts keeps them with the
-// blocks): their bytes are encoded once, and packing them again is a copy, not ten thousand encodings.
-// The records one packing encodes lie one after the other in one slab, in file order: the entities a
-// re-read takes unchanged are copied a run of consecutive records at a time. An entity holds its own
-// record (a property read, where a WeakMap's lookup was a third of packing a re-read).
+// blocks): their bytes are encoded once, into a slab shared with the event loop's thread, and packing
+// them again is naming where they lie: nothing is copied (a copy of a 3 MB feed's records, in fresh
+// memory, was a fifth of a re-read). The records one packing encodes lie one after the other in one slab,
+// in file order. An entity holds its own record (a property read, where a WeakMap's lookup was a third of
+// packing a re-read).
 function recordOf(e: EntitySummary): PackedRecord | undefined {
   return e.packed as PackedRecord | undefined;
 }
@@ -180,7 +183,7 @@ function recordLength(e: EntitySummary): number {
 // into `packed`; those of entities of one member (the ones analyze.ts keeps, see pack) are kept.
 function encodeRecords(entities: readonly EntitySummary[], indexes: readonly number[], lengths: readonly number[],
   total: number, packed: PackedRecord[]): void {
-  const slab = Buffer.allocUnsafeSlow(total);
+  const slab = Buffer.from(new SharedArrayBuffer(total));
   let start = 0;
   indexes.forEach((index, i) => {
     const e = entities[index] as EntitySummary;
@@ -229,31 +232,32 @@ function pack(entities: readonly EntitySummary[]) {
   }
   if (single.length > 0) encodeRecords(entities, single, singleLengths, singleBytes, packed);
   if (several.length > 0) encodeRecords(entities, several, severalLengths, severalBytes, packed);
-  let total = 0;
-  for (const record of packed) total += record.length;
-  const data = Buffer.allocUnsafeSlow(total);
-  const offsets = new Int32Array(entities.length * 4);
-  let at = 0;
-  // The run of consecutive records of one slab being gathered, copied in one set when it ends.
-  let slab: Uint8Array | undefined;
-  let runStart = 0;
-  let runEnd = 0;
+  const slabs: SharedArrayBuffer[] = [];
+  const slabIndex = new Map<ArrayBufferLike, number>();
+  const offsets = new Int32Array(entities.length * 5);
+  let last: ArrayBufferLike | undefined;
+  let lastIndex = -1;
   for (let i = 0; i < packed.length; i += 1) {
     const record = packed[i] as PackedRecord;
-    if (record.slab !== slab || record.start !== runEnd) {
-      if (slab) data.set(slab.subarray(runStart, runEnd), at - (runEnd - runStart));
-      slab = record.slab;
-      runStart = record.start;
+    const buffer = record.slab.buffer;
+    if (buffer !== last) {
+      let index = slabIndex.get(buffer);
+      if (index === undefined) {
+        index = slabs.length;
+        slabs.push(buffer as SharedArrayBuffer);
+        slabIndex.set(buffer, index);
+      }
+      last = buffer;
+      lastIndex = index;
     }
-    runEnd = record.start + record.length;
-    offsets[4 * i] = at;
-    offsets[4 * i + 1] = at + record.text;
-    offsets[4 * i + 2] = at + record.stub;
-    at += record.length;
-    offsets[4 * i + 3] = at;
+    const start = record.slab.byteOffset + record.start;
+    offsets[5 * i] = lastIndex;
+    offsets[5 * i + 1] = start;
+    offsets[5 * i + 2] = start + record.text;
+    offsets[5 * i + 3] = start + record.stub;
+    offsets[5 * i + 4] = start + record.length;
   }
-  if (slab) data.set(slab.subarray(runStart, runEnd), at - (runEnd - runStart));
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offsets };
+  return { slabs, offsets };
 }
 
 /** The slabs the records of these entities lie in, and how many bytes the records themselves take. */
@@ -272,11 +276,11 @@ function slabsOf(entities: Iterable<EntitySummary>): { slabs: Set<Uint8Array>; r
 /** The `index`-th entity of a packed analysis; strings are fresh copies (no slice keeps the buffer alive). */
 export function unpackEntity(packed: PackedAnalysis, index: number): PackedEntity {
   const offsets = packed.offsets as Int32Array;
-  const data = bufferOf(packed.data as Uint8Array);
-  const idStart = offsets[4 * index] as number;
-  const textStart = offsets[4 * index + 1] as number;
-  const stubStart = offsets[4 * index + 2] as number;
-  const end = offsets[4 * index + 3] as number;
+  const data = slabOf(packed, offsets[5 * index] as number);
+  const idStart = offsets[5 * index + 1] as number;
+  const textStart = offsets[5 * index + 2] as number;
+  const stubStart = offsets[5 * index + 3] as number;
+  const end = offsets[5 * index + 4] as number;
   const hashStart = textStart - 2 * hashLength;
   return {
     id: data.toString('utf8', idStart, hashStart),
@@ -290,17 +294,17 @@ export function unpackEntity(packed: PackedAnalysis, index: number): PackedEntit
 /** An entity's id in a packed analysis, decoded (what a diff looks the history up by). */
 export function packedId(packed: PackedAnalysis, index: number): string {
   const offsets = packed.offsets as Int32Array;
-  const idStart = offsets[4 * index] as number;
-  return bufferOf(packed.data as Uint8Array).toString('utf8', idStart, (offsets[4 * index + 1] as number) - 2 * hashLength);
+  return slabOf(packed, offsets[5 * index] as number)
+    .toString('utf8', offsets[5 * index + 1] as number, (offsets[5 * index + 2] as number) - 2 * hashLength);
 }
 
 /** True when an entity's id in a packed analysis is `id`: compared in place, nothing decoded when `id`
  * is ASCII (what a re-read in the same order looks its entities up by). */
 export function hasPackedId(packed: PackedAnalysis, index: number, id: string): boolean {
   const offsets = packed.offsets as Int32Array;
-  const data = packed.data as Uint8Array;
-  const start = offsets[4 * index] as number;
-  const end = (offsets[4 * index + 1] as number) - 2 * hashLength;
+  const data = slabOf(packed, offsets[5 * index] as number);
+  const start = offsets[5 * index + 1] as number;
+  const end = (offsets[5 * index + 2] as number) - 2 * hashLength;
   if (end - start < id.length) return false;
   for (let i = 0; i < id.length; i += 1) {
     const c = id.charCodeAt(i);
@@ -313,25 +317,35 @@ export function hasPackedId(packed: PackedAnalysis, index: number, id: string): 
 /** True when an entity's hash in a packed analysis is `hash`: compared in place, nothing decoded. */
 export function hasPackedHash(packed: PackedAnalysis, index: number, hash: string): boolean {
   if (hash.length !== hashLength) return false;
-  const data = packed.data as Uint8Array;
-  const start = ((packed.offsets as Int32Array)[4 * index + 1] as number) - 2 * hashLength;
+  const offsets = packed.offsets as Int32Array;
+  const data = slabOf(packed, offsets[5 * index] as number);
+  const start = (offsets[5 * index + 2] as number) - 2 * hashLength;
   for (let i = 0; i < hashLength; i += 1) if (data[start + i] !== hash.charCodeAt(i)) return false;
   return true;
 }
 
-// One Buffer view per packed answer, not one per entity (it was half the cost of unpacking).
-const views = new WeakMap<Uint8Array, Buffer>();
+// One Buffer view per slab of a packed answer, made once per answer (not one per entity: that was half the
+// cost of unpacking).
+const views = new WeakMap<PackedAnalysis, Buffer[]>();
 
-function bufferOf(data: Uint8Array): Buffer {
-  let view = views.get(data);
-  if (!view) {
-    view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    views.set(data, view);
+// The answer last looked at and its views: a diff asks for the same answer's slabs ten thousand times in a row.
+let lastPacked: PackedAnalysis | undefined;
+let lastViews: Buffer[] = [];
+
+function slabOf(packed: PackedAnalysis, slab: number): Buffer {
+  if (packed !== lastPacked) {
+    let list = views.get(packed);
+    if (!list) {
+      list = (packed.slabs ?? []).map((buffer) => Buffer.from(buffer));
+      views.set(packed, list);
+    }
+    lastPacked = packed;
+    lastViews = list;
   }
-  return view;
+  return lastViews[slab] as Buffer;
 }
 
 /** How many entities a packed analysis carries (0 when they were left out). */
 export function packedCount(packed: PackedAnalysis): number {
-  return packed.offsets === undefined ? 0 : packed.offsets.length / 4;
+  return packed.offsets === undefined ? 0 : packed.offsets.length / 5;
 }

@@ -8,7 +8,8 @@ import type { FrameSummary } from '../ical/analyze.ts';
 import { assembleCalendar } from '../ical/serialize.ts';
 import { tombstoneInUtc, tombstoneZone } from '../ical/tombstone-zone.ts';
 import { createSlice, eachInSlices, type Slice, sortInSlices } from '../util/yield.ts';
-import { hasPackedHash, hasPackedId, type PackedAnalysis, packedCount, packedId, unpackEntity } from '../work/feed-tasks.ts';
+import { hasPackedHash, hasPackedId, type PackedAnalysis, packedCount, packedId, type RecordPlaces, recordPlaces,
+  sameRecords, unpackEntity } from '../work/feed-tasks.ts';
 
 /** One live entity: its content hashes, the version it last changed at, its text and tombstone stub. */
 export type HistoryEntity = { hash: string; version: number; text: string; content: string; stub: string };
@@ -144,6 +145,9 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const ids: (string | undefined)[] = new Array(count);
   const changes = new Map<number, HistoryEntity>();
   const { keys, values } = orderOf(previous.entities);
+  // The entities whose record is the one the history's own read had at that position: unchanged, nothing read.
+  const prior = builtFrom.get(previous.entities);
+  const same = prior ? sameRecords(packed, prior) : undefined;
   // True while each entity so far is the history's at the same position.
   let inOrder = true;
   let at = 0;
@@ -153,7 +157,8 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     const key = keys[at];
     let id: string;
     let held: HistoryEntity | undefined;
-    if (key !== undefined && hasPackedHash(packed, i, (values[at] as HistoryEntity).hash)) {
+    if (key !== undefined && ((same !== undefined && inOrder && same[i] === 1)
+      || hasPackedHash(packed, i, (values[at] as HistoryEntity).hash))) {
       ids[i] = key;
       at += 1;
       matched += 1;
@@ -200,6 +205,7 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
     const nextValues = values.slice();
     for (const [i, entry] of changes) nextValues[i] = entry;
     entities = new KeptKeys(indexOf(previous.entities, keys), keys, nextValues);
+    rememberPlaces(entities, packed);
   } else {
     const built = new Map<string, HistoryEntity>();
     for (let i = 0; i < count; i += 1) {
@@ -279,6 +285,8 @@ function* applying(history: FeedHistory | undefined, packed: PackedAnalysis, now
   const tag = rekeyed > 0
     ? contentTag(packed.frame.hash, [...entities].map(([id, e]) => ({ id, hash: e.hash })))
     : packed.tag;
+  // A first read lists its entities in the read's order: its records' places stand for them too.
+  if (!history || previous.entities.size === 0) rememberPlaces(entities, packed);
   const tags = [...previous.tags.filter(([t]) => t !== tag), [tag, version] as [string, number]].slice(-maxTags);
   let next: FeedHistory = {
     lineage: previous.lineage,
@@ -368,6 +376,15 @@ function indexOf(entities: ReadonlyMap<string, HistoryEntity>, keys: readonly st
     indexes.set(entities, index);
   }
   return index;
+}
+
+// For an entities map listed in the order of the packed answer that made it, where that answer's records lay:
+// the next read of the feed (by the same worker, which keeps them) names the same records for what did not change.
+const builtFrom = new WeakMap<ReadonlyMap<string, HistoryEntity>, RecordPlaces>();
+
+function rememberPlaces(entities: ReadonlyMap<string, HistoryEntity>, packed: PackedAnalysis): void {
+  const places = recordPlaces(packed);
+  if (places && entities.size === packedCount(packed)) builtFrom.set(entities, places);
 }
 
 /** A history's entity keys and entries in its order, as arrays (see orderOf). */

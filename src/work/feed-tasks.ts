@@ -1,6 +1,7 @@
 // The feed task that worker threads run (feed-worker.ts), and how its answer crosses the thread
 // boundary: one transferred byte buffer with offsets instead of thousands of cloned strings, so the
 // event loop only ever decodes the entities it needs (a changed one, not the ten thousand others).
+import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { analyzeCalendar, type CalendarAnalysis, calendarNights, ComponentSummary, type EntitySummary,
   type FrameSummary, type NightsResult } from '../ical/analyze.ts';
@@ -30,6 +31,8 @@ export type PackedAnalysis = {
   /** The slabs the entities' records lie in, shared with the worker that wrote them (never written again):
    * per entity its id, then 43 + 43 characters of hash and content hash, then text, then tombstone stub. */
   slabs?: SharedArrayBuffer[];
+  /** Each slab's id, unique to the slab in any process: the same id and start is the same record's bytes. */
+  slabIds?: string[];
   /** Five per entity: its slab, start of id, start of text, start of stub, end. */
   offsets?: Int32Array;
   nights?: NightsResult;
@@ -90,6 +93,7 @@ function packAnalysis(analysis: CalendarAnalysis, maxEntities: number, evenIncom
   if ((analysis.complete || evenIncomplete) && analysis.entities.length <= maxEntities) {
     const packed = pack(analysis.entities);
     value.slabs = packed.slabs;
+    value.slabIds = packed.slabIds;
     value.offsets = packed.offsets;
   }
   return value;
@@ -184,6 +188,7 @@ function recordLength(e: EntitySummary): number {
 function encodeRecords(entities: readonly EntitySummary[], indexes: readonly number[], lengths: readonly number[],
   total: number, packed: PackedRecord[]): void {
   const slab = Buffer.from(new SharedArrayBuffer(total));
+  slabIds.set(slab.buffer, `${slabPrefix}${(slabsMade += 1)}`);
   let start = 0;
   indexes.forEach((index, i) => {
     const e = entities[index] as EntitySummary;
@@ -200,6 +205,11 @@ function encodeRecords(entities: readonly EntitySummary[], indexes: readonly num
     start += length;
   });
 }
+
+// Each slab's id: this thread's random prefix and a count (slabs are never written again once made).
+const slabIds = new WeakMap<ArrayBufferLike, string>();
+const slabPrefix = `${randomUUID()}/`;
+let slabsMade = 0;
 
 // An entity of one member is its component's, kept with it read after read (analyze.ts): its record is
 // kept. One of several is made anew by each read: its record goes into a slab of its own that goes with
@@ -257,7 +267,35 @@ function pack(entities: readonly EntitySummary[]) {
     offsets[5 * i + 3] = start + record.stub;
     offsets[5 * i + 4] = start + record.length;
   }
-  return { slabs, offsets };
+  return { slabs, slabIds: slabs.map((slab) => slabIds.get(slab) as string), offsets };
+}
+
+/** Where each entity's record of a packed answer lay: what a later answer is compared with (sameRecords). */
+export type RecordPlaces = { slabIds: readonly string[]; offsets: Int32Array };
+
+/** The places of `packed`'s records (undefined when it carries none). */
+export function recordPlaces(packed: PackedAnalysis): RecordPlaces | undefined {
+  return packed.offsets && packed.slabIds ? { slabIds: packed.slabIds, offsets: packed.offsets } : undefined;
+}
+
+/**
+ * 1 for each entity of `packed` whose record is the very record `prior` had at the same position (same slab,
+ * same start): the same bytes, so the same id and hash, known without reading them. Records are never
+ * written again once packed, and a slab's id names it in any thread.
+ */
+export function sameRecords(packed: PackedAnalysis, prior: RecordPlaces): Uint8Array {
+  const offsets = packed.offsets;
+  const count = Math.min(packedCount(packed), prior.offsets.length / 5);
+  const same = new Uint8Array(packedCount(packed));
+  if (!offsets || !packed.slabIds) return same;
+  // This answer's slabs as the prior answer's slab indexes (-1: a slab it did not have).
+  const byId = new Map(prior.slabIds.map((id, i) => [id, i]));
+  const slabMap = Int32Array.from(packed.slabIds, (id) => byId.get(id) ?? -1);
+  const before = prior.offsets;
+  for (let i = 0; i < count; i += 1) {
+    if (offsets[5 * i + 1] === before[5 * i + 1] && slabMap[offsets[5 * i] as number] === before[5 * i]) same[i] = 1;
+  }
+  return same;
 }
 
 /** The slabs the records of these entities lie in, and how many bytes the records themselves take. */

@@ -1,5 +1,5 @@
 // The feed task that worker threads run (feed-worker.ts), and how its answer crosses the thread
-// boundary: one transferred byte buffer with offsets instead of thousands of cloned strings, so the
+// boundary: byte slabs shared with the worker, and offsets, instead of thousands of cloned strings, so the
 // event loop only ever decodes the entities it needs (a changed one, not the ten thousand others).
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';

@@ -366,7 +366,8 @@ export function hasPackedHash(packed: PackedAnalysis, index: number, hash: strin
 // cost of unpacking).
 const views = new WeakMap<PackedAnalysis, Buffer[]>();
 
-// The answer last looked at and its views: a diff asks for the same answer's slabs ten thousand times in a row.
+// The answer last looked at and its views: a diff asks for the same answer's slabs ten thousand times in a row
+// (one answer is held this way, until another is looked at).
 let lastPacked: PackedAnalysis | undefined;
 let lastViews: Buffer[] = [];
 

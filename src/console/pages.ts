@@ -273,7 +273,7 @@ ${stat('Version', snap?.version ?? '—', snap?.unversioned ? `unversioned: ${sn
 ${stat('Events', snap?.entities ?? '—')}
 ${stat('Last read', snap?.lastRead ? at(snap.lastRead) : '—', ago(snap?.lastRead, nowMs))}
 ${stat('Last change', snap?.lastChange ? at(snap.lastChange) : '—', ago(snap?.lastChange, nowMs))}
-${stat('Held drop', snap?.held ? html`since ${at(snap.held.since)}` : 'none', snap?.held ? `${snap.held.entities} events would remain` : undefined, snap?.held ? 'warn' : undefined)}
+${stat('Held drop', snap?.held ? 'held' : 'none', snap?.held ? html`since ${at(snap.held.since)} · ${snap.held.entities} events would remain` : undefined, snap?.held ? 'warn' : undefined)}
 ${stat('Pending', d.pending.length)}
 </dl>
 <section aria-labelledby="peers-h">

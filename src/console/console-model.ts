@@ -124,16 +124,6 @@ export function createConsoleModel(sources: ConsoleSources): ConsoleModel {
       const sum = (values: readonly (number | null)[]) => values.reduce<number>((a, v) => a + (v ?? 0), 0);
       const watchHour = sum(series.counters.watchReads.active ?? []) + sum(series.counters.watchReads.idle ?? []);
       const budgets = series.budgetPerMinute.filter((v): v is number => v !== null);
-      // Propagation over the hour: the count-weighted minutes' figures (exact per minute, close over the hour).
-      let count = 0;
-      let p50 = 0;
-      let p99: number | null = null;
-      series.latency.count.forEach((n, i) => {
-        if (!n) return;
-        count += n;
-        p50 += n * (series.latency.p50[i] ?? 0);
-        p99 = Math.max(p99 ?? 0, series.latency.p99[i] ?? 0);
-      });
       const held = feeds.filter((f) => f.hold).map((f) => ({
         listing: f.listing,
         feed: sources.redact(f.target),
@@ -160,7 +150,7 @@ export function createConsoleModel(sources: ConsoleSources): ConsoleModel {
           budgetPerMinute: budgets.at(-1) ?? null,
         },
         inboundHeads: { hour: recorder.totals('inbound', 60)[''] ?? 0, day: recorder.totals('inbound', 24 * 60)[''] ?? 0 },
-        propagation: { hour: { count, p50: count > 0 ? p50 / count : null, p99 } },
+        propagation: { hour: recorder.latency(60) },
         held,
         errors: {
           upstreamHour: recorder.totals('errors', 60)[''] ?? 0,

@@ -41,6 +41,9 @@ export type MinuteSeries = {
 export type MinuteRecorder = {
   /** The last `minutes` minutes (at most the ring's length), the minute under way last. */
   series(minutes?: number): MinuteSeries;
+  /** The propagation times (a change → a peer's answered HEAD) of the last `minutes` together: their count,
+   * p50 and p99 from the buckets' increases summed over the window (seconds; null without any). */
+  latency(minutes: number): { count: number; p50: number | null; p99: number | null };
   /** Sums of a counter over the last `minutes` (the minute under way included), by key ('' for a sum). */
   totals(counter: FollowedCounter, minutes: number): Record<string, number>;
   /** Takes one sample now, into the minute under way (the timer does it at every minute's end). */
@@ -260,6 +263,20 @@ export function createMinuteRecorder(options: MinuteRecorderOptions): MinuteReco
         latency: latencyOver(from, n),
         budgetPerMinute: range(budget),
       };
+    },
+    latency(minutes) {
+      sample();
+      const held = latency;
+      if (!held) return { count: 0, p50: null, p99: null };
+      const summed = new Float64Array(held.width);
+      for (let m = Math.max(firstMinute, sampledMinute - Math.min(minutes, size) + 1); m <= sampledMinute; m += 1) {
+        const at = (m % size) * held.width;
+        for (let i = 0; i < held.width; i += 1) summed[i] = (summed[i] ?? 0) + (held.increases[at + i] ?? 0);
+      }
+      const cumulative = [...summed.subarray(0, held.bounds.length)];
+      const count = summed[held.bounds.length] ?? 0;
+      return { count, p50: bucketQuantile(0.5, held.bounds, cumulative, count),
+        p99: bucketQuantile(0.99, held.bounds, cumulative, count) };
     },
     totals(counter, minutes) {
       sample();

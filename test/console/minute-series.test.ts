@@ -56,6 +56,10 @@ test('the propagation histogram gives each minute its own p50 and p99', () => {
   assert.ok((latency.p50[0] ?? 0) > 0.1 && (latency.p50[0] ?? 0) <= 0.25, String(latency.p50[0]));
   assert.ok((latency.p99[0] ?? 0) <= 0.25, 'the 99th of 100 is still in the 0.25 s bucket');
   assert.ok((latency.p50[1] ?? 0) > 2.5 && (latency.p50[1] ?? 0) <= 5);
+  // Over both minutes, from the buckets summed: 101 times, the slowest two in the top percent.
+  const hour = recorder.latency(60);
+  assert.equal(hour.count, 101);
+  assert.ok((hour.p50 ?? 0) <= 0.25 && (hour.p99 ?? 0) > 2.5, JSON.stringify(hour));
   recorder.close();
 });
 

@@ -3,6 +3,7 @@
 // render. Like `reload`, the config file only says where the sidecar listens and its admin token.
 import { formatProblems, loadConfigFile } from '../config/load.ts';
 import type { ListingDetail, OutcomeCounts, Overview } from '../console/console-model.ts';
+import { localDateTime, usableTimeZone } from '../push/decide/dates.ts';
 import { nightsOfRuns } from '../push/decide/night-runs.ts';
 import { getFromSidecar } from './admin-request.ts';
 import type { CliIo } from './program.ts';
@@ -141,22 +142,13 @@ export function listingText(d: ListingDetail): string {
   return parts.join('\n');
 }
 
-// `2026-12-02 00:35:00` in `zone` (UTC without one): the listing's own calendar day is what a host reads.
+// `2026-12-02 00:35:00` in `zone` (UTC without one, or one this runtime does not know): the listing's own
+// calendar day is what a host reads.
 function timeFormatter(zone: string | undefined): (value: string | number) => string {
-  const fields = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
-    second: '2-digit', hourCycle: 'h23' } as const;
-  let format: Intl.DateTimeFormat;
-  try {
-    format = new Intl.DateTimeFormat('en-CA', { ...fields, timeZone: zone ?? 'UTC' });
-  } catch {
-    // A zone this Node's ICU does not know (the sidecar validated it against its own).
-    format = new Intl.DateTimeFormat('en-CA', { ...fields, timeZone: 'UTC' });
-  }
+  const known = (zone === undefined ? undefined : usableTimeZone(zone)) ?? 'UTC';
   return (value) => {
     const ms = typeof value === 'number' ? value : Date.parse(value);
-    if (!Number.isFinite(ms)) return String(value);
-    const part = Object.fromEntries(format.formatToParts(ms).map((p) => [p.type, p.value]));
-    return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second}`;
+    return Number.isFinite(ms) ? localDateTime(ms, known) : String(value);
   };
 }
 

@@ -5,6 +5,7 @@
 // sidecar's own stylesheet and script.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IcalpushError } from '../errors.ts';
+import { decodeSegment } from '../http/admin.ts';
 import { consoleCss, consoleJs } from './assets.ts';
 import type { ConsoleModel } from './console-model.ts';
 import type { MinuteRecorder } from './minute-series.ts';
@@ -43,14 +44,6 @@ function send(req: IncomingMessage, res: ServerResponse, status: number, headers
   body: string): void {
   res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
   res.end(req.method === 'HEAD' ? undefined : body);
-}
-
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Creates the console's handler. */
@@ -100,7 +93,7 @@ export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
         return;
       }
       const id = decodeSegment(path.slice(listingsPath.length + 1));
-      const detail = id === undefined || id === '' || id.includes('/') ? undefined : await model.listing(id);
+      const detail = id === '' || id.includes('/') ? undefined : await model.listing(id);
       if (!detail) {
         page(req, res, 404, messagePage('No such listing', 'That listing is not in the connection map.'));
         return;

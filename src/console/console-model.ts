@@ -7,7 +7,7 @@ import type { FeedState } from '../feeds/engine.ts';
 import type { PendingNotification } from '../push/notifier.ts';
 import type { Decision } from '../push/decide/decide.ts';
 import type { ListingPlan } from '../push/plans.ts';
-import type { ListingSummary, PeerStatus } from '../push/push.ts';
+import { isPeerFailing, type ListingSummary, type PeerStatus } from '../push/push.ts';
 import type { MinuteRecorder } from './minute-series.ts';
 
 /** Where the console reads from (wired by app.ts). */
@@ -77,10 +77,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The health of one peer from what status holds of it. */
 export function peerHealth(peer: PeerStatus): PeerHealth {
-  const errorAt = peer.lastError?.at;
-  const okAt = Math.max(Date.parse(peer.lastNotification ?? '') || 0, Date.parse(peer.lastRead ?? '') || 0);
-  if (errorAt !== undefined && errorAt > okAt) return 'failing';
-  return okAt > 0 ? 'ok' : 'unknown';
+  const notifiedAt = Date.parse(peer.lastNotification ?? '') || 0;
+  const readAt = Date.parse(peer.lastRead ?? '') || 0;
+  if (isPeerFailing(peer.lastError?.at, notifiedAt, readAt)) return 'failing';
+  return notifiedAt > 0 || readAt > 0 ? 'ok' : 'unknown';
 }
 
 function outcomes(totals: Record<string, number>): OutcomeCounts {

@@ -2,6 +2,7 @@
 // auto-refresh and filtering of the rows shown), semantic tables with captions and scoped headers, times
 // in UTC on the overview and in the listing's own time zone on its page. Every value from the sidecar's
 // state goes through `html`, which escapes it.
+import { localDateTime, usableTimeZone } from '../push/decide/dates.ts';
 import { html, type Html } from './html.ts';
 import type { ListingDetail, ListingRow, ListingsPage, Overview, PeerHealth } from './console-model.ts';
 import type { MinuteSeries } from './minute-series.ts';
@@ -41,22 +42,27 @@ ${body}
 </html>`}\n`;
 }
 
-// Times: UTC on the overview, the listing's zone on its page (Intl formatters, made once per zone).
-const formatters = new Map<string, Intl.DateTimeFormat>();
+// Times: UTC on the overview, the listing's zone on its page (the zone's abbreviation from Intl, a formatter
+// made once per zone).
+const zoneNames = new Map<string, Intl.DateTimeFormat>();
 
-/** An ISO time as `2026-12-01 14:05:09 CET` in `zone` (UTC when none); '—' for none. */
+function zoneName(ms: number, zone: string): string {
+  let format = zoneNames.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-GB', { timeZone: zone, timeZoneName: 'short' });
+    if (zoneNames.size > 1_000) zoneNames.clear();
+    zoneNames.set(zone, format);
+  }
+  return format.formatToParts(ms).find((part) => part.type === 'timeZoneName')?.value ?? zone;
+}
+
+/** An ISO time as `2026-12-01 14:05:09 CET` in `zone` (UTC when none or unknown); '—' for none. */
 export function formatTime(value: string | number | undefined, zone = 'UTC'): string {
   if (value === undefined || value === '') return '—';
   const ms = typeof value === 'number' ? value : Date.parse(value);
   if (!Number.isFinite(ms)) return String(value);
-  let format = formatters.get(zone);
-  if (!format) {
-    format = new Intl.DateTimeFormat('sv-SE', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit',
-      hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short', hourCycle: 'h23' });
-    if (formatters.size > 1_000) formatters.clear();
-    formatters.set(zone, format);
-  }
-  return format.format(ms);
+  const known = usableTimeZone(zone) ?? 'UTC';
+  return `${localDateTime(ms, known)} ${zoneName(ms, known)}`;
 }
 
 function timeEl(value: string | undefined, zone?: string): Html {

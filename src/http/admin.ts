@@ -42,7 +42,8 @@ export type AdminHandler = (
   path: string,
 ) => Promise<void>;
 
-function decodeSegment(segment: string): string {
+/** A path segment percent-decoded; as it came when it does not decode (it then names nothing). */
+export function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {

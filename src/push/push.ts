@@ -104,6 +104,12 @@ export type PeerStatus = {
   lastError?: { at: number; reason: string };
 };
 
+/** A peer is failing when its last notification or read failed and none succeeded since (times in ms): what the
+ * console's overview counts and its table shows. */
+export function isPeerFailing(lastErrorAt: number | undefined, lastNotifiedAt = 0, lastReadAt = 0): boolean {
+  return lastErrorAt !== undefined && lastErrorAt > Math.max(lastNotifiedAt, lastReadAt);
+}
+
 /** One listing's row of the console's table. */
 export type ListingSummary = { id: string; zone?: string; lastDecision?: Decision; peers: PeerStatus[] };
 
@@ -386,7 +392,7 @@ export function createPush(options: PushOptions): Push {
           const snap = peers.snapshot(peer);
           const state = sent[peer.url];
           const errorAt = (snap?.lastError ?? state?.lastError)?.at;
-          if (errorAt !== undefined && errorAt > Math.max(state?.lastNotifiedAt ?? 0, snap?.readAt ?? 0)) failing += 1;
+          if (isPeerFailing(errorAt, state?.lastNotifiedAt, snap?.readAt)) failing += 1;
         }
       }
       return { peers: peerUrls, failing };

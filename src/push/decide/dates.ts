@@ -81,6 +81,14 @@ export function localDate(ms: number, zone: string): string {
   return wallClock(ms, zone).date;
 }
 
+/** An instant as `2026-12-02 00:35:00` on the wall clock of an IANA zone: what the console and `icalpush
+ * status` show, read the same way as the decisions read a listing's day. */
+export function localDateTime(ms: number, zone: string): string {
+  const { date, secondOfDay } = wallClock(ms, zone);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${date} ${two(Math.floor(secondOfDay / 3600))}:${two(Math.floor(secondOfDay / 60) % 60)}:${two(secondOfDay % 60)}`;
+}
+
 /** The canonical spelling of an IANA zone name (`europe/rome` → `Europe/Rome`), or undefined when the
  * runtime does not know it. Fixed offsets (`+01:00`) are refused: they ignore daylight saving time. */
 export function canonicalTimeZone(name: string): string | undefined {
